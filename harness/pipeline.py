@@ -1,0 +1,155 @@
+"""The steps `python -m harness demo` chains, each reusable on its own and each reusing finished work.
+
+Layout of an output folder::
+
+    OUT/data/               synthetic data set (only when the preset's data source is synthetic)
+    OUT/model/split.csv     the stratified 80/10/10 split the model was trained on
+    OUT/model/model.safetensors + model.json (card)
+    OUT/model/history.csv, training_curves.png
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from harness.config import Preset
+from model import checkpoint
+from model.data import (
+    CLASSES,
+    DataError,
+    data_fingerprint,
+    find_dataset_root,
+    load_split,
+    make_split,
+    save_split,
+    scan_dataset,
+)
+from model.synthetic import SynthSpec, counts_for_total, write_dataset
+from model.train import EpochStats, save_history, train_on_split
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "model.safetensors"
+SPLIT_NAME = "split.csv"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    checkpoint: Path
+    card: dict[str, Any]
+    reused: bool
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def prepare_data(preset: Preset, out: Path, data: Path | None, progress: bool = True) -> Path:
+    """The data root to train on: ``data`` if given, else a synthetic set generated into OUT/data."""
+    if data is not None:
+        return find_dataset_root(data)
+    if preset.data.source != "synthetic":
+        raise ValueError(
+            f"preset {preset.name!r} reads a data folder: pass --data PATH/COVID-19_Radiography_Dataset"
+        )
+    spec = SynthSpec(
+        counts=counts_for_total(preset.data.synthetic_total),
+        size=preset.train.image_size,
+        seed=preset.data.synthetic_seed,
+    )
+    return write_dataset(out / "data", spec, progress=progress)
+
+
+def prepare_split(preset: Preset, root: Path, model_dir: Path, progress: bool = True) -> pd.DataFrame:
+    """Reuse ``model_dir/split.csv`` if present (checked against ``root``), else scan and split."""
+    split_path = model_dir / SPLIT_NAME
+    if split_path.is_file():
+        split = load_split(split_path, root)
+        log.info("reusing split %s (%d images)", split_path, len(split))
+        return split
+    scan = scan_dataset(root, skip_corrupt=preset.data.skip_corrupt, progress=progress)
+    if scan.skipped:
+        log.warning("left out %d corrupt image(s); they are listed in %s", len(scan.skipped), model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "skipped.txt").write_text("\n".join(scan.skipped) + "\n")
+    split = make_split(scan, preset.data.split_seed)
+    save_split(split, split_path)
+    return split
+
+
+def train_model(
+    preset: Preset,
+    root: Path,
+    model_dir: Path,
+    device: torch.device,
+    progress: bool = True,
+    weights: str | None = None,
+) -> TrainedModel:
+    """Train per the preset (or reuse a checkpoint trained on the same data with the same recipe)."""
+    config = preset.train if weights is None else _with_weights(preset, weights)
+    split = prepare_split(preset, root, model_dir, progress)
+    fingerprint = data_fingerprint(split, root)
+    recipe = asdict(config)
+    weights_path = model_dir / CHECKPOINT_NAME
+    if weights_path.is_file():
+        card = checkpoint.load_card(weights_path)
+        if card.get("recipe") == recipe and card.get("data", {}).get("fingerprint") == fingerprint:
+            log.info("reusing %s: same recipe and data", weights_path)
+            return TrainedModel(weights_path, card, reused=True)
+        raise DataError(
+            f"{str(weights_path)!r} was trained with another recipe or on other data; "
+            "use a new --out folder or delete it to retrain"
+        )
+
+    def report(stats: EpochStats) -> None:
+        log.info(
+            "epoch %d: train loss %.3f acc %.1f%% | val loss %.3f acc %.1f%% | %.0f s",
+            stats.epoch,
+            stats.train_loss,
+            100 * stats.train_acc,
+            stats.val_loss,
+            100 * stats.val_acc,
+            stats.seconds,
+        )
+
+    result = train_on_split(split, root, config, device=device, progress=progress, on_epoch=report)
+    save_history(result.history, model_dir)
+    counts = split.groupby(["split", "class_name"]).size().unstack(fill_value=0)
+    card = {
+        "classes": list(CLASSES),
+        "image_size": config.image_size,
+        "data": {
+            "root": str(root),
+            "fingerprint": fingerprint,
+            "split_seed": preset.data.split_seed,
+            "split_file": SPLIT_NAME,
+            "split_sha256": checkpoint.sha256_file(model_dir / SPLIT_NAME),
+            "counts": {part: {k: int(v) for k, v in row.items()} for part, row in counts.iterrows()},
+        },
+        "preset": preset.name,
+        "recipe": recipe,
+        "metrics": result.metrics,
+        "device": str(device),
+    }
+    path = checkpoint.save_checkpoint(result.model, card, weights_path)
+    return TrainedModel(path, checkpoint.load_card(path), reused=False)
+
+
+def _with_weights(preset: Preset, weights: str) -> Any:
+    from dataclasses import replace
+
+    return replace(preset.train, weights=None if weights == "none" else weights)

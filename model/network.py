@@ -1,0 +1,106 @@
+"""DenseNet-121 for chest X-rays, with ImageNet normalisation as its first layer.
+
+Every attack library sees the model through the same door: float pixels in [0, 1]. Keeping the
+mean/std normalisation *inside* the model is what makes ART, torchattacks and Foolbox comparable —
+none of them needs (or may use) its own normalisation switch, and eps is always in pixel units.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.models import DenseNet121_Weights, densenet121
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# torchvision's original DenseNet checkpoints name layers "norm.1" where the modules are now
+# "norm1"; torchvision remaps them in a private helper (models/densenet.py::_load_state_dict).
+# We repeat its documented pattern rather than import a private function.
+_LEGACY_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+class Normalize(nn.Module):
+    """Per-channel ``(x - mean) / std``; the buffers travel with the checkpoint."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        if len(mean) != len(std):
+            raise ValueError(f"expected mean and std of equal length, got {len(mean)} and {len(std)}")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class CXRClassifier(nn.Module):
+    """``[N, 3, H, W]`` pixels in [0, 1] → class logits ``[N, num_classes]``.
+
+    ``backbone`` is torchvision's DenseNet-121 unchanged except for its classifier, so Grad-CAM can
+    target ``backbone.features`` (the last dense block ends in ``features.norm5``).
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.normalize = Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.backbone = backbone
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Shape errors surface here with a readable message instead of deep inside a conv layer.
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected input of shape [N, 3, H, W], got {list(x.shape)}")
+        return self.backbone(self.normalize(x))
+
+
+def build_densenet121(num_classes: int = 4, weights: str | Path | None = None) -> CXRClassifier:
+    """DenseNet-121 with a ``num_classes``-way linear head, normalisation inside.
+
+    ``weights``: ``None`` (random init, what tests use), ``"imagenet"`` (torchvision's
+    IMAGENET1K_V1, downloaded by torchvision on a machine that can reach it) or a path to a local
+    file holding the ImageNet backbone (``.safetensors``; a ``.pth`` as torchvision ships it is
+    read with ``torch.load(weights_only=True)``, which refuses arbitrary pickled objects).
+    The classifier head is always freshly initialised for ``num_classes``.
+    """
+    if num_classes < 2:
+        raise ValueError(f"expected num_classes >= 2, got {num_classes}")
+    if weights is None:
+        backbone = densenet121(weights=None)
+    elif isinstance(weights, str) and weights.lower() == "imagenet":
+        backbone = densenet121(weights=DenseNet121_Weights.IMAGENET1K_V1)
+    else:
+        backbone = densenet121(weights=None)
+        backbone.load_state_dict(_read_backbone_file(Path(weights)))
+    backbone.classifier = nn.Linear(backbone.classifier.in_features, num_classes)
+    return CXRClassifier(backbone, num_classes)
+
+
+def _read_backbone_file(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ValueError(
+            f"weights: expected None, 'imagenet' or an existing file, got {str(path)!r} (no such file)"
+        )
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    elif path.suffix in {".pth", ".pt"}:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        raise ValueError(f"weights: expected a .safetensors or .pth file, got {path.name!r}")
+    return _remap_legacy_keys(state)
+
+
+def _remap_legacy_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    remapped = {}
+    for key, value in state.items():
+        match = _LEGACY_DENSENET_KEY.match(key)
+        remapped[match.group(1) + match.group(2) if match else key] = value
+    return remapped

@@ -1,0 +1,81 @@
+"""The command line: each step end to end on the smoke preset, reuse, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from model.checkpoint import load_checkpoint
+
+
+def test_help_for_every_command() -> None:
+    for command in ([], ["synth"], ["train"], ["demo"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "harness", *command, "--help"], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "usage: python -m harness" in result.stdout
+
+
+def test_synth_writes_the_kaggle_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "synth"
+    assert (
+        main(["-q", "synth", "--out", str(out), "--total", "200", "--size", "32", "--seed", "1"]) == EXIT_OK
+    )
+    assert "200 images 32x32" in capsys.readouterr().out
+    assert len(list((out / "Normal" / "images").glob("*.png"))) == 96
+    assert main(["-q", "synth", "--out", str(tmp_path / "b"), "--per-class", "3", "--size", "32"]) == EXIT_OK
+    assert len(list((tmp_path / "b" / "Viral Pneumonia" / "masks").glob("*.png"))) == 3
+
+
+def test_demo_smoke_end_to_end_then_reuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["-q", "demo", "--preset", "smoke", "--out", str(out), "--device", "cpu"]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "trained DenseNet-121 (smoke preset, 32 px, cpu)" in printed
+    for name in ("model.safetensors", "model.json", "split.csv", "history.csv", "training_curves.png"):
+        assert (out / "model" / name).is_file(), name
+    card = json.loads((out / "model" / "model.json").read_text())
+    assert card["recipe"]["image_size"] == 32 and card["data"]["split_seed"] == 42
+    assert sum(card["data"]["counts"]["test"].values()) == card["metrics"]["test_n"] == 16
+    model, _ = load_checkpoint(out / "model" / "model.safetensors")
+    assert model.num_classes == 4
+
+    # A second run reuses the data and the checkpoint instead of training again.
+    assert main(["-q", "demo", "--preset", "smoke", "--out", str(out), "--device", "cpu"]) == EXIT_OK
+    assert "reused DenseNet-121" in capsys.readouterr().out
+
+
+def test_train_on_a_data_folder(tmp_path: Path, synthetic_root: Path) -> None:
+    out = tmp_path / "trained"
+    args = ["-q", "train", "--preset", "smoke", "--data", str(synthetic_root), "--out", str(out)]
+    assert main(args) == EXIT_OK
+    assert (out / "model.safetensors").is_file() and (out / "training_curves.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--preset", "nope", "--out", "{tmp}/x"], "unknown preset 'nope'"),
+        (["train", "--preset", "smoke", "--data", "{tmp}/missing", "--out", "{tmp}/x"], "does not exist"),
+        (["demo", "--preset", "paper", "--out", "{tmp}/x"], "pass --data"),
+        (["demo", "--preset", "smoke", "--out", "{tmp}/x", "--device", "potato"], "unknown device 'potato'"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code = main(["-q", *[a.replace("{tmp}", str(tmp_path)) for a in args]])
+    assert code == EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["synth"])  # --out is required
+    assert exit_info.value.code == 2

@@ -1,0 +1,88 @@
+"""Presets load, and every bad value is refused with the file and key named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import ConfigError, load_preset, preset_names
+
+
+def test_every_preset_loads() -> None:
+    assert {"demo", "paper", "smoke"} <= set(preset_names())
+    for name in preset_names():
+        preset = load_preset(name)
+        assert preset.name == name and preset.description
+
+
+def test_the_paper_preset_is_the_papers_recipe() -> None:
+    train = load_preset("paper").train
+    assert (train.image_size, train.weights, train.lr, train.lr_schedule) == (
+        224,
+        "imagenet",
+        1e-4,
+        "constant",
+    )
+    assert (train.batch_size, train.max_epochs, train.patience, train.rotation_degrees) == (32, 50, 5, 10.0)
+    assert load_preset("paper").data.source == "folder"
+
+
+def test_demo_trains_from_scratch_at_64_px() -> None:
+    demo = load_preset("demo")
+    assert demo.train.weights is None and demo.train.image_size == 64
+    assert demo.data.source == "synthetic" and demo.data.synthetic_total == 2000
+
+
+GOOD = """
+name = "custom"
+[data]
+source = "synthetic"
+synthetic_total = 200
+[train]
+image_size = 32
+weights = "none"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "preset.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_minimal_preset_gets_defaults(tmp_path: Path) -> None:
+    preset = load_preset(_write(tmp_path, GOOD))
+    assert preset.train.lr == 1e-4 and preset.data.split_seed == 42 and preset.train.weights is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("image_size = 32", "image_sise = 32"), r"unknown key\(s\) \[train\] \['image_sise'\]"),
+        (("image_size = 32", "image_size = 32.5"), r"'train.image_size' expected int, got 32.5"),
+        (("image_size = 32", 'image_size = "32"'), r"'train.image_size' expected int"),
+        (('weights = "none"', "weights = true"), r"'train.weights' expected str or none"),
+        (("synthetic_total = 200", "synthetic_total = 100"), r"\[data\] expected synthetic_total >= 160"),
+        (('source = "synthetic"', 'source = "kaggle"'), r"\[data\] expected source in"),
+        (('name = "custom"', ""), r"missing key 'name'"),
+        (("[train]", "[training]"), r"unknown key\(s\) \['training'\]"),
+        (("image_size = 32", "image_size = 32\nlr = 0"), r"\[train\] expected lr > 0"),
+    ],
+)
+def test_bad_values_are_refused_with_file_and_key(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    path = _write(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(ConfigError, match=message) as err:
+        load_preset(path)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_preset_and_broken_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown preset 'nope'; expected one of \["):
+        load_preset("nope")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_preset(_write(tmp_path, "name = [unclosed"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_preset(tmp_path / "missing.toml")
