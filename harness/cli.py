@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
@@ -69,6 +70,11 @@ def _add_common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", type=Path, required=True, help="output folder")
     sub.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     sub.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="leave unreadable images out (listed in OUT/.../skipped.txt) instead of stopping",
+    )
+    sub.add_argument(
         "--weights",
         help="override the preset's initial weights: none, imagenet, or a local file (.safetensors/.pth)",
     )
@@ -118,6 +124,8 @@ def _train(args: argparse.Namespace) -> int:
     from harness.config import load_preset
 
     preset = load_preset(args.preset)
+    if args.skip_corrupt:
+        preset = replace(preset, data=replace(preset.data, skip_corrupt=True))
     device = pipeline.resolve_device(args.device)
     progress = not args.quiet
     started = time.perf_counter()

@@ -107,7 +107,7 @@ def load_checkpoint(
                 f"{str(path)!r} does not match its card: sha256 {found[:12]}…, card says "
                 f"{str(card['weights_sha256'])[:12]}…; the weights were changed or the card belongs to another file"
             )
-        state = load_file(str(path))
+        state: Mapping[str, torch.Tensor] = load_file(str(path))
     elif path.suffix in PICKLE_SUFFIXES:
         if not trust:
             raise CheckpointError(

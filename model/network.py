@@ -29,6 +29,9 @@ _LEGACY_DENSENET_KEY = re.compile(
 class Normalize(nn.Module):
     """Per-channel ``(x - mean) / std``; the buffers travel with the checkpoint."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         if len(mean) != len(std):

@@ -109,7 +109,8 @@ def fit(
     device = torch.device(device)
     seed_everything(config.seed)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
+    model.to(device)
+    model.to(memory_format=memory_format)
     loader_rng = torch.Generator().manual_seed(config.seed)
     train_loader = DataLoader(
         train_set,

@@ -79,3 +79,25 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["synth"])  # --out is required
     assert exit_info.value.code == 2
+
+
+def test_skip_corrupt_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    assert main(["-q", "synth", "--out", str(data), "--total", "160", "--size", "32"]) == EXIT_OK
+    (data / "Normal" / "images" / "Normal-3.png").write_bytes(b"not an image")
+    args = ["-q", "train", "--preset", "smoke", "--data", str(data), "--out", str(tmp_path / "a")]
+    assert main(args) == EXIT_BAD_INPUT
+    assert "Normal-3.png" in capsys.readouterr().err
+    args = [
+        "-q",
+        "train",
+        "--preset",
+        "smoke",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "b"),
+        "--skip-corrupt",
+    ]
+    assert main(args) == EXIT_OK
+    assert (tmp_path / "b" / "skipped.txt").read_text() == "Normal/images/Normal-3.png\n"
