@@ -29,6 +29,7 @@ from model.data import (
     make_split,
     save_split,
     scan_dataset,
+    stratified_split,
 )
 from model.synthetic import SynthSpec, counts_for_total, write_dataset
 from model.train import EpochStats, save_history, train_on_split
@@ -79,6 +80,13 @@ def prepare_split(preset: Preset, root: Path, model_dir: Path, progress: bool = 
     split_path = model_dir / SPLIT_NAME
     if split_path.is_file():
         split = load_split(split_path, root)
+        # The assignment is a pure function of the label order and the seed, so recomputing it
+        # tells whether the saved split was made with this preset's split seed.
+        if (stratified_split(split["label"].to_numpy(), preset.data.split_seed) != split["split"]).any():
+            raise DataError(
+                f"{str(split_path)!r} was not made with split_seed={preset.data.split_seed}; "
+                "use a new --out folder or delete it to split again"
+            )
         log.info("reusing split %s (%d images)", split_path, len(split))
         return split
     scan = scan_dataset(root, skip_corrupt=preset.data.skip_corrupt, progress=progress)

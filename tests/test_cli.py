@@ -101,3 +101,15 @@ def test_skip_corrupt_from_the_command_line(tmp_path: Path, capsys: pytest.Captu
     ]
     assert main(args) == EXIT_OK
     assert (tmp_path / "b" / "skipped.txt").read_text() == "Normal/images/Normal-3.png\n"
+
+
+def test_a_saved_split_with_another_seed_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    preset = tmp_path / "other_seed.toml"
+    smoke = (Path(__file__).parents[1] / "harness" / "presets" / "smoke.toml").read_text()
+    preset.write_text(smoke.replace("split_seed = 42", "split_seed = 7"))
+    assert main(["-q", "demo", "--preset", "smoke", "--out", str(out)]) == EXIT_OK
+    assert main(["-q", "demo", "--preset", str(preset), "--out", str(out)]) == EXIT_BAD_INPUT
+    assert "not made with split_seed=7" in capsys.readouterr().err
