@@ -1,0 +1,56 @@
+"""Foolbox 3: ``LinfFastGradientAttack`` (FGSM) and ``LinfProjectedGradientDescentAttack`` (LinfPGD).
+
+LinfPGD's defaults are not the paper's (``rel_stepsize=1/30, steps=40``): step size, steps and random
+start are set from the spec (``abs_stepsize`` takes precedence; ``rel_stepsize`` is set to the same
+step so neither is a default). FGSM has only ``random_start`` (False): its step is eps by definition.
+Foolbox never calls ``model.eval()`` and its eagerpy ``loss.backward()`` accumulates ``.grad`` on the
+parameters; it checks the input range with ``assert`` (gone under ``python -O``) — the shared guard
+covers all three. We return the perturbation-clipped output (the second value Foolbox returns).
+
+Loss: cross-entropy summed over the batch, like the reference. Passes: FGSM 2 forwards + 1 backward
+per sample, PGD ``steps + 1`` forwards + ``steps`` backwards (Foolbox runs the model once more on its
+output to report success).
+
+Seeding: the random start is ``torch.rand(shape) * 2·eps - eps`` on torch's global RNG. We seed it
+with ``spec.seed`` inside ``torch.random.fork_rng`` so the caller's RNG state is restored.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+from torch import nn
+
+from .base import AttackSpec, GuardedAdapter, seeded_global_rngs
+
+# Foolbox imports GitPython, which raises at import time on machines without a git executable.
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+with warnings.catch_warnings():
+    # foolbox 3.3.4 imports scipy.ndimage.filters, deprecated in SciPy 1.8; nothing we can act on.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="foolbox")
+    import foolbox
+
+
+def _attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+) -> torch.Tensor:
+    fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device, preprocessing=None)
+    attack: foolbox.attacks.base.FixedEpsilonAttack
+    if spec.attack == "fgsm":
+        attack = foolbox.attacks.LinfFastGradientAttack(random_start=False)
+    else:
+        attack = foolbox.attacks.LinfProjectedGradientDescentAttack(
+            rel_stepsize=spec.step_size / spec.eps,
+            abs_stepsize=spec.step_size,
+            steps=spec.steps,
+            random_start=spec.random_start,
+        )
+    criterion = foolbox.criteria.Misclassification(y)  # true labels, untargeted
+    with seeded_global_rngs(spec.seed, x.device):
+        _raw, clipped, _success = attack(fmodel, x, criterion, epsilons=spec.eps)
+    return clipped
+
+
+ADAPTER = GuardedAdapter(name="foolbox", attack_fn=_attack)

@@ -1,0 +1,98 @@
+"""Plain-PyTorch FGSM and PGD: the arbiter every library is compared against.
+
+Written to be checked line by line against the equations (L∞, pixels in [0, 1]):
+
+    FGSM:  x_adv = clip_[0,1]( x + eps · sign(∇x L(x, y)) )
+    PGD:   x_0   = clip_[0,1]( x + U(-eps, eps) )            (random start; x_0 = x without)
+           x_t+1 = clip_[0,1]( x + clip_[-eps,eps]( x_t + alpha · sign(∇x L(x_t, y)) - x ) )
+
+L is cross-entropy **summed** over the batch. sign(∇) ignores a positive scale, so sum and mean give
+the same attack in exact arithmetic. We sum because then a sample's gradient does not depend on the
+batch it came in, and because the 1/N of a mean can underflow small float32 components to an exact 0
+(``sign(0) = 0``: that pixel never moves). torchattacks and ART (as users set it up) take the mean,
+Foolbox the sum: with N a power of two the 1/N scale is exact and all agree bit for bit; otherwise the
+scale changes round-off, and a component whose gradient is within round-off of 0 can flip sign.
+
+The random start draws from a local ``torch.Generator`` seeded with ``spec.seed``; the caller's global
+RNG state is never touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import AttackResult, AttackSpec, GuardedAdapter, as_eps_list, attack_session, check_output
+
+NAME = "reference"
+
+
+def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∇x of the summed cross-entropy, one forward and one backward."""
+    x = x.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(model(x), y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    grad = loss_gradient(model, x, y)
+    return (x + eps * grad.sign()).clamp(0.0, 1.0)
+
+
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    alpha: float,
+    steps: int,
+    random_start: bool,
+    seed: int,
+) -> torch.Tensor:
+    x_adv = x.clone()
+    if random_start:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+        noise = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
+        x_adv = (x + noise).clamp(0.0, 1.0)
+    for _ in range(steps):
+        grad = loss_gradient(model, x_adv, y)
+        x_adv = x_adv + alpha * grad.sign()  # ascent step
+        x_adv = x + (x_adv - x).clamp(-eps, eps)  # projection onto the eps-ball around x
+        x_adv = x_adv.clamp(0.0, 1.0)  # and onto the image box
+    return x_adv
+
+
+def _attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+) -> torch.Tensor:
+    if spec.attack == "fgsm":
+        return fgsm(model, x, y, spec.eps)
+    return pgd(model, x, y, spec.eps, spec.step_size, spec.steps, spec.random_start, spec.seed)
+
+
+ADAPTER = GuardedAdapter(name=NAME, attack_fn=_attack)
+
+
+def fgsm_grid(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps_list: Sequence[float]
+) -> list[AttackResult]:
+    """FGSM at every eps of the grid from ONE gradient, under the same guards as :data:`ADAPTER`.
+
+    Element i equals ``ADAPTER.generate(model, x, y, AttackSpec("fgsm", eps_list[i]))`` bit for bit.
+    All results share one :class:`AttackStats`: the whole grid cost one forward and one backward.
+    """
+    grid = as_eps_list(eps_list)
+    with attack_session(model, x, y, NAME) as session:
+        start = time.perf_counter()
+        sign = loss_gradient(session.counter, x, y).sign()
+        outputs = [(x + eps * sign).clamp(0.0, 1.0).detach() for eps in grid]
+        seconds = time.perf_counter() - start
+    for eps, x_adv in zip(grid, outputs, strict=True):
+        check_output(NAME, x, x_adv, eps)
+    stats = session.counter.stats(NAME, seconds)
+    return [AttackResult(x_adv, stats) for x_adv in outputs]

@@ -1,0 +1,42 @@
+"""torchattacks: ``FGSM`` and ``PGD``.
+
+All constructor arguments are set. ``set_normalization_used`` is deliberately never called: it
+expects *normalised* inputs and silently clamps out-of-range ones (normalisation is inside our model).
+torchattacks switches the whole model to eval and back with ``model.train()``, which would undo a
+BatchNorm the user froze in eval — the shared guard restores every submodule's flag. Being handed our
+counting wrapper also keeps torchattacks from auto-enabling normalisation for a model named RobModel.
+
+Loss: ``nn.CrossEntropyLoss()`` (mean), hard-coded. Passes: FGSM 1 forward + 1 backward per sample;
+PGD ``steps`` of each.
+
+Seeding: the PGD random start is ``torch.empty_like(x).uniform_(-eps, eps)`` on torch's global RNG.
+We seed it with ``spec.seed`` inside ``torch.random.fork_rng`` so the caller's RNG state is restored.
+This is the same call the reference makes on its own generator.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchattacks
+from torch import nn
+
+from .base import AttackSpec, GuardedAdapter, seeded_global_rngs
+
+
+def _attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+) -> torch.Tensor:
+    attack: torchattacks.attack.Attack
+    if spec.attack == "fgsm":
+        attack = torchattacks.FGSM(model, eps=spec.eps)
+    else:
+        attack = torchattacks.PGD(
+            model, eps=spec.eps, alpha=spec.step_size, steps=spec.steps, random_start=spec.random_start
+        )
+    attack.set_model_training_mode(model_training=False, batchnorm_training=False, dropout_training=False)
+    attack.set_device(x.device)
+    with seeded_global_rngs(spec.seed, x.device):
+        return attack(x, y)
+
+
+ADAPTER = GuardedAdapter(name="torchattacks", attack_fn=_attack)
