@@ -240,6 +240,7 @@ def save_history(history: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -253,6 +254,7 @@ def save_history(history: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     png_path = out_dir / "training_curves.png"
