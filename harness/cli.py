@@ -11,12 +11,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.config import Preset
+    from harness.pipeline import TrainedModel
+    from harness.runner import RunSummary
 
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 2
 log = logging.getLogger("harness")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _positive_int(text: str) -> int:
@@ -56,9 +66,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(train)
     train.add_argument("--data", type=Path, required=True, help="data root (the Kaggle folder or its parent)")
 
+    run = commands.add_parser(
+        "run",
+        help="attack a checkpoint with every library x attack x eps of a preset; resumable",
+        description="Writes OUT/manifest.json, OUT/clean.parquet and OUT/cells/*.parquet (one row per sample). "
+        "Re-running into the same OUT skips finished cells.",
+    )
+    run.add_argument("--preset", default="demo", help="preset name (smoke, ci, demo, paper) or a .toml path")
+    run.add_argument(
+        "--checkpoint", type=Path, required=True, help="model.safetensors (its .json card beside it)"
+    )
+    run.add_argument(
+        "--data", type=Path, help="data root (default: the one recorded in the checkpoint's card)"
+    )
+    run.add_argument("--out", type=Path, required=True, help="run directory (new, or one to resume)")
+    run.add_argument("--split", type=Path, help="split CSV (default: the one next to the checkpoint)")
+    run.add_argument("--libraries", type=_csv, help="comma-separated subset, e.g. reference,art")
+    run.add_argument("--attacks", type=_csv, help="comma-separated subset of fgsm,pgd")
+    run.add_argument("--eps", type=_csv, help='comma-separated subset of the grid, e.g. "0.1/255,1/255"')
+    run.add_argument("--limit", type=int, help="attack only the first N test images (0 = all)")
+    run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    run.add_argument(
+        "--trust", action="store_true", help="allow loading a pickle (.pt/.pth) checkpoint you made"
+    )
+
+    report = commands.add_parser(
+        "report",
+        help="cross-check verdicts, sanity flags, tables, figures and report.html for a run directory",
+        description="Exit code 1 when any library disagrees with the reference or returned invalid output.",
+    )
+    report.add_argument("run_dir", type=Path, help="a directory written by `run`")
+    report.add_argument(
+        "--out", type=Path, help="where to write report.html, tables/ and figures/ (default: RUN_DIR)"
+    )
+
     demo = commands.add_parser(
         "demo",
-        help="the whole job: synthesise (or read --data), train; reuses whatever already exists in --out",
+        help="the whole job: synthesise (or read --data), train, attack; reuses whatever already exists in --out",
     )
     _add_common(demo)
     demo.add_argument("--data", type=Path, help="a real data folder instead of the preset's synthetic set")
@@ -100,8 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "synth":
         return _synth(args)
-    if args.command in ("train", "demo"):
+    if args.command == "train":
         return _train(args)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "report":
+        return _report(args.run_dir, args.out)
+    if args.command == "demo":
+        return _demo(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown commands
 
 
@@ -119,22 +169,92 @@ def _synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _train(args: argparse.Namespace) -> int:
-    from harness import pipeline
+def _load_preset(args: argparse.Namespace) -> Preset:
     from harness.config import load_preset
 
     preset = load_preset(args.preset)
-    if args.skip_corrupt:
+    if getattr(args, "skip_corrupt", False):
         preset = replace(preset, data=replace(preset.data, skip_corrupt=True))
+    return preset
+
+
+def _train(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    preset = _load_preset(args)
+    device = pipeline.resolve_device(args.device)
+    started = time.perf_counter()
+    root = pipeline.prepare_data(preset, args.out, args.data, not args.quiet)
+    trained = pipeline.train_model(preset, root, args.out, device, not args.quiet, weights=args.weights)
+    _print_trained(preset, trained, device, args.out)
+    print(f"total time: {time.perf_counter() - started:.0f} s")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness import pipeline
+    from harness.config import parse_eps
+    from model.checkpoint import load_card
+
+    preset = _load_preset(args)
+    data = args.data
+    if data is None:
+        data = Path(load_card(args.checkpoint).get("data", {}).get("root", ""))
+        if not str(data) or not data.is_dir():
+            raise ValueError("--data is needed: the checkpoint's card names no data folder that exists here")
+    request = pipeline.RunRequest(
+        preset=preset,
+        checkpoint=args.checkpoint,
+        data_root=pipeline.find_dataset_root(data),
+        out=args.out,
+        split_path=args.split,
+        libraries=args.libraries,
+        attacks=args.attacks,
+        eps=tuple(parse_eps(e) for e in args.eps) if args.eps else None,
+        limit=args.limit,
+        device=pipeline.resolve_device(args.device),
+        trust=args.trust,
+        command=" ".join(["python -m harness", *sys.argv[1:]]),
+    )
+    _print_run(pipeline.run_attacks(request, progress=not args.quiet))
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from harness import pipeline
+
+    preset = _load_preset(args)
     device = pipeline.resolve_device(args.device)
     progress = not args.quiet
     started = time.perf_counter()
-    if args.command == "train":
-        root, model_dir = pipeline.prepare_data(preset, args.out, args.data, progress), args.out
-    else:
-        root = pipeline.prepare_data(preset, args.out, args.data, progress)
-        model_dir = args.out / "model"
+    root = pipeline.prepare_data(preset, args.out, args.data, progress)
+    model_dir = args.out / "model"
     trained = pipeline.train_model(preset, root, model_dir, device, progress, weights=args.weights)
+    _print_trained(preset, trained, device, model_dir)
+    request = pipeline.RunRequest(
+        preset=preset,
+        checkpoint=trained.checkpoint,
+        data_root=root,
+        out=args.out / "run",
+        device=device,
+        command=" ".join(["python -m harness", *sys.argv[1:]]),
+    )
+    _print_run(pipeline.run_attacks(request, progress=progress))
+    code = _report(request.out, None)
+    print(f"total time: {time.perf_counter() - started:.0f} s")
+    return code
+
+
+def _report(run_dir: Path, out: Path | None) -> int:
+    from reports.pipeline import report
+
+    outputs = report(run_dir, out)
+    print(outputs.summary)
+    print(f"report: {outputs.html}")
+    return outputs.exit_code
+
+
+def _print_trained(preset: Preset, trained: TrainedModel, device: object, model_dir: Path) -> None:
     metrics = trained.card["metrics"]
     verb = "reused" if trained.reused else "trained"
     print(
@@ -144,5 +264,13 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(f"checkpoint: {trained.checkpoint}")
     print(f"training curves: {model_dir / 'training_curves.png'}")
-    print(f"total time: {time.perf_counter() - started:.0f} s")
-    return EXIT_OK
+
+
+def _print_run(summary: RunSummary) -> None:
+    print(
+        f"attacks: {summary.cells_run} cells run, {summary.cells_skipped} already finished, "
+        f"{summary.n_samples} test images; {summary.wall_seconds:.0f} s "
+        f"(adapters {summary.attack_seconds:.0f} s, clean pass {summary.clean_seconds:.1f} s, "
+        f"harness overhead x{summary.overhead:.2f})"
+    )
+    print(f"results: {summary.run_dir}")

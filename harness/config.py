@@ -8,13 +8,16 @@ the file and the key.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import sys
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import adapters
 from model.train import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -49,12 +52,119 @@ class DataConfig:
             raise ValueError(f"expected synthetic_total >= 160, got {self.synthetic_total}")
 
 
+_EPS_FRACTION = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-9]+)\s*")
+_ALPHA_RULE = re.compile(r"\s*eps\s*/\s*([0-9]*\.?[0-9]+)\s*")
+
+
+def parse_eps(value: object) -> float:
+    """An eps with its unit — ``"0.1/255"`` or a float in (0, 1] — as a float in pixel units.
+
+    A bare number above 1 is refused rather than guessed: ``8`` almost always means 8/255, and
+    silently reading it as 8 (the whole pixel range, 8 times over) would make every attack trivial.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"eps {value!r}: expected a string like '0.1/255' or a float in (0, 1]")
+    if isinstance(value, str):
+        match = _EPS_FRACTION.fullmatch(value)
+        if match is None:
+            raise ValueError(f"eps {value!r}: expected a string like '0.1/255' or a float in (0, 1]")
+        if int(match[2]) != 255:
+            raise ValueError(
+                f"eps {value!r}: the denominator must be 255 (8-bit pixel levels), got {match[2]}"
+            )
+        eps = float(match[1]) / 255.0
+    elif isinstance(value, int | float):
+        eps = float(value)
+        if eps > 1:
+            raise ValueError(
+                f'eps {value!r} is above 1; eps is in pixel units in (0, 1]: write "{value:g}/255"'
+            )
+    else:
+        raise ValueError(f"eps {value!r}: expected a string like '0.1/255' or a float in (0, 1]")
+    if not (math.isfinite(eps) and 0 < eps <= 1):
+        raise ValueError(f"eps {value!r}: expected a value in (0, 1] (pixel units)")
+    return eps
+
+
+def eps_label(eps: float) -> str:
+    """``0.1/255`` for eps = 0.1/255: how a person reads and writes eps."""
+    return f"{round(eps * 255.0, 6):g}/255"
+
+
+def _parse_eps_list(values: object) -> tuple[float, ...]:
+    if not isinstance(values, list | tuple):
+        raise ValueError(f'expected a list of eps values like ["0.1/255", "1/255"], got {values!r}')
+    parsed = tuple(parse_eps(v) for v in values)
+    if len(set(parsed)) != len(parsed):
+        raise ValueError(f"eps values repeat: {[eps_label(e) for e in parsed]}")
+    return parsed
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """The attack grid: every library x attack x eps (x seed) cell of a run."""
+
+    libraries: tuple[str, ...] = ("reference", "art", "torchattacks", "foolbox")
+    fgsm_eps: tuple[float, ...] = field(default=(), metadata={"parse": _parse_eps_list})
+    pgd_eps: tuple[float, ...] = field(default=(), metadata={"parse": _parse_eps_list})
+    pgd_steps: int = 10
+    pgd_alpha: str = "eps/4"  # the paper's step rule
+    pgd_random_start: bool = True
+    # Random-start PGD is judged against the reference's own seed-to-seed spread, so the reference
+    # runs every seed here; each library seed is paired with the reference seed of the same value.
+    reference_seeds: tuple[int, ...] = (0, 1)
+    library_seeds: tuple[int, ...] = (0,)
+    test_limit: int = 0  # attack only the first N test images (in a fixed shuffled order); 0 = all
+    batch_size: int = 64  # images per attack call
+
+    def __post_init__(self) -> None:
+        known = adapters.names()
+        unknown = [lib for lib in self.libraries if lib not in known]
+        if unknown:
+            raise ValueError(f"unknown library {unknown}; expected some of {known}")
+        if "reference" not in self.libraries:
+            raise ValueError(
+                "libraries must include 'reference': it is the arbiter every library is compared to"
+            )
+        if len(set(self.libraries)) != len(self.libraries):
+            raise ValueError(f"libraries repeat: {list(self.libraries)}")
+        if not self.fgsm_eps and not self.pgd_eps:
+            raise ValueError("expected at least one eps in fgsm_eps or pgd_eps")
+        if self.pgd_steps < 1:
+            raise ValueError(f"expected pgd_steps >= 1, got {self.pgd_steps}")
+        self.alpha_fraction  # noqa: B018 - validates the rule
+        if not self.reference_seeds or not self.library_seeds:
+            raise ValueError("expected at least one seed in reference_seeds and in library_seeds")
+        missing = sorted(set(self.library_seeds) - set(self.reference_seeds))
+        if missing:
+            raise ValueError(
+                f"library_seeds {missing} have no reference run to be paired with; add them to reference_seeds"
+            )
+        if any(seed < 0 for seed in (*self.reference_seeds, *self.library_seeds)):
+            raise ValueError("expected seeds >= 0")
+        if self.test_limit < 0:
+            raise ValueError(f"expected test_limit >= 0 (0 = all), got {self.test_limit}")
+        if self.batch_size < 1:
+            raise ValueError(f"expected batch_size >= 1, got {self.batch_size}")
+
+    @property
+    def alpha_fraction(self) -> float:
+        """alpha / eps from the ``"eps/K"`` rule."""
+        match = _ALPHA_RULE.fullmatch(self.pgd_alpha)
+        if match is None or float(match[1]) < 1:
+            raise ValueError(
+                f'expected pgd_alpha like "eps/4" (a step no larger than eps), got {self.pgd_alpha!r}'
+            )
+        return 1.0 / float(match[1])
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
     description: str
     data: DataConfig
     train: TrainConfig
+    attack: AttackConfig
     path: Path | None = None  # the file it was read from
 
 
@@ -87,9 +197,9 @@ def load_preset(name_or_path: str | Path) -> Preset:
 
 
 def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path | None = None) -> Preset:
-    allowed = {"name", "description", "data", "train"}
+    allowed = {"name", "description", "data", "train", "attack"}
     _reject_unknown(table, allowed, source, "")
-    for key in ("name", "data", "train"):
+    for key in ("name", "data", "train", "attack"):
         if key not in table:
             raise ConfigError(f"{source}: missing key {key!r}")
     data = _build(DataConfig, table["data"], source, "data")
@@ -102,6 +212,7 @@ def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path |
         description=_expect(table.get("description", ""), str, source, "description"),
         data=data,
         train=train,
+        attack=_build(AttackConfig, table["attack"], source, "attack"),
         path=path,
     )
 
@@ -121,13 +232,20 @@ def _build(cls: type, table: object, source: str, section: str) -> Any:
     _reject_unknown(table, set(fields), source, section)
     hints = typing.get_type_hints(cls)
     values = {}
-    for name, field in fields.items():
+    for name, spec in fields.items():
         key = f"{section}.{name}"
         if name not in table:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{source}: missing key {key!r}")
             continue
-        values[name] = _expect(table[name], hints[name], source, key)
+        parse = spec.metadata.get("parse")
+        if parse is not None:
+            try:
+                values[name] = parse(table[name])
+            except ValueError as err:
+                raise ConfigError(f"{source}: key {key!r}: {err}") from err
+        else:
+            values[name] = _expect(table[name], hints[name], source, key)
     try:
         return cls(**values)
     except ValueError as err:
@@ -136,6 +254,11 @@ def _build(cls: type, table: object, source: str, section: str) -> Any:
 
 def _expect(value: object, hint: Any, source: str, key: str) -> Any:
     """``value`` if it has the type ``hint`` allows (ints are accepted for floats)."""
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: key {key!r} expected a list, got {value!r}")
+        (item,) = {arg for arg in typing.get_args(hint) if arg is not Ellipsis}
+        return tuple(_expect(v, item, source, f"{key}[{i}]") for i, v in enumerate(value))
     options = (
         typing.get_args(hint)
         if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union

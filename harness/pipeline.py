@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from harness.config import Preset
+from harness.runner import RunRequest, RunSummary, run
 from model import checkpoint
 from model.data import (
     CLASSES,
@@ -161,3 +162,11 @@ def _with_weights(preset: Preset, weights: str) -> Any:
     from dataclasses import replace
 
     return replace(preset.train, weights=None if weights == "none" else weights)
+
+
+def run_attacks(request: RunRequest, progress: bool = True) -> RunSummary:
+    """Attack the checkpoint with every cell of the preset's grid (resuming finished cells)."""
+    return run(request, progress=progress)
+
+
+__all__ = ["RunRequest", "RunSummary", "TrainedModel", "find_dataset_root", "run_attacks"]

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, load_preset, preset_names
+from harness.config import ConfigError, eps_label, load_preset, parse_eps, preset_names
 
 
 def test_every_preset_loads() -> None:
-    assert {"demo", "paper", "smoke"} <= set(preset_names())
+    assert {"ci", "demo", "paper", "smoke"} <= set(preset_names())
     for name in preset_names():
         preset = load_preset(name)
         assert preset.name == name and preset.description
@@ -42,6 +42,9 @@ synthetic_total = 200
 [train]
 image_size = 32
 weights = "none"
+[attack]
+fgsm_eps = ["0.1/255", 0.004]
+pgd_eps = ["1/255"]
 """
 
 
@@ -54,6 +57,38 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_a_minimal_preset_gets_defaults(tmp_path: Path) -> None:
     preset = load_preset(_write(tmp_path, GOOD))
     assert preset.train.lr == 1e-4 and preset.data.split_seed == 42 and preset.train.weights is None
+    assert preset.attack.fgsm_eps == (0.1 / 255, 0.004) and preset.attack.pgd_eps == (1 / 255,)
+    assert preset.attack.pgd_steps == 10 and preset.attack.alpha_fraction == 0.25
+    assert preset.attack.libraries == ("reference", "art", "torchattacks", "foolbox")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0.1/255", 0.1 / 255), (" 8 / 255 ", 8 / 255), ("1e-2/255", 0.01 / 255), (0.5, 0.5), (1, 1.0)],
+)
+def test_eps_is_read_with_its_unit(text: object, expected: float) -> None:
+    assert parse_eps(text) == expected
+
+
+def test_eps_labels_read_back() -> None:
+    for label in ("0.01/255", "0.025/255", "0.1/255", "0.3/255", "8/255"):
+        assert eps_label(parse_eps(label)) == label
+
+
+def test_the_paper_preset_holds_the_papers_attack_grid() -> None:
+    attack = load_preset("paper").attack
+    assert [eps_label(e) for e in attack.pgd_eps] == [
+        "0.01/255",
+        "0.025/255",
+        "0.05/255",
+        "0.1/255",
+        "0.3/255",
+    ]
+    fgsm = [eps_label(e) for e in attack.fgsm_eps]
+    assert {"0.01/255", "0.025/255", "0.05/255", "0.1/255", "0.3/255"} <= set(fgsm)
+    assert {f"0.{k}/255" for k in range(1, 10)} <= set(fgsm)
+    assert (attack.pgd_steps, attack.alpha_fraction, attack.pgd_random_start) == (10, 0.25, True)
+    assert attack.test_limit == 0 and len(attack.reference_seeds) >= 2
 
 
 @pytest.mark.parametrize(
@@ -68,6 +103,28 @@ def test_a_minimal_preset_gets_defaults(tmp_path: Path) -> None:
         (('name = "custom"', ""), r"missing key 'name'"),
         (("[train]", "[training]"), r"unknown key\(s\) \['training'\]"),
         (("image_size = 32", "image_size = 32\nlr = 0"), r"\[train\] expected lr > 0"),
+        (('pgd_eps = ["1/255"]', "pgd_eps = [8]"), r"'attack.pgd_eps': eps 8 is above 1.*write \"8/255\""),
+        (
+            ('pgd_eps = ["1/255"]', 'pgd_eps = ["0.1/256"]'),
+            r"'attack.pgd_eps': eps '0.1/256'.*denominator must be 255",
+        ),
+        (('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255", "1/255"]'), r"eps values repeat"),
+        (('pgd_eps = ["1/255"]', 'pgd_eps = ["-1/255"]'), r"expected a string like '0.1/255'"),
+        (
+            ('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\npgd_steps = 0'),
+            r"\[attack\] expected pgd_steps >= 1",
+        ),
+        (
+            ('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\nlibraries = ["reference", "cleverhans"]'),
+            r"unknown library \['cleverhans'\]",
+        ),
+        (('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\nlibraries = ["art"]'), r"must include 'reference'"),
+        (('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\npgd_alpha = "eps/0.5"'), r"pgd_alpha like"),
+        (
+            ('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\nlibrary_seeds = [3]'),
+            r"library_seeds \[3\] have no reference run",
+        ),
+        (("[attack]", "[attacks]"), r"unknown key\(s\) \['attacks'\]"),
     ],
 )
 def test_bad_values_are_refused_with_file_and_key(

@@ -1,0 +1,581 @@
+"""The runner: every library x attack x eps x seed on the same test images, one tidy row per sample.
+
+Cells that share the reference's adversarial images form a *group*: all FGSM cells (the reference
+computes FGSM for the whole eps grid from one gradient per image), and each PGD (eps, seed). A group
+runs batch by batch — reference first, then each library on the same batch — so ``linf_to_ref`` is
+measured against the reference's x_adv without keeping a whole test set of adversarial images in
+memory, and its cells are written (atomically) when the group ends. A resumed run skips finished
+cells; a group with some cells missing recomputes the reference's (deterministic) x_adv to measure
+against, without rewriting its cell.
+
+The harness judges every output itself: its own forward pass under ``torch.inference_mode()``, the
+eps-ball and [0, 1] per sample, and the prediction after rounding x_adv to 8-bit levels (what saving
+a PNG does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+import adapters
+from adapters.base import EPS_TOLERANCE, AttackOutputError, AttackStats
+from adapters.reference import fgsm_grid
+from harness.config import AttackConfig, Preset, eps_label
+from harness.store import Cell, RunStore, config_hash
+from model.checkpoint import load_checkpoint, sha256_file
+from model.data import CLASSES, load_image, load_split
+
+log = logging.getLogger(__name__)
+
+ATTACKS = ("fgsm", "pgd")
+REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything one ``python -m harness run`` needs. Filters pick cells of the preset's grid."""
+
+    preset: Preset
+    checkpoint: Path
+    data_root: Path
+    out: Path
+    split_path: Path | None = None  # default: the split file named in the checkpoint's card
+    libraries: tuple[str, ...] | None = None
+    attacks: tuple[str, ...] | None = None
+    eps: tuple[float, ...] | None = None
+    limit: int | None = None  # overrides the preset's test_limit
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    trust: bool = False
+    command: str = ""
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    cells_total: int
+    cells_run: int
+    cells_skipped: int
+    n_samples: int
+    wall_seconds: float
+    attack_seconds: float  # the adapters' own time
+    clean_seconds: float
+    resumed: bool
+
+    @property
+    def overhead(self) -> float:
+        """Wall time of the run / (adapters' attack time + one clean pass): the harness's cost."""
+        denominator = self.attack_seconds + self.clean_seconds
+        return self.wall_seconds / denominator if denominator > 0 else float("nan")
+
+
+# --- planning ---------------------------------------------------------------------------------------
+
+
+def plan_cells(
+    config: AttackConfig,
+    libraries: Sequence[str] | None = None,
+    attacks: Sequence[str] | None = None,
+    eps: Sequence[float] | None = None,
+) -> list[Cell]:
+    """The preset's grid, optionally narrowed; filters outside the grid are errors, not no-ops."""
+    grid = {"fgsm": config.fgsm_eps, "pgd": config.pgd_eps}
+    _check_subset("--libraries", libraries, config.libraries)
+    _check_subset("--attacks", attacks, [a for a in ATTACKS if grid[a]])
+    _check_subset(
+        "--eps",
+        [eps_label(e) for e in eps] if eps else None,
+        [eps_label(e) for e in {*grid["fgsm"], *grid["pgd"]}],
+    )
+    chosen_libraries = [lib for lib in config.libraries if libraries is None or lib in libraries]
+    cells = []
+    for attack in ATTACKS:
+        if attacks is not None and attack not in attacks:
+            continue
+        for e in grid[attack]:
+            if eps is not None and e not in eps:
+                continue
+            for library in chosen_libraries:
+                if attack == "fgsm":
+                    cells.append(Cell(library, "fgsm", e, 1, e, False, 0))
+                    continue
+                random_start = config.pgd_random_start
+                seeds = (
+                    (config.reference_seeds if library == REFERENCE else config.library_seeds)
+                    if random_start
+                    else (0,)
+                )
+                for seed in seeds:
+                    cells.append(
+                        Cell(
+                            library, "pgd", e, config.pgd_steps, e * config.alpha_fraction, random_start, seed
+                        )
+                    )
+    return cells
+
+
+def _check_subset(flag: str, chosen: Sequence[str] | None, allowed: Sequence[str]) -> None:
+    if chosen is None:
+        return
+    outside = [c for c in chosen if c not in allowed]
+    if outside:
+        raise ValueError(f"{flag}: {outside} not in this preset's grid; expected some of {sorted(allowed)}")
+
+
+def _groups(cells: Iterable[Cell]) -> list[tuple[tuple[Any, ...], list[Cell]]]:
+    """Cells sharing the reference's x_adv: all FGSM together, PGD per (eps, steps, start, seed)."""
+    grouped: dict[tuple[Any, ...], list[Cell]] = defaultdict(list)
+    for cell in cells:
+        grouped[("fgsm",) if cell.attack == "fgsm" else cell.group()].append(cell)
+    return list(grouped.items())
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+def ordered_test_rows(split: pd.DataFrame) -> pd.DataFrame:
+    """The test split in a fixed shuffled order (by a hash of the image path).
+
+    Split files list images class by class; taking "the first N" of that would attack one class.
+    Hashing the path gives an order that needs no seed, mixes the classes, and is stable when the
+    split file is re-read, so ``--limit N`` always means the same N images.
+    """
+    test = split[split["split"] == "test"].copy()
+    test["_order"] = [hashlib.sha256(p.encode()).hexdigest() for p in test["image"]]
+    return test.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+
+
+def load_tensors(
+    rows: pd.DataFrame, root: Path, size: int, progress: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    images = [
+        load_image(root / p, size)
+        for p in tqdm(rows["image"], desc="load test images", disable=not progress, leave=False)
+    ]
+    return torch.stack(images), torch.tensor(rows["label"].to_numpy(), dtype=torch.int64)
+
+
+# --- torch set-up -----------------------------------------------------------------------------------
+
+
+def configure_torch(device: torch.device) -> None:
+    """Settings that keep cross-library comparisons exact rather than fast."""
+    # TF32 rounds matmul/conv inputs to 10 mantissa bits: libraries would differ by round-off alone.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    # cuDNN autotuning may pick different kernels per call; deterministic kernels make reruns equal.
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type == "cpu":
+        torch.set_num_threads(cores)
+
+
+def environment() -> dict[str, Any]:
+    versions = {"python": platform.python_version()}
+    for dist in (
+        "advparity",
+        "torch",
+        "torchvision",
+        "adversarial-robustness-toolbox",
+        "torchattacks",
+        "foolbox",
+        "eagerpy",
+        "numpy",
+    ):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = "not installed"
+    hardware: dict[str, Any] = {
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return {"versions": versions, "hardware": hardware}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# --- evaluation of one batch of adversarial images -------------------------------------------------
+
+
+@dataclass
+class _Judged:
+    pred: np.ndarray
+    conf: np.ndarray
+    linf: np.ndarray
+    linf_to_ref: np.ndarray
+    in_bounds: np.ndarray
+    pred_8bit: np.ndarray
+    linf_8bit: np.ndarray
+
+
+@torch.inference_mode()
+def _predict(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    probs = torch.softmax(model(x), dim=1)
+    conf, pred = probs.max(dim=1)
+    return pred, conf
+
+
+def _linf(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # float64 makes the difference of two float32 values exact: the distance adds no round-off.
+    return (a.double() - b.double()).abs().flatten(1).amax(dim=1)
+
+
+def judge(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    x_ref: torch.Tensor,
+    eps: float,
+    pred_clean: torch.Tensor,
+) -> _Judged:
+    """The harness's own verdict on a batch of x_adv: predictions, distances, bounds, 8-bit survival."""
+    pred, conf = _predict(model, x_adv)
+    linf = _linf(x_adv, x)
+    inside_box = ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(dim=1)
+    in_bounds = inside_box & (linf <= eps + EPS_TOLERANCE) & torch.isfinite(x_adv).flatten(1).all(dim=1)
+    # Saving as PNG rounds to 1/255 steps. Where rounding gives back the clean image (every eps below
+    # 0.5/255 on 8-bit inputs), the prediction is the clean one and no forward pass is needed.
+    rounded = torch.round(x_adv.clamp(0, 1) * 255.0) / 255.0
+    changed = (rounded != x).flatten(1).any(dim=1)
+    pred_8bit = pred_clean.clone()
+    if bool(changed.any()):
+        pred_8bit[changed] = _predict(model, rounded[changed])[0]
+    return _Judged(
+        pred=pred.cpu().numpy(),
+        conf=conf.cpu().numpy(),
+        linf=linf.cpu().numpy(),
+        linf_to_ref=_linf(x_adv, x_ref).cpu().numpy(),
+        in_bounds=in_bounds.cpu().numpy(),
+        pred_8bit=pred_8bit.cpu().numpy(),
+        linf_8bit=_linf(rounded, x).cpu().numpy(),
+    )
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _CellBuffer:
+    cell: Cell
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    attack_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    forward_rows: float = 0.0
+    backward_rows: float = 0.0
+
+
+def _rows(
+    cell: Cell,
+    samples: np.ndarray,
+    labels: np.ndarray,
+    pred_clean: np.ndarray,
+    conf_clean: np.ndarray,
+    judged: _Judged | None,
+    zero_grad: np.ndarray | None,
+    error: str,
+) -> pd.DataFrame:
+    n = len(samples)
+    nan = np.full(n, np.nan)
+    frame = pd.DataFrame(
+        {
+            "library": cell.library,
+            "attack": cell.attack,
+            "eps": cell.eps,
+            "steps": cell.steps,
+            "alpha": cell.alpha,
+            "random_start": cell.random_start,
+            "seed": cell.seed,
+            "sample": samples,
+            "label": labels,
+            "pred_clean": pred_clean,
+            # A library that crashed produced no image: -1 marks "no prediction", and the cell is invalid.
+            "pred_adv": judged.pred if judged else np.full(n, -1),
+            "conf_clean": conf_clean,
+            "conf_adv": judged.conf if judged else nan,
+            "linf": judged.linf if judged else nan,
+            "linf_to_ref": judged.linf_to_ref if judged else nan,
+            "in_bounds": judged.in_bounds if judged else np.zeros(n, dtype=bool),
+            "pred_adv_8bit": judged.pred_8bit if judged else np.full(n, -1),
+            "linf_8bit": judged.linf_8bit if judged else nan,
+            "zero_grad": zero_grad if zero_grad is not None else np.full(n, -1),
+            "error": error,
+        }
+    )
+    return frame
+
+
+def run(request: RunRequest, progress: bool = True) -> RunSummary:
+    """Run (or resume) every requested cell; returns counts and timings."""
+    started = time.perf_counter()
+    device = request.device
+    configure_torch(device)
+    model, card = load_checkpoint(request.checkpoint, trust=request.trust, device=device)
+    model.eval()
+    image_size = int(card.get("image_size") or request.preset.train.image_size)
+    split_path = request.split_path or request.checkpoint.parent / card.get("data", {}).get(
+        "split_file", "split.csv"
+    )
+    split = load_split(split_path, request.data_root)
+    attack_config = request.preset.attack
+    limit = attack_config.test_limit if request.limit is None else request.limit
+    rows = ordered_test_rows(split)
+    if limit:
+        rows = rows.iloc[:limit].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"the test split in {str(split_path)!r} is empty")
+
+    cells = plan_cells(attack_config, request.libraries, request.attacks, request.eps)
+    experiment = {
+        "preset": request.preset.name,
+        "attack": {
+            **asdict(attack_config),
+            "fgsm_eps": [eps_label(e) for e in attack_config.fgsm_eps],
+            "pgd_eps": [eps_label(e) for e in attack_config.pgd_eps],
+        },
+        "test_limit": limit,
+        "image_size": image_size,
+        "checkpoint_sha256": sha256_file(request.checkpoint),
+        "split_sha256": sha256_file(split_path),
+        "device_type": device.type,
+    }
+    manifest = {
+        "config_hash": config_hash(experiment),
+        "config": experiment,
+        "preset": request.preset.name,
+        "classes": list(card.get("classes", CLASSES)),
+        "seeds": {
+            "reference": list(attack_config.reference_seeds),
+            "libraries": list(attack_config.library_seeds),
+        },
+        "checkpoint": {
+            "path": str(request.checkpoint),
+            "sha256": experiment["checkpoint_sha256"],
+            "card": card,
+        },
+        "split": {"path": str(split_path), "sha256": experiment["split_sha256"]},
+        "data_root": str(request.data_root),
+        "n_samples": len(rows),
+        "device": str(device),
+        **environment(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": request.command or " ".join(sys.argv),
+    }
+    store = RunStore(request.out)
+    resumed = store.open(manifest)
+
+    x_all, y_all = load_tensors(rows, request.data_root, image_size, progress)
+    samples = np.arange(len(rows))
+    clean_started = time.perf_counter()
+    pred_clean_all, conf_clean_all = _clean_predictions(model, x_all, attack_config.batch_size, device)
+    clean_seconds = time.perf_counter() - clean_started
+    if not store.has_clean():
+        store.write_clean(
+            pd.DataFrame(
+                {
+                    "sample": samples,
+                    "label": y_all.numpy(),
+                    "pred_clean": pred_clean_all.numpy(),
+                    "conf_clean": conf_clean_all.numpy(),
+                    "image": rows["image"],
+                    "class_name": rows["class_name"],
+                }
+            )
+        )
+
+    todo = [c for c in cells if not store.has(c)]
+    skipped = len(cells) - len(todo)
+    if skipped:
+        log.info("resuming %s: %d of %d cells already finished", store.run_dir, skipped, len(cells))
+    attack_seconds = 0.0
+    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress)
+    # The reference's one FGSM gradient always serves the preset's whole FGSM grid (the extra eps cost
+    # a clamp each), so its per-cell cost is 1/k of a gradient whichever cells a filter or an earlier,
+    # interrupted run left to do: resumed and uninterrupted runs record the same numbers.
+    fgsm_eps = sorted(attack_config.fgsm_eps)
+    for _, group in _groups(todo):
+        attack_seconds += _run_group(
+            model,
+            group,
+            fgsm_eps,
+            x_all,
+            y_all,
+            pred_clean_all,
+            conf_clean_all,
+            attack_config,
+            device,
+            store,
+            bar,
+        )
+    bar.close()
+    return RunSummary(
+        run_dir=store.run_dir,
+        cells_total=len(cells),
+        cells_run=len(todo),
+        cells_skipped=skipped,
+        n_samples=len(rows),
+        wall_seconds=time.perf_counter() - started,
+        attack_seconds=attack_seconds,
+        clean_seconds=clean_seconds,
+        resumed=resumed,
+    )
+
+
+def _clean_predictions(
+    model: torch.nn.Module, x: torch.Tensor, batch_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    preds, confs = [], []
+    for start in range(0, len(x), batch_size):
+        pred, conf = _predict(model, x[start : start + batch_size].to(device))
+        preds.append(pred.cpu())
+        confs.append(conf.cpu())
+    return torch.cat(preds), torch.cat(confs)
+
+
+def _run_group(
+    model: torch.nn.Module,
+    group: list[Cell],
+    fgsm_eps: list[float],
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    pred_clean_all: torch.Tensor,
+    conf_clean_all: torch.Tensor,
+    config: AttackConfig,
+    device: torch.device,
+    store: RunStore,
+    bar: tqdm,
+) -> float:
+    """Run one group batch by batch, reference first; write its cells when done. Returns attack seconds."""
+    buffers = {cell: _CellBuffer(cell) for cell in group}
+    first = group[0]
+    bar.set_postfix_str(
+        f"{first.attack} {'grid' if first.attack == 'fgsm' else eps_label(first.eps)} seed {first.seed}"
+    )
+    reference = adapters.get(REFERENCE)
+    attack_seconds = 0.0
+    for start in range(0, len(x_all), config.batch_size):
+        stop = min(start + config.batch_size, len(x_all))
+        x = x_all[start:stop].to(device)
+        y = y_all[start:stop].to(device)
+        pred_clean = pred_clean_all[start:stop].to(device)
+        index = np.arange(start, stop)
+        # The reference's x_adv for this batch, per eps: what every library is measured against.
+        if first.attack == "fgsm":
+            results = fgsm_grid(model, x, y, fgsm_eps)
+            ref_adv = {eps: r.x_adv for eps, r in zip(fgsm_eps, results, strict=True)}
+            ref_stats = {eps: _amortised(results[0].stats, len(fgsm_eps)) for eps in fgsm_eps}
+            attack_seconds += results[0].stats.seconds
+        else:
+            spec = adapters.AttackSpec(
+                "pgd", first.eps, first.steps, first.alpha, first.random_start, first.seed
+            )
+            result = reference.run(model, x, y, spec)
+            ref_adv, ref_stats = {first.eps: result.x_adv}, {first.eps: result.stats}
+            attack_seconds += result.stats.seconds
+        for cell in group:
+            buffer = buffers[cell]
+            x_adv: torch.Tensor | None
+            stats: AttackStats | None
+            if cell.library == REFERENCE:
+                x_adv, stats, error = ref_adv[cell.eps], ref_stats[cell.eps], ""
+            else:
+                x_adv, stats, error = _attack_with_library(model, cell, x, y)
+                attack_seconds += stats.seconds if stats else 0.0
+            eval_started = time.perf_counter()
+            judged = (
+                judge(model, x, x_adv, ref_adv[cell.eps], cell.eps, pred_clean) if x_adv is not None else None
+            )
+            buffer.eval_seconds += time.perf_counter() - eval_started
+            if stats is not None:
+                buffer.attack_seconds += stats.seconds
+                buffer.forward_rows += stats.forward_passes_per_sample * stats.n_samples
+                buffer.backward_rows += stats.backward_passes_per_sample * stats.n_samples
+            buffer.frames.append(
+                _rows(
+                    cell,
+                    index,
+                    y.cpu().numpy(),
+                    pred_clean.cpu().numpy(),
+                    conf_clean_all[start:stop].numpy(),
+                    judged,
+                    stats.zero_grad_elements if stats is not None else None,
+                    error,
+                )
+            )
+    for cell, buffer in buffers.items():
+        frame = pd.concat(buffer.frames, ignore_index=True)
+        n = len(frame)
+        frame["forward_passes"] = buffer.forward_rows / n
+        frame["backward_passes"] = buffer.backward_rows / n
+        frame["seconds"] = buffer.attack_seconds
+        frame["eval_seconds"] = buffer.eval_seconds
+        if not store.has(cell):  # a resumed group recomputes the reference only to measure against it
+            store.write_cell(cell, frame)
+        bar.update()
+    return attack_seconds
+
+
+def _amortised(stats: AttackStats, k: int) -> AttackStats:
+    """The reference FGSM grid's one gradient, shared by its k eps cells: each carries 1/k of it."""
+    return AttackStats(
+        library=stats.library,
+        n_samples=stats.n_samples,
+        forward_passes_per_sample=stats.forward_passes_per_sample / k,
+        backward_passes_per_sample=stats.backward_passes_per_sample / k,
+        elements_per_sample=stats.elements_per_sample,
+        zero_grad_elements=stats.zero_grad_elements,
+        zero_grad_elements_all_steps=stats.zero_grad_elements_all_steps,
+        seconds=stats.seconds / k,
+    )
+
+
+def _attack_with_library(
+    model: torch.nn.Module, cell: Cell, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor | None, AttackStats | None, str]:
+    """A library's x_adv for one batch; a broken output or a crash is recorded, not raised."""
+    attack = cast(Literal["fgsm", "pgd"], cell.attack)
+    spec = adapters.AttackSpec(attack, cell.eps, cell.steps, cell.alpha, cell.random_start, cell.seed)
+    adapter = adapters.get(cell.library)
+    try:
+        result = adapter.run(model, x, y, spec)
+        return result.x_adv, result.stats, ""
+    except AttackOutputError as err:
+        # The output exists but breaks a bound: score it anyway so the report can show what happened.
+        log.warning("%s", err)
+        broken = err.x_adv
+        if broken is None or broken.shape != x.shape:
+            return None, None, str(err)
+        return broken.to(device=x.device, dtype=x.dtype), None, str(err)
+    except Exception as err:  # a library bug must not sink the other libraries' cells
+        log.warning(
+            "%s %s @ %s crashed: %r", cell.library, cell.attack, eps_label(cell.eps), err, exc_info=True
+        )
+        return None, None, f"{type(err).__name__}: {err}"

@@ -1,0 +1,46 @@
+"""The one place ``reports`` touches files of a run directory: ``manifest.json``, ``clean.parquet``, ``cells/*.parquet``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reports.schema import check_clean, check_manifest, check_results
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished (or partly finished) run: the long results table, clean predictions and the manifest."""
+
+    results: pd.DataFrame
+    clean: pd.DataFrame
+    manifest: dict[str, Any]
+    run_dir: Path
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run directory; raise ``FileNotFoundError``/``ValueError`` that says what is missing.
+
+    Cell files are read in sorted name order so the concatenated frame, and everything computed from
+    it, is the same on every machine.
+    """
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / "manifest.json"
+    clean_path = run_dir / "clean.parquet"
+    for path in (manifest_path, clean_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"expected {path.name} in run directory {run_dir}, not found")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if not isinstance(manifest, dict):
+        raise ValueError(f"expected {manifest_path} to hold a JSON object, got {type(manifest).__name__}")
+    check_manifest(manifest)
+    cell_paths = sorted((run_dir / "cells").glob("*.parquet"))
+    if not cell_paths:
+        raise ValueError(f"expected finished cells in {run_dir / 'cells'}/*.parquet, found none")
+    results = pd.concat([pd.read_parquet(p) for p in cell_paths], ignore_index=True)
+    clean = check_clean(pd.read_parquet(clean_path))
+    return Run(results=check_results(results), clean=clean, manifest=manifest, run_dir=run_dir)

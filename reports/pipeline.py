@@ -1,0 +1,66 @@
+"""The one call behind ``python -m harness report RUN_DIR``: load, judge, write tables, figures and HTML.
+
+The CLI only parses arguments, calls :func:`report`, prints ``outputs.summary`` and ``outputs.html``,
+and exits with ``outputs.exit_code``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from reports.crosscheck import verdicts
+from reports.html import exit_code, verdict_summary_text, write_report
+from reports.load import load_run
+from reports.sanity import Finding, run_all
+from reports.tables import build_tables, choose_eps, write_tables
+
+
+@dataclass(frozen=True)
+class ReportOutputs:
+    """What :func:`report` produced: paths, the verdicts and findings, the terminal summary, the exit code."""
+
+    html: Path
+    tables: list[Path]
+    figures_dir: Path
+    verdicts: pd.DataFrame
+    findings: list[Finding]
+    summary: str
+    exit_code: int
+
+
+def report(
+    run_dir: str | Path, out_dir: str | Path | None = None, history: str | Path | None = None
+) -> ReportOutputs:
+    """Write ``report.html``, ``tables/`` (CSV, Markdown, JSON) and ``figures/`` under ``out_dir`` (default: the run dir).
+
+    ``exit_code`` is 1 when any verdict is ``disagree`` or ``invalid``, else 0. A sanity flag does not
+    change it: flags are for a person to read, verdicts are the contract.
+    """
+    run = load_run(run_dir)
+    out = Path(out_dir) if out_dir is not None else run.run_dir
+    v = verdicts(run.results)
+    findings = run_all(run.results, run.clean)
+    tables = build_tables(run.results, run.clean, run.manifest, eps=choose_eps(run.results), verdict_frame=v)
+    table_paths = write_tables(tables, out / "tables")
+    figures_dir = out / "figures"
+    html_path = write_report(
+        run,
+        out / "report.html",
+        history=history,
+        verdict_frame=v,
+        findings=findings,
+        tables=tables,
+        figures_dir=figures_dir,
+    )
+    return ReportOutputs(
+        html=html_path,
+        tables=table_paths,
+        figures_dir=figures_dir,
+        verdicts=v,
+        findings=findings,
+        summary=verdict_summary_text(v),
+        exit_code=exit_code(v),
+    )

@@ -1,0 +1,185 @@
+"""The HTML report and the run-directory round trip: written, self-contained, verdict table and reasons first."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_frames import (
+    FGSM_FLIPS,
+    MANIFEST,
+    N,
+    agreeing_run,
+    cell,
+    clean_frame,
+    flipped_preds,
+    replace_cell,
+)
+
+from reports.crosscheck import verdicts
+from reports.html import exit_code, verdict_summary_text, write_report
+from reports.load import Run, load_run
+from reports.pipeline import report
+
+SECTIONS = ("verdicts", "rules", "sanity", "tables", "paper", "manifest")
+
+
+def _disagreeing_results() -> pd.DataFrame:
+    """The agreeing scene with torchattacks FGSM @ 0.3/255 differing on 20 of 200 samples."""
+    eps = 0.3 / 255
+    linf = np.zeros(N)
+    linf[90:110] = 0.6 * eps
+    return replace_cell(
+        agreeing_run(),
+        cell("torchattacks", "fgsm", eps, flipped_preds(FGSM_FLIPS[eps] + 20), linf_to_ref=linf),
+    )
+
+
+def _write_run_dir(root: Path, results: pd.DataFrame) -> Path:
+    run_dir = root / "run"
+    (run_dir / "cells").mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps(MANIFEST), encoding="utf-8")
+    clean_frame().to_parquet(run_dir / "clean.parquet")
+    keys = ["library", "attack", "eps", "steps", "random_start", "seed"]
+    for i, (_, part) in enumerate(results.groupby(keys, sort=False)):
+        part.to_parquet(run_dir / "cells" / f"cell-{i:03d}.parquet")
+    model_dir = root / "model"
+    model_dir.mkdir()
+    pd.DataFrame(
+        {
+            "epoch": [1, 2],
+            "train_loss": [1.2, 0.6],
+            "train_acc": [0.5, 0.8],
+            "val_loss": [1.0, 0.7],
+            "val_acc": [0.6, 0.78],
+            "lr": [1e-3, 5e-4],
+            "seconds": [40.0, 41.0],
+        }
+    ).to_csv(model_dir / "history.csv", index=False)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_run_dir(tmp_path_factory.mktemp("reports"), _disagreeing_results())
+
+
+@pytest.fixture(scope="module")
+def written(run_dir: Path) -> tuple[Run, Path, str]:
+    run = load_run(run_dir)
+    path = write_report(run)
+    return run, path, path.read_text(encoding="utf-8")
+
+
+class _Scan(HTMLParser):
+    """Collects external references, images, section ids, and the rows of the verdict table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: list[str] = []
+        self.images: list[str] = []
+        self.sections: list[str] = []
+        self.tags: set[str] = set()
+        self._section = ""
+        self.verdict_rows = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        values = dict(attrs)
+        if tag == "section":
+            self._section = values.get("id") or ""
+            self.sections.append(self._section)
+        if tag == "tr" and self._section == "verdicts":
+            self.verdict_rows += 1
+        for name in ("src", "href"):
+            value = values.get(name)
+            if value is not None and not value.startswith("data:image/png;base64,"):
+                self.external.append(value)
+        if tag == "img":
+            self.images.append(values.get("src") or "")
+
+
+def test_load_run_round_trip(run_dir: Path) -> None:
+    run = load_run(run_dir)
+    assert len(run.results) == len(_disagreeing_results())
+    assert run.manifest["config_hash"] == "abc123"
+    assert len(run.clean) == N
+
+
+def test_load_run_clear_errors(tmp_path: Path, run_dir: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        load_run(tmp_path)
+    broken = tmp_path / "broken"
+    (broken / "cells").mkdir(parents=True)
+    manifest = {k: v for k, v in MANIFEST.items() if k != "config_hash"}
+    (broken / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    clean_frame().to_parquet(broken / "clean.parquet")
+    with pytest.raises(ValueError, match=r"missing \['config_hash'\]"):
+        load_run(broken)
+    (broken / "manifest.json").write_text(json.dumps(MANIFEST), encoding="utf-8")
+    with pytest.raises(ValueError, match="found none"):
+        load_run(broken)
+
+
+def test_report_is_written_and_self_contained(written: tuple[Run, Path, str]) -> None:
+    run, path, document = written
+    assert path == run.run_dir / "report.html"
+    scan = _Scan()
+    scan.feed(document)
+    assert scan.external == []
+    assert not {"script", "link", "iframe"} & scan.tags
+    # Robustness curves, confusion matrices, linf_to_ref histogram, training curves (history found).
+    assert len(scan.images) == 4
+    for src in scan.images:
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
+    assert scan.sections == list(SECTIONS)
+
+
+def test_report_shows_the_verdict_table_first_with_reasons(written: tuple[Run, Path, str]) -> None:
+    run, _, document = written
+    v = verdicts(run.results)
+    scan = _Scan()
+    scan.feed(document)
+    assert scan.verdict_rows == len(v) + 1  # header + one row per verdict
+    assert document.index('id="verdicts"') < document.index('id="sanity"') < document.index('id="tables"')
+    for reason in v["reason"]:
+        assert escape(reason) in document
+    assert "1 disagree" in document
+    assert "#fbd3c4" in document  # the disagree colour is used
+    assert escape(MANIFEST["command"]) in document
+    assert "f" * 64 in document  # checkpoint sha256
+    assert "Training curves" in document
+
+
+def test_runner_style_seeds_are_shown() -> None:
+    # The runner writes seeds per role; the manifest section prints both (no full report needed).
+    from reports.html import _manifest_section
+
+    manifest = {**MANIFEST, "seeds": {"reference": [0, 1], "libraries": [0]}}
+    assert "reference: 0, 1; libraries: 0" in _manifest_section(manifest, None)
+
+
+def test_summary_text_and_exit_code() -> None:
+    v = verdicts(_disagreeing_results())
+    text = verdict_summary_text(v)
+    assert text.splitlines()[0] == "Cross-check: 23 agree, 1 disagree, 0 invalid (24 verdicts)."
+    assert "DISAGREE: torchattacks FGSM @ 0.3/255: 20 of 200" in text
+    assert exit_code(v) == 1
+    assert exit_code(verdicts(agreeing_run())) == 0
+    assert "Every library agrees" in verdict_summary_text(verdicts(agreeing_run()))
+
+
+def test_pipeline_writes_everything(run_dir: Path, tmp_path: Path) -> None:
+    out = report(run_dir, out_dir=tmp_path / "out")
+    assert out.exit_code == 1
+    assert out.html.is_file()
+    assert len(out.tables) == 24  # 8 tables × CSV/MD/JSON
+    assert (tmp_path / "out" / "figures" / "robustness_curves.png").is_file()
+    assert "DISAGREE" in out.summary
+    assert all(f.passed for f in out.findings)
