@@ -131,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    # ART logs a success rate and its layer inference at INFO for every attack call: noise between
+    # our progress bars, and its "success rate" is not the harness's own judgement.
+    logging.getLogger("art").setLevel(logging.WARNING)
     try:
         return _dispatch(args)
     except ValueError as err:  # every bad-input error in advparity is a ValueError subclass

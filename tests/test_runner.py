@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ import torch
 from harness import pipeline
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.config import load_preset
-from harness.runner import RunRequest, ordered_test_rows, plan_cells, run
+from harness.runner import RunRequest, judge, ordered_test_rows, plan_cells, run
 from harness.store import RunDirError, RunStore
 from model.data import load_split
 
@@ -218,3 +219,26 @@ def test_a_partly_finished_fgsm_grid_resumes_to_the_same_numbers(
         _comparable(RunStore(partial).read_results()),
         _comparable(RunStore(tmp_path / "straight").read_results()),
     )
+
+
+def test_judge_reuses_the_reference_only_for_identical_images() -> None:
+    torch.manual_seed(0)
+    from model.network import build_densenet121
+
+    model = build_densenet121(num_classes=4).eval()
+    x = torch.round(torch.rand(6, 3, 32, 32) * 255) / 255
+    eps = 2 / 255
+    x_ref = (x + eps * torch.randn_like(x).sign()).clamp(0, 1)
+    x_adv = x_ref.clone()
+    x_adv[3:] = (x[3:] - eps * torch.randn_like(x[3:]).sign()).clamp(0, 1)  # the last three differ
+    pred_clean = model(x).argmax(1)
+    reference = judge(model, x, x_ref, x_ref, eps, pred_clean)
+    reused = judge(model, x, x_adv, x_ref, eps, pred_clean, reference)
+    full = judge(model, x, x_adv, x_ref, eps, pred_clean)
+    assert (reused.pred == full.pred).all() and (reused.pred_8bit == full.pred_8bit).all()
+    assert reused.conf == pytest.approx(full.conf, abs=1e-6)  # batch composition may move the last bits
+    assert (reused.linf_to_ref[:3] == 0).all() and (reused.linf_to_ref[3:] > 0).all()
+    # A "reference" with deliberately wrong predictions is used only where the images are identical.
+    wrong = replace(reference, pred=(reference.pred + 1) % 4)
+    tricked = judge(model, x, x_adv, x_ref, eps, pred_clean, wrong)
+    assert (tricked.pred[:3] == wrong.pred[:3]).all() and (tricked.pred[3:] == full.pred[3:]).all()
