@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from model.train import plot_history  # noqa: E402
 from reports.schema import REFERENCE, check_results, library_label, ordered_libraries  # noqa: E402
 from reports.summary import cell_summary  # noqa: E402
 from reports.tables import confusion_at  # noqa: E402
@@ -101,17 +102,8 @@ def training_curves(history_csv: str | Path, out_path: str | Path) -> Path:
     missing = [c for c in needed if c not in history.columns]
     if missing:
         raise ValueError(f"expected {history_csv} to have columns {needed}, missing {missing}")
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3), constrained_layout=True)
-    for column, label in (("train_loss", "train"), ("val_loss", "validation")):
-        ax_loss.plot(history["epoch"], history[column], marker="o", label=label)
-    for column, label in (("train_acc", "train"), ("val_acc", "validation")):
-        ax_acc.plot(history["epoch"], 100 * history[column], marker="o", label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return _save(fig, out_path)
+    # The same picture training wrote next to the checkpoint: one plotting function for both.
+    return plot_history(history, out_path)
 
 
 def linf_to_ref_histogram(results: pd.DataFrame, out_path: str | Path) -> Path:
