@@ -24,8 +24,8 @@ Adding a library
    its random start inside ``base.seeded_global_rngs(spec.seed, x.device)`` — and end the file with
    ``ADAPTER = GuardedAdapter(name="<lib>", attack_fn=_attack)``. No guards there: base.py has them.
 2. Add one line ``"<lib>": "adapters.<lib>",`` to ``_MODULES`` below.
-3. Run ``pytest tests/adapters``: the parity, state and pass-count tests iterate over ``names()``;
-   add the library's measured pass counts to ``tests/adapters/test_adapters_passes.py``.
+3. Run ``pytest tests/adapter_suite``: the parity, state and pass-count tests iterate over ``names()``;
+   add the library's measured pass counts to ``tests/adapter_suite/test_adapters_passes.py``.
 """
 
 from __future__ import annotations
