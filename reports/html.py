@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports import figures, paper
+from reports import figures, gradcam, paper
 from reports.crosscheck import MISMATCH_KINDS, RULES, VERDICTS, verdicts
 from reports.load import Run
 from reports.sanity import Finding, run_all
@@ -199,12 +199,12 @@ def _tables_section(tables: Mapping[str, pd.DataFrame], eps: float, images: Mapp
     return "".join(parts)
 
 
-def _paper_section(tables: Mapping[str, pd.DataFrame]) -> str:
+def _paper_section(tables: Mapping[str, pd.DataFrame], gradcam_html: str = "") -> str:
     return (
         '<section id="paper"><h2>Paper comparison</h2>'
         f"<p>{html.escape(paper.CITATION)}. The paper's own inconsistencies (kept as published) are listed in "
         "<code>reports/paper.py</code>. A large difference is a finding about the model, not noise to explain "
-        "away.</p>" + _table(tables["paper_comparison"], text_columns=("note",)) + "</section>"
+        "away.</p>" + _table(tables["paper_comparison"], text_columns=("note",)) + gradcam_html + "</section>"
     )
 
 
@@ -304,7 +304,8 @@ def write_report(
             _rules_section(),
             _findings_section(f),
             _tables_section(t, eps, images),
-            _paper_section(t),
+            # The paper's Grad-CAM claim, measured: a part of the paper comparison (RUN_DIR/gradcam/).
+            _paper_section(t, gradcam.report_block(run.run_dir)),
             _manifest_section(manifest, images.get("training")),
             "</body></html>",
         ]
