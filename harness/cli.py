@@ -86,10 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--attacks", type=_csv, help="comma-separated subset of fgsm,pgd")
     run.add_argument("--eps", type=_csv, help='comma-separated subset of the grid, e.g. "0.1/255,1/255"')
     run.add_argument("--limit", type=int, help="attack only the first N test images (0 = all)")
-    run.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    run.add_argument(
-        "--trust", action="store_true", help="allow loading a pickle (.pt/.pth) checkpoint you made"
-    )
+    _add_device(run)
+    _add_trust(run)
 
     report = commands.add_parser(
         "report",
@@ -119,10 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gradcam.add_argument("--libraries", type=_csv, help="comma-separated subset (default: the run's)")
     gradcam.add_argument("--attacks", type=_csv, help="comma-separated subset of fgsm,pgd (default: both)")
-    gradcam.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    gradcam.add_argument(
-        "--trust", action="store_true", help="allow loading a pickle (.pt/.pth) checkpoint you made"
-    )
+    _add_device(gradcam)
+    _add_trust(gradcam)
 
     demo = commands.add_parser(
         "demo",
@@ -133,10 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_device(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+
+
+def _add_trust(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--trust", action="store_true", help="allow loading a pickle (.pt/.pth) checkpoint you made"
+    )
+
+
 def _add_common(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--preset", default="demo", help="preset name (smoke, demo, paper) or a .toml path")
     sub.add_argument("--out", type=Path, required=True, help="output folder")
-    sub.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    _add_device(sub)
     sub.add_argument(
         "--skip-corrupt",
         action="store_true",
