@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from model.train import plot_history  # noqa: E402
 from reports.schema import REFERENCE, check_results, library_label, ordered_libraries  # noqa: E402
 from reports.summary import cell_summary  # noqa: E402
 from reports.tables import confusion_at  # noqa: E402
@@ -103,6 +102,9 @@ def training_curves(history_csv: str | Path, out_path: str | Path) -> Path:
     if missing:
         raise ValueError(f"expected {history_csv} to have columns {needed}, missing {missing}")
     # The same picture training wrote next to the checkpoint: one plotting function for both.
+    # Imported here: model.train pulls in torch, which the rest of the report does not need.
+    from model.train import plot_history
+
     return plot_history(history, out_path)
 
 
