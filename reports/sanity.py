@@ -67,10 +67,22 @@ class Finding:
     # False when the run holds nothing the check could test (e.g. no eps ≥ 8/255); ``passed`` is then True.
     tested: bool = True
 
+    @classmethod
+    def untested(cls, name: str, message: str) -> Finding:
+        """The run holds nothing this check could test: an info note that passes and says why."""
+        return cls(name, "info", True, message, tested=False)
+
     @property
     def explanation(self) -> str:
         """The one-sentence explanation the report prints beside the finding."""
         return EXPLANATIONS.get(self.name, "")
+
+
+def _warn_if(name: str, problems: list[str], all_clear: str) -> list[Finding]:
+    """A failed warning listing ``problems``, or a passed one saying ``all_clear``."""
+    if problems:
+        return [Finding(name, "warning", False, "; ".join(problems) + ".")]
+    return [Finding(name, "warning", True, all_clear)]
 
 
 def _variant(row: pd.Series) -> str:
@@ -102,25 +114,12 @@ def accuracy_monotone_in_eps(results: pd.DataFrame) -> list[Finding]:
                 f"(upper bound {100 * lo['cp_high']:.1f} %)"
             )
     if sweeps == 0:
-        return [
-            Finding(
-                "accuracy_monotone_in_eps",
-                "info",
-                True,
-                "not tested: no attack ran at two or more eps.",
-                tested=False,
-            )
-        ]
-    if problems:
-        return [Finding("accuracy_monotone_in_eps", "warning", False, "; ".join(problems) + ".")]
-    return [
-        Finding(
-            "accuracy_monotone_in_eps",
-            "warning",
-            True,
-            f"accuracy never rises with eps beyond the 95 % CI, in {sweeps} sweeps.",
-        )
-    ]
+        return [Finding.untested("accuracy_monotone_in_eps", "not tested: no attack ran at two or more eps.")]
+    return _warn_if(
+        "accuracy_monotone_in_eps",
+        problems,
+        f"accuracy never rises with eps beyond the 95 % CI, in {sweeps} sweeps.",
+    )
 
 
 def pgd_at_least_fgsm(results: pd.DataFrame) -> list[Finding]:
@@ -130,15 +129,7 @@ def pgd_at_least_fgsm(results: pd.DataFrame) -> list[Finding]:
     pgd = cells[cells["attack"] == "pgd"]
     merged = pgd.merge(fgsm, on=["library", "eps"], suffixes=("", "_fgsm"))
     if merged.empty:
-        return [
-            Finding(
-                "pgd_at_least_fgsm",
-                "info",
-                True,
-                "not tested: no eps has both FGSM and PGD cells.",
-                tested=False,
-            )
-        ]
+        return [Finding.untested("pgd_at_least_fgsm", "not tested: no eps has both FGSM and PGD cells.")]
     bad = merged[merged["acc"] > merged["cp_high_fgsm"]]
     if bad.empty:
         return [
@@ -177,24 +168,15 @@ def more_steps_at_least_as_strong(results: pd.DataFrame) -> list[Finding]:
                 )
     if compared == 0:
         return [
-            Finding(
-                "more_steps_at_least_as_strong",
-                "info",
-                True,
-                "not tested: every PGD cell ran one step count.",
-                tested=False,
+            Finding.untested(
+                "more_steps_at_least_as_strong", "not tested: every PGD cell ran one step count."
             )
         ]
-    if problems:
-        return [Finding("more_steps_at_least_as_strong", "warning", False, "; ".join(problems) + ".")]
-    return [
-        Finding(
-            "more_steps_at_least_as_strong",
-            "warning",
-            True,
-            f"more steps were at least as strong in all {compared} comparisons.",
-        )
-    ]
+    return _warn_if(
+        "more_steps_at_least_as_strong",
+        problems,
+        f"more steps were at least as strong in all {compared} comparisons.",
+    )
 
 
 def outputs_in_bounds(results: pd.DataFrame) -> list[Finding]:
@@ -220,21 +202,14 @@ def large_eps_near_zero(results: pd.DataFrame) -> list[Finding]:
     top = float(cells["eps"].max())
     if top < LARGE_EPS - 1e-12:
         return [
-            Finding(
+            Finding.untested(
                 "large_eps_near_zero",
-                "info",
-                True,
                 f"not tested: the largest eps in this run is {eps_label(top)} (< 8/255).",
-                tested=False,
             )
         ]
     large = cells[(cells["attack"] == "pgd") & (cells["eps"] >= LARGE_EPS - 1e-12)]
     if large.empty:
-        return [
-            Finding(
-                "large_eps_near_zero", "info", True, "not tested: no PGD cell at eps ≥ 8/255.", tested=False
-            )
-        ]
+        return [Finding.untested("large_eps_near_zero", "not tested: no PGD cell at eps ≥ 8/255.")]
     bad = large[large["acc"] > LARGE_EPS_MAX_ACC]
     if bad.empty:
         return [
@@ -292,15 +267,7 @@ def eight_bit_survival(results: pd.DataFrame) -> list[Finding]:
     """Report the survival of flips after 8-bit rounding; flag any survival below 0.5/255."""
     frame = check_results(results)
     if frame["pred_adv_8bit"].isna().all():
-        return [
-            Finding(
-                "eight_bit_survival",
-                "info",
-                True,
-                "not recorded: results have no pred_adv_8bit column.",
-                tested=False,
-            )
-        ]
+        return [Finding.untested("eight_bit_survival", "not recorded: results have no pred_adv_8bit column.")]
     table = eight_bit_survival_table(frame)
     by_eps = (
         table.groupby("eps").agg(n_flips=("n_flips", "sum"), n_survive=("n_survive", "sum")).reset_index()
@@ -336,15 +303,7 @@ def zero_gradient_pixels(results: pd.DataFrame) -> list[Finding]:
     """Report the share of samples with at least one exactly-zero input-gradient component."""
     frame = lowest_seed(results)
     if frame["zero_grad"].isna().all():
-        return [
-            Finding(
-                "zero_gradient_pixels",
-                "info",
-                True,
-                "not recorded: results have no zero_grad column.",
-                tested=False,
-            )
-        ]
+        return [Finding.untested("zero_gradient_pixels", "not recorded: results have no zero_grad column.")]
     shares = frame.groupby(["library", "attack_label"], sort=False)["zero_grad"].apply(
         lambda z: float(np.mean(z.fillna(0) > 0))
     )
