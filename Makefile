@@ -13,8 +13,11 @@ export GIT_PYTHON_REFRESH ?= quiet
 # Where `make demo` writes the synthetic data, the checkpoint and the run.
 DEMO_OUT ?= runs/demo
 PRESET   ?= demo
+# Where `make regress` trains and attacks the `ci` preset (from scratch every time), and its baseline.
+CI_OUT   ?= runs/ci
+BASELINE ?= reports/baselines/ci.json
 
-.PHONY: demo test lint install clean
+.PHONY: demo test regress lint install clean
 
 $(BIN)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "advparity needs Python >= 3.10, got " + sys.version.split()[0])'
@@ -30,6 +33,17 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow" -q
+	@$(MAKE) --no-print-directory regress
+
+# The `ci` preset from scratch (synthetic data, fixed seeds, CPU), then its accuracies and verdicts
+# against the committed baseline: exit 1 with a diff when a number drifts (see reports/regress.py).
+# A deliberate change of the numbers: `make regress` fails, then
+#   .venv/bin/python -m harness regress runs/ci/run --baseline reports/baselines/ci.json --update
+regress: $(BIN)/.installed
+	rm -rf $(CI_OUT)
+	$(BIN)/python -m harness -q train --preset ci --out $(CI_OUT)/model
+	$(BIN)/python -m harness -q run --preset ci --checkpoint $(CI_OUT)/model/model.safetensors --out $(CI_OUT)/run
+	$(BIN)/python -m harness regress $(CI_OUT)/run --baseline $(BASELINE)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

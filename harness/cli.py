@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 2
+# The committed baseline of the `ci` preset, found beside the reports package (also in a wheel).
+DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "reports" / "baselines" / "ci.json"
 log = logging.getLogger("harness")
 
 
@@ -65,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Writes OUT/split.csv, OUT/model.safetensors + model.json, history.csv, training_curves.png.",
     )
     _add_common(train)
-    train.add_argument("--data", type=Path, required=True, help="data root (the Kaggle folder or its parent)")
+    train.add_argument(
+        "--data",
+        type=Path,
+        help="data root (the Kaggle folder or its parent); default: a synthetic preset's set, written to OUT/data",
+    )
 
     run = commands.add_parser(
         "run",
@@ -120,6 +126,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(gradcam)
     _add_trust(gradcam)
 
+    regress = commands.add_parser(
+        "regress",
+        help="compare a run's accuracies and verdicts with a committed baseline; exit 1 on drift",
+        description="Exit code 1, with a readable diff, when an accuracy moves by >= the tolerance in pp or "
+        "significantly by exact McNemar, or when any cross-check verdict changes (see reports/regress.py).",
+    )
+    regress.add_argument("run_dir", type=Path, help="a directory written by `run`")
+    regress.add_argument(
+        "--baseline",
+        type=Path,
+        default=DEFAULT_BASELINE,
+        help=f"baseline JSON (default: {DEFAULT_BASELINE.relative_to(DEFAULT_BASELINE.parents[2])})",
+    )
+    regress.add_argument(
+        "--update", action="store_true", help="rewrite the baseline from this run (a deliberate change)"
+    )
+    regress.add_argument(
+        "--tolerance-pp", type=float, default=1.0, help="accuracy moves of this many pp fail (default 1)"
+    )
+    regress.add_argument(
+        "--alpha", type=float, default=0.05, help="exact McNemar p below this fails (default 0.05)"
+    )
+
+    bench = commands.add_parser(
+        "bench",
+        help="images/s of every library's FGSM and PGD on DenseNet-121, and the adapters' overhead",
+        description="Times each library x attack through its adapter and called directly (alternating, "
+        "medians), on seeded random DenseNet-121 weights; see harness/bench.py.",
+    )
+    bench.add_argument("--size", type=_positive_int, default=64, help="image side in pixels (default 64)")
+    bench.add_argument("--batch", type=_positive_int, default=16, help="images per attack call (default 16)")
+    bench.add_argument(
+        "--repeats", type=_positive_int, default=3, help="timed calls per side after a warm-up (default 3)"
+    )
+    bench.add_argument("--libraries", type=_csv, help="comma-separated subset, e.g. reference,art")
+    bench.add_argument("--attacks", type=_csv, help="comma-separated subset of fgsm,pgd")
+    bench.add_argument("--json", type=Path, help="also write the rows, config and machine to this JSON file")
+    _add_device(bench)
+
     demo = commands.add_parser(
         "demo",
         help="the whole job: synthesise (or read --data), train, attack; reuses whatever already exists in --out",
@@ -166,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("art").setLevel(logging.WARNING)
     try:
         return _dispatch(args)
-    except ValueError as err:  # every bad-input error in advparity is a ValueError subclass
+    # Every bad-input error in advparity is a ValueError subclass; a missing file is bad input too.
+    except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -185,6 +231,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _report(args.run_dir, args.out)
     if args.command == "gradcam":
         return _gradcam(args)
+    if args.command == "bench":
+        return _bench(args)
+    if args.command == "regress":
+        return _regress(args)
     if args.command == "demo":
         return _demo(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown commands
@@ -317,6 +367,45 @@ def _report(run_dir: Path, out: Path | None) -> int:
     print(outputs.summary)
     print(f"report: {outputs.html}")
     return outputs.exit_code
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from harness import pipeline
+    from harness.bench import BenchConfig, run_bench
+
+    defaults = BenchConfig()
+    config = BenchConfig(
+        size=args.size,
+        batch=args.batch,
+        repeats=args.repeats,
+        libraries=args.libraries or defaults.libraries,
+        attacks=args.attacks or defaults.attacks,
+        device=pipeline.resolve_device(args.device),
+    )
+    result = run_bench(config, progress=None if args.quiet else lambda what: log.info("timing %s", what))
+    print(result.table())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(result.to_json() + "\n", encoding="utf-8")
+        print(f"written: {args.json}")
+    return EXIT_OK
+
+
+def _regress(args: argparse.Namespace) -> int:
+    from reports.load import load_run
+    from reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
+
+    tolerance = Tolerance(pp=args.tolerance_pp, alpha=args.alpha)
+    current = build_baseline(load_run(args.run_dir))
+    if args.update:
+        path = write_baseline(current, args.baseline)
+        print(
+            f"baseline written: {path} ({len(current['numbers'])} accuracies, {len(current['verdicts'])} verdicts)"
+        )
+        return EXIT_OK
+    comparison = compare(read_baseline(args.baseline), current, tolerance)
+    print(comparison.text(str(args.baseline)))
+    return EXIT_OK if comparison.passed else EXIT_DISAGREE
 
 
 def _print_trained(preset: Preset, trained: TrainedModel, device: object, model_dir: Path) -> None:

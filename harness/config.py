@@ -166,6 +166,10 @@ class Preset:
     train: TrainConfig
     attack: AttackConfig
     path: Path | None = None  # the file it was read from
+    # Torch CPU threads for training and attacks (0: one per core). CPU float reductions are split by
+    # thread, so the thread count changes round-off and, after 4 epochs, predictions: a preset whose
+    # numbers are a regression baseline fixes it, so a machine with more or fewer cores gets them too.
+    cpu_threads: int = 0
 
 
 def preset_names() -> list[str]:
@@ -197,7 +201,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
 
 
 def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path | None = None) -> Preset:
-    allowed = {"name", "description", "data", "train", "attack"}
+    allowed = {"name", "description", "cpu_threads", "data", "train", "attack"}
     _reject_unknown(table, allowed, source, "")
     for key in ("name", "data", "train", "attack"):
         if key not in table:
@@ -207,6 +211,11 @@ def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path |
     if isinstance(train_table, dict) and train_table.get("weights") == "none":
         train_table["weights"] = None  # TOML has no null; "none" means train from scratch
     train = _build(TrainConfig, train_table, source, "train")
+    cpu_threads = _expect(table.get("cpu_threads", 0), int, source, "cpu_threads")
+    if isinstance(cpu_threads, bool) or cpu_threads < 0:
+        raise ConfigError(
+            f"{source}: expected cpu_threads to be an integer >= 0 (0: one per core), got {cpu_threads!r}"
+        )
     return Preset(
         name=_expect(table["name"], str, source, "name"),
         description=_expect(table.get("description", ""), str, source, "description"),
@@ -214,6 +223,7 @@ def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path |
         train=train,
         attack=_build(AttackConfig, table["attack"], source, "attack"),
         path=path,
+        cpu_threads=cpu_threads,
     )
 
 

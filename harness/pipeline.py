@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from harness.config import Preset
-from harness.runner import RunRequest, RunSummary, run
+from harness.runner import RunRequest, RunSummary, run, set_cpu_threads
 from model import checkpoint
 from model.data import (
     CLASSES,
@@ -135,6 +135,7 @@ def train_model(
             stats.seconds,
         )
 
+    set_cpu_threads(device, preset.cpu_threads)
     result = train_on_split(split, root, config, device=device, progress=progress, on_epoch=report)
     save_history(result.history, model_dir)
     counts = split.groupby(["split", "class_name"]).size().unstack(fill_value=0)
@@ -153,6 +154,7 @@ def train_model(
         "recipe": recipe,
         "metrics": result.metrics,
         "device": str(device),
+        "torch_threads": torch.get_num_threads(),
     }
     path = checkpoint.save_checkpoint(result.model, card, weights_path)
     return TrainedModel(path, checkpoint.load_card(path), reused=False)

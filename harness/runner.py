@@ -174,17 +174,22 @@ def load_tensors(
 # --- torch set-up -----------------------------------------------------------------------------------
 
 
-def configure_torch(device: torch.device) -> None:
-    """Settings that keep cross-library comparisons exact rather than fast."""
+def configure_torch(device: torch.device, cpu_threads: int = 0) -> None:
+    """Settings that keep cross-library comparisons exact rather than fast; ``cpu_threads=0``: one per core."""
     # TF32 rounds matmul/conv inputs to 10 mantissa bits: libraries would differ by round-off alone.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     # cuDNN autotuning may pick different kernels per call; deterministic kernels make reruns equal.
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+    set_cpu_threads(device, cpu_threads)
+
+
+def set_cpu_threads(device: torch.device, cpu_threads: int = 0) -> None:
+    """Torch's CPU threads: ``cpu_threads``, or one per core this process may use (0)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device.type == "cpu":
-        torch.set_num_threads(cores)
+        torch.set_num_threads(cpu_threads or cores)
 
 
 def environment() -> dict[str, Any]:
@@ -357,7 +362,7 @@ def run(request: RunRequest, progress: bool = True) -> RunSummary:
     """Run (or resume) every requested cell; returns counts and timings."""
     started = time.perf_counter()
     device = request.device
-    configure_torch(device)
+    configure_torch(device, request.preset.cpu_threads)
     model, card = load_checkpoint(request.checkpoint, trust=request.trust, device=device)
     model.eval()
     image_size = int(card.get("image_size") or request.preset.train.image_size)

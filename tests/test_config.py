@@ -60,6 +60,9 @@ def test_a_minimal_preset_gets_defaults(tmp_path: Path) -> None:
     assert preset.attack.fgsm_eps == (0.1 / 255, 0.004) and preset.attack.pgd_eps == (1 / 255,)
     assert preset.attack.pgd_steps == 10 and preset.attack.alpha_fraction == 0.25
     assert preset.attack.libraries == ("reference", "art", "torchattacks", "foolbox")
+    assert preset.cpu_threads == 0  # one per core
+    # The regression baseline's preset fixes its thread count: CPU round-off depends on it.
+    assert load_preset("ci").cpu_threads == 2
 
 
 @pytest.mark.parametrize(
@@ -125,6 +128,11 @@ def test_the_paper_preset_holds_the_papers_attack_grid() -> None:
             r"library_seeds \[3\] have no reference run",
         ),
         (("[attack]", "[attacks]"), r"unknown key\(s\) \['attacks'\]"),
+        (
+            ('name = "custom"', 'name = "custom"\ncpu_threads = -1'),
+            r"expected cpu_threads to be an integer >= 0",
+        ),
+        (('name = "custom"', 'name = "custom"\ncpu_threads = 1.5'), r"'cpu_threads' expected int"),
     ],
 )
 def test_bad_values_are_refused_with_file_and_key(

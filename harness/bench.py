@@ -1,0 +1,280 @@
+"""``python -m harness bench``: how fast each library's FGSM and PGD run on DenseNet-121, and what our
+adapter adds on top of calling the library directly.
+
+Each library × attack is timed two ways on the same batch:
+
+* **adapter**: ``adapters.get(library).run(model, x, y, spec)`` — what the harness calls, with its
+  validation, model-state snapshot and restore, pass counting and output checks;
+* **bare**: the library called directly, the way its documentation shows and a user would write
+  it (model put in eval mode once beforehand; the same attack settings as the adapter).
+
+The calls alternate adapter, bare, adapter, bare, … after one warm-up call each, so drift in the
+machine's speed (other processes, CPU frequency) falls on both alike; each side's time is the median
+over ``repeats``. Images/s, passes per image (counted by the adapter's hooks, not assumed) and the
+ratio to the reference's adapter time come from the adapter side; ``overhead`` is adapter / bare − 1.
+
+The model is DenseNet-121 with random (seeded) weights: an attack's cost does not depend on what the
+weights are, and the benchmark then needs no checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import adapters
+from adapters.base import AttackSpec
+from harness.runner import configure_torch, environment
+
+ATTACKS = ("fgsm", "pgd")
+NUM_CLASSES = 4
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    size: int = 64  # image side, pixels
+    batch: int = 16  # images per attack call
+    repeats: int = 3  # timed calls per side, after one warm-up call
+    eps: float = 1 / 255
+    pgd_steps: int = 10  # alpha = eps/4 and random start, the paper's protocol
+    libraries: tuple[str, ...] = ("reference", "art", "torchattacks", "foolbox")
+    attacks: tuple[str, ...] = ATTACKS
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("size", "batch", "repeats", "pgd_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"expected {name} >= 1, got {getattr(self, name)}")
+        if self.size < 32:
+            raise ValueError(f"expected size >= 32 px (DenseNet-121 pools by 32), got {self.size}")
+        unknown = [lib for lib in self.libraries if lib not in adapters.names()]
+        if unknown:
+            raise ValueError(f"unknown libraries {unknown}; expected some of {adapters.names()}")
+        wrong = [a for a in self.attacks if a not in ATTACKS]
+        if wrong:
+            raise ValueError(f"unknown attacks {wrong}; expected some of {list(ATTACKS)}")
+
+    def spec(self, attack: str) -> AttackSpec:
+        return AttackSpec(attack, self.eps, self.pgd_steps, None, True, self.seed)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    library: str
+    attack: str
+    images_per_second: float  # adapter side
+    seconds: float  # adapter side, median per call of `batch` images
+    bare_seconds: float  # the library called directly, median per call
+    overhead_pct: float  # 100 · (adapter / bare − 1)
+    forward_per_image: float
+    backward_per_image: float
+    ratio_to_reference: float  # adapter seconds / the reference adapter's seconds
+    adapter_runs: tuple[float, ...]
+    bare_runs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    config: BenchConfig
+    rows: list[BenchRow]
+    environment: dict[str, Any]
+
+    def to_json(self) -> str:
+        config = {**asdict(self.config), "device": str(self.config.device)}
+        return json.dumps(
+            {"config": config, "rows": [asdict(r) for r in self.rows], "environment": self.environment},
+            indent=1,
+        )
+
+    def table(self) -> str:
+        c = self.config
+        hw = self.environment["hardware"]
+        where = (
+            hw.get("gpu")
+            or f"{hw.get('cpu')} ({hw.get('cpu_cores')} cores, {hw.get('torch_threads')} threads)"
+        )
+        lines = [
+            f"DenseNet-121 at {c.size} px, batch {c.batch}, eps {c.eps * 255:g}/255, PGD {c.pgd_steps} steps, "
+            f"{c.device} [{where}]; medians of {c.repeats} calls",
+            f"{'library':<13}{'attack':<7}{'images/s':>10}{'s/call':>9}{'bare s':>9}{'overhead':>10}"
+            f"{'fwd/img':>9}{'bwd/img':>9}{'vs ref':>8}",
+        ]
+        for r in self.rows:
+            lines.append(
+                f"{r.library:<13}{r.attack:<7}{r.images_per_second:>10.1f}{r.seconds:>9.3f}{r.bare_seconds:>9.3f}"
+                f"{r.overhead_pct:>+9.1f}%{r.forward_per_image:>9.2f}{r.backward_per_image:>9.2f}"
+                f"{r.ratio_to_reference:>7.2f}x"
+            )
+        return "\n".join(lines)
+
+
+def bench_model(config: BenchConfig) -> nn.Module:
+    """DenseNet-121 (4 classes, normalisation inside) with seeded random weights, as loaded: eval mode."""
+    from model.network import build_densenet121
+
+    torch.manual_seed(config.seed)
+    return build_densenet121(weights=None).to(config.device).eval()
+
+
+def bench_batch(config: BenchConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(config.seed)
+    x = torch.rand(config.batch, 3, config.size, config.size, generator=generator)
+    y = torch.arange(config.batch) % NUM_CLASSES
+    return x.to(config.device), y.to(config.device)
+
+
+# --- the libraries called directly ----------------------------------------------------------------
+
+BareCall = Callable[[nn.Module, torch.Tensor, torch.Tensor, AttackSpec], torch.Tensor]
+
+
+def _bare_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    from adapters import reference
+
+    with torch.enable_grad():
+        if spec.attack == "fgsm":
+            return reference.fgsm(model, x, y, spec.eps)
+        return reference.pgd(model, x, y, spec.eps, spec.step_size, spec.steps, spec.random_start, spec.seed)
+
+
+def _bare_art(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    classifier = PyTorchClassifier(
+        model=model,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=tuple(x.shape[1:]),
+        nb_classes=NUM_CLASSES,
+        clip_values=(0.0, 1.0),
+        device_type="gpu" if x.is_cuda else "cpu",
+    )
+    attack: FastGradientMethod | ProjectedGradientDescent
+    if spec.attack == "fgsm":
+        attack = FastGradientMethod(classifier, norm=np.inf, eps=spec.eps, batch_size=len(x))
+    else:
+        attack = ProjectedGradientDescent(
+            classifier,
+            norm=np.inf,
+            eps=spec.eps,
+            eps_step=spec.step_size,
+            max_iter=spec.steps,
+            num_random_init=1,
+            batch_size=len(x),
+            verbose=False,
+        )
+    return torch.from_numpy(attack.generate(x=x.cpu().numpy(), y=y.cpu().numpy())).to(x.device)
+
+
+def _bare_torchattacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    import torchattacks
+
+    if spec.attack == "fgsm":
+        return torchattacks.FGSM(model, eps=spec.eps)(x, y)
+    return torchattacks.PGD(model, eps=spec.eps, alpha=spec.step_size, steps=spec.steps, random_start=True)(
+        x, y
+    )
+
+
+def _bare_foolbox(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    import foolbox
+
+    fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device)
+    attack: foolbox.attacks.base.FixedEpsilonAttack
+    if spec.attack == "fgsm":
+        attack = foolbox.attacks.LinfFastGradientAttack(random_start=False)
+    else:
+        attack = foolbox.attacks.LinfProjectedGradientDescentAttack(
+            abs_stepsize=spec.step_size, steps=spec.steps, random_start=True
+        )
+    _raw, clipped, _success = attack(fmodel, x, y, epsilons=spec.eps)
+    return clipped
+
+
+BARE_CALLS: dict[str, BareCall] = {
+    "reference": _bare_reference,
+    "art": _bare_art,
+    "torchattacks": _bare_torchattacks,
+    "foolbox": _bare_foolbox,
+}
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def _timed(call: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    call()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def measure_pair(
+    adapter_call: Callable[[], object], bare_call: Callable[[], object], repeats: int, device: torch.device
+) -> tuple[list[float], list[float]]:
+    """Warm both up once, then alternate them ``repeats`` times; the lists of seconds per call."""
+    adapter_call()
+    bare_call()
+    adapter_runs, bare_runs = [], []
+    for _ in range(repeats):
+        adapter_runs.append(_timed(adapter_call, device))
+        bare_runs.append(_timed(bare_call, device))
+    return adapter_runs, bare_runs
+
+
+def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchResult:
+    configure_torch(config.device)
+    model = bench_model(config)
+    x, y = bench_batch(config)
+    measured: list[tuple[str, str, list[float], list[float], float, float]] = []
+    for attack in config.attacks:
+        spec = config.spec(attack)
+        for library in config.libraries:
+            if progress:
+                progress(f"{library} {attack}")
+            adapter = adapters.get(library)
+            passes: list[tuple[float, float]] = []
+
+            def adapter_call(
+                adapter: Any = adapter, spec: AttackSpec = spec, passes: list[Any] = passes
+            ) -> None:
+                stats = adapter.run(model, x, y, spec).stats
+                passes.append((stats.forward_passes_per_sample, stats.backward_passes_per_sample))
+
+            def bare_call(library: str = library, spec: AttackSpec = spec) -> None:
+                BARE_CALLS[library](model, x, y, spec)
+
+            adapter_runs, bare_runs = measure_pair(adapter_call, bare_call, config.repeats, config.device)
+            measured.append((library, attack, adapter_runs, bare_runs, *passes[-1]))
+    reference = {attack: statistics.median(a) for lib, attack, a, *_ in measured if lib == "reference"}
+    rows = []
+    for library, attack, adapter_runs, bare_runs, forward, backward in measured:
+        seconds, bare = statistics.median(adapter_runs), statistics.median(bare_runs)
+        rows.append(
+            BenchRow(
+                library=library,
+                attack=attack,
+                images_per_second=config.batch / seconds,
+                seconds=seconds,
+                bare_seconds=bare,
+                overhead_pct=100 * (seconds / bare - 1),
+                forward_per_image=forward,
+                backward_per_image=backward,
+                ratio_to_reference=seconds / reference[attack] if attack in reference else float("nan"),
+                adapter_runs=tuple(adapter_runs),
+                bare_runs=tuple(bare_runs),
+            )
+        )
+    return BenchResult(config=config, rows=rows, environment=environment())

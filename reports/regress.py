@@ -1,0 +1,308 @@
+"""Regression of a run's robustness numbers against a committed baseline (``python -m harness regress``).
+
+A baseline (JSON, see :func:`build_baseline`) holds, for one run: the clean accuracy, every cell's
+accuracy (library × attack × eps × steps × random start × seed) with its per-sample correctness as a
+``0``/``1`` string, a fingerprint of the cell's adversarial predictions, and every cross-check
+verdict. :func:`compare` sets a new run beside it.
+
+The tolerance rule, and why:
+
+* An accuracy may move only by **less than** ``Tolerance.pp`` percentage points (1 pp by default)
+  **and** only if the move is **not significant by the exact McNemar test** (p ≥ ``Tolerance.alpha``,
+  0.05 by default) on the samples that changed between baseline and run. The McNemar test is the
+  one the paper uses to compare paired predictions on the same images; pairing makes it sensitive to
+  a few samples that all move the same way even when the accuracy barely moves on a large test set.
+  The pp bound catches the opposite case: a small test set, where many changes are needed before a
+  test can call them significant. On the ``ci`` preset (48 images, 1 image = 2.08 pp) the rule
+  therefore allows no change of accuracy at all, only swaps; on the paper's 2,117 images it allows
+  up to 21 images, and fewer when they all move one way.
+* Any change of a cross-check verdict fails: verdicts are the contract of the report.
+* A changed grid (a cell or verdict missing or new), a changed test-set size or a changed preset
+  fails: the run is not the experiment the baseline describes.
+* Changes inside the tolerance are listed as notes (which cells' predictions moved), never hidden.
+
+Times are not compared: they depend on the machine, and ``python -m harness bench`` measures them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.crosscheck import verdicts
+from reports.load import Run
+from reports.schema import attack_label, eps_label
+from reports.stats import discordant, mcnemar_exact
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far an accuracy may move before :func:`compare` calls it a regression (module docstring)."""
+
+    pp: float = 1.0
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not (self.pp > 0 and math.isfinite(self.pp)):
+            raise ValueError(f"expected a tolerance in percentage points > 0, got {self.pp}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"expected a significance level in (0, 1), got {self.alpha}")
+
+    def describe(self) -> str:
+        return (
+            f"an accuracy may move by < {self.pp:g} pp and only if not significant by exact McNemar "
+            f"(p ≥ {self.alpha:g}); any verdict change fails"
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of the diff: ``fail`` makes ``regress`` exit 1, ``note`` is for a person to read."""
+
+    severity: str  # "fail" or "note"
+    where: str
+    what: str
+
+
+@dataclass
+class Comparison:
+    tolerance: Tolerance
+    changes: list[Change] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def failures(self) -> list[Change]:
+        return [c for c in self.changes if c.severity == "fail"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def text(self, baseline_name: str = "the baseline") -> str:
+        lines = [f"regression check against {baseline_name}: {self.tolerance.describe()}."]
+        for change in sorted(self.changes, key=lambda c: c.severity != "fail"):
+            lines.append(f"  {change.severity.upper():4}  {change.where}: {change.what}")
+        notes = len(self.changes) - len(self.failures)
+        verdict = "PASS" if self.passed else "FAIL"
+        lines.append(
+            f"{verdict}: {len(self.failures)} regression(s), {notes} note(s); {self.checked} numbers and verdicts checked."
+        )
+        return "\n".join(lines)
+
+
+# --- building a baseline -------------------------------------------------------------------------
+
+
+def _bits(correct: np.ndarray) -> str:
+    return "".join("1" if c else "0" for c in correct)
+
+
+def _fingerprint(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _cell_name(library: str, attack: str, eps: float, steps: int, random_start: bool) -> str:
+    return f"{library} {attack_label(attack, steps, random_start)} @ {eps_label(eps)}"
+
+
+def _numbers(run: Run) -> dict[str, dict[str, Any]]:
+    """Clean accuracy and every cell's accuracy, correctness string and prediction fingerprint."""
+    clean = run.clean.sort_values("sample")
+    correct = (clean["pred_clean"] == clean["label"]).to_numpy()
+    entries: dict[str, dict[str, Any]] = {
+        "clean": {
+            "n": len(clean),
+            "k": int(correct.sum()),
+            "accuracy_pct": round(100 * correct.mean(), 4),
+            "correct": _bits(correct),
+            "fingerprint": _fingerprint(clean["pred_clean"].to_numpy()),
+        }
+    }
+    keys = ["library", "attack", "eps", "steps", "random_start", "seed"]
+    for (library, attack, eps, steps, random_start, seed), cell in run.results.groupby(keys, sort=True):
+        cell = cell.sort_values("sample")
+        hit = (cell["pred_adv"] == cell["label"]).to_numpy()
+        name = f"{_cell_name(library, attack, eps, int(steps), bool(random_start))} seed {int(seed)}"
+        entries[name] = {
+            "n": len(cell),
+            "k": int(hit.sum()),
+            "accuracy_pct": round(100 * hit.mean(), 4),
+            "correct": _bits(hit),
+            "fingerprint": _fingerprint(cell["pred_adv"].to_numpy()),
+            "all_in_bounds": bool(cell["in_bounds"].all()),
+        }
+    return entries
+
+
+def _verdicts(run: Run) -> dict[str, str]:
+    frame = verdicts(run.results)
+    return {
+        _cell_name(r.library, r.attack, r.eps, int(r.steps), bool(r.random_start)): str(r.verdict)
+        for r in frame.itertuples(index=False)
+    }
+
+
+def build_baseline(run: Run) -> dict[str, Any]:
+    """The baseline document of ``run``: what :func:`compare` checks, plus where it came from."""
+    manifest = run.manifest
+    config = manifest.get("config", {})
+    return {
+        "schema": SCHEMA,
+        "about": (
+            "advparity regression baseline: written by `python -m harness regress RUN_DIR --update`; "
+            "checked by `python -m harness regress RUN_DIR --baseline THIS_FILE`."
+        ),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "preset": manifest.get("preset"),
+        "experiment": {
+            "attack": config.get("attack"),
+            "test_limit": config.get("test_limit"),
+            "image_size": config.get("image_size"),
+            "device_type": config.get("device_type"),
+        },
+        "provenance": {
+            "checkpoint_sha256": manifest.get("checkpoint", {}).get("sha256"),
+            "split_sha256": manifest.get("split", {}).get("sha256"),
+            "versions": manifest.get("versions", {}),
+            "hardware": manifest.get("hardware", {}),
+        },
+        "numbers": _numbers(run),
+        "verdicts": _verdicts(run),
+    }
+
+
+def write_baseline(baseline: Mapping[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(baseline, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_baseline(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no baseline at {path}; write one from a run you trust with `python -m harness regress RUN_DIR "
+            f"--baseline {path} --update`"
+        )
+    try:
+        baseline = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"baseline {path} is not valid JSON: {err}") from err
+    if not isinstance(baseline, dict) or baseline.get("schema") != SCHEMA:
+        got = baseline.get("schema") if isinstance(baseline, dict) else type(baseline).__name__
+        raise ValueError(f"baseline {path}: expected schema {SCHEMA}, got {got!r}")
+    for key in ("numbers", "verdicts", "preset", "experiment"):
+        if key not in baseline:
+            raise ValueError(f"baseline {path}: missing {key!r}")
+    return baseline
+
+
+# --- comparing -----------------------------------------------------------------------------------
+
+
+def _correct(entry: Mapping[str, Any]) -> np.ndarray:
+    return np.frombuffer(str(entry["correct"]).encode(), dtype=np.uint8) == ord("1")
+
+
+def _compare_number(
+    name: str, old: Mapping[str, Any], new: Mapping[str, Any], tol: Tolerance
+) -> Iterator[Change]:
+    if old["n"] != new["n"]:
+        yield Change("fail", name, f"{new['n']} samples, the baseline has {old['n']}")
+        return
+    delta_pp = new["accuracy_pct"] - old["accuracy_pct"]
+    # b: right in the baseline, wrong now; c: wrong in the baseline, right now (same samples, same order).
+    b, c = discordant(_correct(old), _correct(new))
+    p = mcnemar_exact(b, c)
+    moved = (
+        f"accuracy {old['accuracy_pct']:.2f}% -> {new['accuracy_pct']:.2f}% ({delta_pp:+.2f} pp; "
+        f"{b} sample(s) became wrong, {c} became right; exact McNemar p = {p:.3g})"
+    )
+    if abs(delta_pp) >= tol.pp or p < tol.alpha:
+        why = f"|Δ| ≥ {tol.pp:g} pp" if abs(delta_pp) >= tol.pp else f"p < {tol.alpha:g}"
+        yield Change("fail", name, f"{moved} — {why}")
+    elif b + c or old["fingerprint"] != new["fingerprint"]:
+        yield Change("note", name, f"predictions changed within tolerance: {moved}")
+    if old.get("all_in_bounds", True) and not new.get("all_in_bounds", True):
+        yield Change("fail", name, "outputs outside the eps-ball or [0, 1], where the baseline had none")
+
+
+def compare(
+    baseline: Mapping[str, Any], current: Mapping[str, Any], tolerance: Tolerance | None = None
+) -> Comparison:
+    """Set ``current`` (a :func:`build_baseline` document of the new run) beside ``baseline``."""
+    tol = tolerance or Tolerance()
+    result = Comparison(tolerance=tol)
+    changes = result.changes
+    if baseline["preset"] != current["preset"]:
+        changes.append(
+            Change("fail", "preset", f"run is {current['preset']!r}, baseline is {baseline['preset']!r}")
+        )
+    for key, old_value in baseline["experiment"].items():
+        new_value = current["experiment"].get(key)
+        if old_value != new_value:
+            changes.append(Change("fail", f"experiment {key}", f"{new_value!r}, baseline {old_value!r}"))
+    old_prov, new_prov = baseline.get("provenance", {}), current.get("provenance", {})
+    if old_prov.get("checkpoint_sha256") != new_prov.get("checkpoint_sha256"):
+        changes.append(
+            Change(
+                "note",
+                "checkpoint",
+                "the trained weights differ bit-wise from the baseline's (round-off, or a change to "
+                "training); the numbers say whether it matters",
+            )
+        )
+    for dist, old_version in sorted(old_prov.get("versions", {}).items()):
+        new_version = new_prov.get("versions", {}).get(dist)
+        if dist != "advparity" and old_version != new_version:
+            changes.append(Change("note", f"version of {dist}", f"{new_version}, baseline {old_version}"))
+
+    old_numbers, new_numbers = baseline["numbers"], current["numbers"]
+    for name in old_numbers:
+        if name not in new_numbers:
+            changes.append(Change("fail", name, "in the baseline, missing from the run"))
+            continue
+        result.checked += 1
+        changes.extend(_compare_number(name, old_numbers[name], new_numbers[name], tol))
+    for name in new_numbers:
+        if name not in old_numbers:
+            changes.append(Change("fail", name, "in the run, not in the baseline (accept with --update)"))
+
+    old_verdicts, new_verdicts = baseline["verdicts"], current["verdicts"]
+    for name, old_verdict in old_verdicts.items():
+        new_verdict = new_verdicts.get(name)
+        result.checked += 1
+        if new_verdict is None:
+            changes.append(Change("fail", f"verdict {name}", "in the baseline, missing from the run"))
+        elif new_verdict != old_verdict:
+            changes.append(Change("fail", f"verdict {name}", f"{old_verdict} -> {new_verdict}"))
+    for name in new_verdicts:
+        if name not in old_verdicts:
+            changes.append(
+                Change("fail", f"verdict {name}", "in the run, not in the baseline (accept with --update)")
+            )
+    return result
+
+
+def numbers_frame(baseline: Mapping[str, Any]) -> pd.DataFrame:
+    """The baseline's numbers as a table (name, n, k, accuracy_pct), for people and notebooks."""
+    return pd.DataFrame(
+        [
+            {"name": name, **{k: v for k, v in entry.items() if k != "correct"}}
+            for name, entry in baseline["numbers"].items()
+        ]
+    )
