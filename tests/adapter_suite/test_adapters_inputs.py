@@ -105,3 +105,30 @@ def test_model_that_does_not_return_class_logits_is_rejected(small_batch: Batch)
     with pytest.raises(ValueError, match=r"expected the model to return logits of shape \[N, num_classes\]"):
         adapter.generate(nn.Identity(), *small_batch, AttackSpec("fgsm", 1 / 255))
     assert not spy.called
+
+
+def test_the_class_count_is_read_once_per_model_and_rechecked_on_every_forward(small_batch: Batch) -> None:
+    """The extra forward that reads num_classes runs on a model's first attack only; a head changed in
+    place afterwards is caught by the check on the logits the library sees, and re-read next time."""
+    x, y = small_batch
+    head = nn.Linear(12 * 16, 3)
+    model = nn.Sequential(nn.Flatten(), head)
+    rows: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: rows.append(int(args[0].shape[0])))
+    spec = AttackSpec("fgsm", 1 / 255)
+    reference = adapters.get("reference")
+    reference.generate(model, x, y, spec)
+    assert rows == [1, len(x)]  # the one-image probe, then the attack's forward
+    reference.generate(model, x, y, spec)
+    assert rows == [1, len(x), len(x)]  # no probe the second time
+    # Labels are still checked against the (cached) class count before any library runs.
+    with pytest.raises(ValueError, match=r"expected labels in \[0, 3\)"):
+        reference.generate(model, x, torch.full_like(y, 3), spec)
+
+    model[1] = nn.Linear(12 * 16, 5)  # the head swapped in place: 5 outputs now
+    with pytest.raises(
+        ValueError, match=r"expected the model to return logits of shape \[N, 3\] as on its first"
+    ):
+        reference.generate(model, x, y, spec)
+    reference.generate(model, x, y, spec)  # re-read: works with the new head
+    assert rows[-2:] == [1, len(x)]
