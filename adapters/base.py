@@ -250,10 +250,10 @@ def validate_batch(x: object, y: object) -> None:
 
 def model_device(model: nn.Module) -> torch.device | None:
     """The device of the model's first parameter or buffer; None for a stateless model."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
     return None
 
 
