@@ -32,7 +32,8 @@ from torch import nn
 
 import adapters
 from adapters.base import AttackSpec
-from harness.runner import configure_torch, environment
+from harness.config import AttackConfig
+from harness.runner import REFERENCE, configure_torch, environment, plan_cells
 
 ATTACKS = ("fgsm", "pgd")
 NUM_CLASSES = 4
@@ -278,3 +279,53 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
             )
         )
     return BenchResult(config=config, rows=rows, environment=environment())
+
+
+# --- what a preset's attack phase would cost -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhaseEstimate:
+    """Attack-phase seconds of a preset on ``n_images``, per library, from measured images/s."""
+
+    n_images: int
+    seconds_by_library: dict[str, float]
+    cells: int
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seconds_by_library.values())
+
+    def text(self, preset: str) -> str:
+        parts = ", ".join(f"{lib} {s / 60:.1f} min" for lib, s in self.seconds_by_library.items())
+        return (
+            f"{preset} preset, attack phase on {self.n_images} images ({self.cells} cells): "
+            f"{self.seconds / 60:.1f} min of attacks on this device ({parts}); extrapolated from the rates "
+            "above, without the harness's own judging (about +10 %)"
+        )
+
+
+def estimate_phase(
+    rows: list[BenchRow], attack: AttackConfig, n_images: int, bench_steps: int
+) -> PhaseEstimate:
+    """Seconds the preset's grid would take, cell by cell, at the measured per-image rates.
+
+    The runner's accounting: the reference computes the whole FGSM grid from one gradient (one FGSM
+    call per image); every other FGSM cell and every PGD (eps, seed) cell is one call per image, and a
+    PGD call's cost scales with its step count (measured at ``bench_steps``).
+    """
+    rate = {(r.library, r.attack): r.images_per_second for r in rows}
+    cells = plan_cells(attack)
+    missing = sorted({(c.library, c.attack) for c in cells} - set(rate))
+    if missing:
+        raise ValueError(f"no measurement for {missing}; bench every library and attack the preset uses")
+    seconds: dict[str, float] = {}
+    for cell in cells:
+        if cell.library == REFERENCE and cell.attack == "fgsm":
+            per_image = 1 / rate[(cell.library, "fgsm")] / len(attack.fgsm_eps)  # one gradient per grid
+        elif cell.attack == "fgsm":
+            per_image = 1 / rate[(cell.library, "fgsm")]
+        else:
+            per_image = 1 / rate[(cell.library, "pgd")] * cell.steps / bench_steps
+        seconds[cell.library] = seconds.get(cell.library, 0.0) + per_image * n_images
+    return PhaseEstimate(n_images=n_images, seconds_by_library=seconds, cells=len(cells))

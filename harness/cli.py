@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Times each library x attack through its adapter and called directly (alternating, "
         "medians), on seeded random DenseNet-121 weights; see harness/bench.py.",
     )
-    bench.add_argument("--size", type=_positive_int, default=64, help="image side in pixels (default 64)")
+    bench.add_argument(
+        "--size", type=_positive_int, help="image side in pixels (default 64, or the --preset's)"
+    )
     bench.add_argument("--batch", type=_positive_int, default=16, help="images per attack call (default 16)")
     bench.add_argument(
         "--repeats", type=_positive_int, default=3, help="timed calls per side after a warm-up (default 3)"
@@ -163,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--libraries", type=_csv, help="comma-separated subset, e.g. reference,art")
     bench.add_argument("--attacks", type=_csv, help="comma-separated subset of fgsm,pgd")
     bench.add_argument("--json", type=Path, help="also write the rows, config and machine to this JSON file")
+    bench.add_argument(
+        "--preset",
+        help="also estimate this preset's attack phase from the measured rates (its image size unless --size)",
+    )
+    bench.add_argument(
+        "--images", type=_positive_int, help="test images for the --preset estimate (default: its test_limit)"
+    )
     _add_device(bench)
 
     demo = commands.add_parser(
@@ -371,11 +380,14 @@ def _report(run_dir: Path, out: Path | None) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from harness import pipeline
-    from harness.bench import BenchConfig, run_bench
+    from harness.bench import BenchConfig, estimate_phase, run_bench
 
     defaults = BenchConfig()
+    preset = _load_preset(args) if args.preset else None
+    if args.images and preset is None:
+        raise ValueError("--images sizes a --preset estimate; name the preset too")
     config = BenchConfig(
-        size=args.size,
+        size=args.size or (preset.train.image_size if preset else defaults.size),
         batch=args.batch,
         repeats=args.repeats,
         libraries=args.libraries or defaults.libraries,
@@ -384,6 +396,13 @@ def _bench(args: argparse.Namespace) -> int:
     )
     result = run_bench(config, progress=None if args.quiet else lambda what: log.info("timing %s", what))
     print(result.table())
+    if preset is not None:
+        n_images = args.images or preset.attack.test_limit
+        if not n_images:
+            raise ValueError(
+                f"preset {preset.name!r} attacks the whole test split: give its size with --images"
+            )
+        print(estimate_phase(result.rows, preset.attack, n_images, config.pgd_steps).text(preset.name))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(result.to_json() + "\n", encoding="utf-8")

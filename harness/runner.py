@@ -182,6 +182,13 @@ def configure_torch(device: torch.device, cpu_threads: int = 0) -> None:
     # cuDNN autotuning may pick different kernels per call; deterministic kernels make reruns equal.
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
+    if device.type == "cuda":
+        # cuBLAS picks its reduction order by workspace; a fixed workspace makes GEMMs repeatable. It is
+        # read when cuBLAS initialises (the process's first matmul), so a user's own setting wins.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        # Kernels that accumulate with atomics give run-to-run round-off differences; warn where one
+        # runs instead of letting it blur the bit-for-bit comparison silently.
+        torch.use_deterministic_algorithms(True, warn_only=True)
     set_cpu_threads(device, cpu_threads)
 
 

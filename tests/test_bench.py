@@ -11,8 +11,18 @@ import pytest
 import torch
 
 import adapters
-from harness.bench import BARE_CALLS, BenchConfig, BenchResult, bench_batch, bench_model, run_bench
+from harness.bench import (
+    BARE_CALLS,
+    BenchConfig,
+    BenchResult,
+    BenchRow,
+    bench_batch,
+    bench_model,
+    estimate_phase,
+    run_bench,
+)
 from harness.cli import main
+from harness.config import load_preset
 
 TINY = BenchConfig(size=32, batch=2, repeats=1, pgd_steps=2)
 
@@ -96,6 +106,11 @@ def test_the_cli_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "images/s" in capsys.readouterr().out
     assert main([*args, "--libraries", "cleverhans"]) == 2
     assert "unknown libraries ['cleverhans']" in capsys.readouterr().err
+    # A preset's attack phase, extrapolated from the rates (the smoke preset: 8 images, 3-step PGD).
+    assert main(["-q", "bench", "--batch", "2", "--repeats", "1", "--preset", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "DenseNet-121 at 32 px" in out and "smoke preset, attack phase on 8 images (17 cells)" in out
+    assert main(["-q", "bench", "--images", "10"]) == 2
 
 
 @pytest.mark.parametrize(
@@ -105,3 +120,31 @@ def test_the_cli_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_bad_configs_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         BenchConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def _row(library: str, attack: str, images_per_second: float) -> BenchRow:
+    seconds = 1 / images_per_second
+    return BenchRow(
+        library, attack, images_per_second, seconds, seconds, 0.0, 1, 1, 1.0, (seconds,), (seconds,)
+    )
+
+
+def test_the_paper_phase_estimate_counts_cells_like_the_runner() -> None:
+    """Worked by hand: FGSM 10 images/s, PGD-10 1 image/s for everyone, 100 images, the paper's grid
+    (12 FGSM eps, 5 PGD eps; reference seeds 0-2, library seeds 0-1)."""
+    rows = [_row(lib, "fgsm", 10.0) for lib in TINY.libraries] + [
+        _row(lib, "pgd", 1.0) for lib in TINY.libraries
+    ]
+    estimate = estimate_phase(rows, load_preset("paper").attack, n_images=100, bench_steps=10)
+    # Reference: one FGSM gradient for the whole grid (10 s) + 5 eps x 3 seeds x 100 s of PGD.
+    assert estimate.seconds_by_library["reference"] == pytest.approx(10 + 1500)
+    # Each library: 12 FGSM cells x 10 s + 5 eps x 2 seeds x 100 s.
+    for library in ("art", "torchattacks", "foolbox"):
+        assert estimate.seconds_by_library[library] == pytest.approx(120 + 1000)
+    assert estimate.cells == 12 * 4 + 5 * (3 + 3 * 2)
+    assert estimate.seconds == pytest.approx(4870)
+    # PGD measured at 5 steps costs twice as much per call at the preset's 10.
+    half = estimate_phase(rows, load_preset("paper").attack, n_images=100, bench_steps=5)
+    assert half.seconds_by_library["art"] == pytest.approx(120 + 2000)
+    with pytest.raises(ValueError, match="no measurement"):
+        estimate_phase(rows[:2], load_preset("paper").attack, n_images=100, bench_steps=10)
