@@ -158,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--size", type=_positive_int, help="image side in pixels (default 64, or the --preset's)"
     )
-    bench.add_argument("--batch", type=_positive_int, default=16, help="images per attack call (default 16)")
+    bench.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=16,
+        help="images per attack call (default 64, the presets' attack batch)",
+    )
     bench.add_argument(
         "--repeats", type=_positive_int, default=3, help="timed calls per side after a warm-up (default 3)"
     )
