@@ -88,7 +88,7 @@ def test_adapter_overhead(
     adapter_runs, bare_runs = measure_pair(
         lambda: adapter.run(model, x, y, spec),
         lambda: BARE_CALLS[library](model, x, y, spec),
-        5,
+        3,
         CONFIG.device,
     )
     overhead = statistics.median(adapter_runs) / statistics.median(bare_runs) - 1
