@@ -151,8 +151,8 @@ def _add_executor(sub: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--ray-address",
-        help="ray://HEAD:10001 (Ray Client) or auto (a cluster this node is part of); default: RAY_ADDRESS, "
-        "a cluster started here with `ray start`, else a new local one",
+        help="ray://HEAD:10001 (Ray Client), auto (the cluster this node is part of) or HOST:6379; "
+        "default: RAY_ADDRESS if set, else a new local Ray instance for this run",
     )
     group.add_argument(
         "--cpus-per-task",

@@ -30,7 +30,9 @@ that is why a CPU task reserves, and uses, as many cores as the in-process run w
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,9 +120,10 @@ def group_label(group: Sequence[Cell]) -> str:
 class RayExecutor:
     """One Ray task per group; tasks write their cells into the (shared) run directory."""
 
-    # None: Ray's own search (RAY_ADDRESS, then a cluster started on this machine with `ray start`),
-    # else a new local instance, shut down after the run. "auto": an existing cluster only.
-    # "ray://HEAD:10001": a remote cluster through Ray Client.
+    # None: RAY_ADDRESS if set (as in a `ray job submit` job), else a new local instance for this run.
+    # Not Ray's own search, which also tries the last cluster `ray start` made on this machine and
+    # waits forever when that one is gone. "auto": the cluster this node belongs to.
+    # "ray://HEAD:10001": a remote cluster through Ray Client. "HOST:6379": a cluster's GCS.
     address: str | None = None
     # None: 1 with a GPU; on CPU, the driver's torch threads, i.e. what the in-process loop computes with
     # (equal thread counts, equal results: see the module docstring). A CPU task uses this many threads.
@@ -151,16 +154,31 @@ class RayExecutor:
         # A session that the caller (a test, a notebook) opened is theirs to close.
         owned = not ray.is_initialized()
         if owned:
+            address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+            _probe(address)
             try:
-                ray.init(address=self.address)
-            except ConnectionError as err:
-                raise RayExecutorError(f"cannot reach a Ray cluster at {self.address!r}: {err}") from err
+                ray.init(address=address)
+            except (ConnectionError, ValueError) as err:  # ValueError: e.g. ray:// without ray[client]
+                raise RayExecutorError(f"cannot use the Ray cluster at {address!r}: {err}") from err
         try:
             _check_fits(ray, cpus, gpus)
             return _submit_and_wait(ray, groups, context, bar, cpus, gpus)
         finally:
             if owned:
                 ray.shutdown()
+
+
+def _probe(address: str, timeout: float = 10.0) -> None:
+    """Fail fast where nothing listens at ``[ray://]HOST:PORT``: ray.init would wait there forever."""
+    if address in ("local", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # not host:port; Ray says what it makes of it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise RayExecutorError(f"no Ray cluster answers at {address!r}: {err}") from err
 
 
 def _check_fits(ray: Any, cpus: int, gpus: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,10 +111,11 @@ def _record_submissions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_ray_run_equals_the_in_process_run(
-    trained: tuple[Path, Path], local_run: Path, tmp_path: Path
+    trained: tuple[Path, Path], local_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As on the command line: the executor starts its own local Ray instance and shuts it down.
     ray.shutdown()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     checkpoint, root = trained
     summary = run(_request(checkpoint, root, tmp_path / "ray", RayExecutor()), progress=False)
     assert not ray.is_initialized(), "an instance the executor started is shut down after the run"
@@ -227,6 +229,17 @@ def test_resources_per_task() -> None:
         RayExecutor(gpus_per_task=1).resources(cpu)
     with pytest.raises(RayExecutorError, match="needs --gpus-per-task > 0"):
         RayExecutor(gpus_per_task=0).resources(cuda)
+
+
+def test_an_address_where_nothing_listens_fails_fast() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(RayExecutorError, match="no Ray cluster answers at"):
+            executors._probe(address)
+    executors._probe("local")  # not an address to probe: Ray starts or finds these itself
+    executors._probe("auto")
 
 
 def test_ray_options_need_the_ray_executor() -> None:
