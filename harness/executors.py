@@ -103,7 +103,7 @@ def build_executor(
 
 
 def group_label(group: Sequence[Cell]) -> str:
-    """A group as a person names it, e.g. ``pgd 2/255 steps 3 seed 1 [reference]``."""
+    """A group as a person names it, e.g. ``pgd 2/255 steps 3 random start seed 1 [reference]``."""
     first = group[0]
     libraries = ", ".join(dict.fromkeys(cell.library for cell in group))
     if first.attack == "fgsm":

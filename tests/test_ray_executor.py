@@ -191,6 +191,23 @@ def test_a_failing_group_is_named_and_the_other_groups_are_kept(
     pd.testing.assert_frame_equal(_comparable(out), _comparable(local_run), check_exact=True)
 
 
+def test_a_worker_that_cannot_see_the_run_directory_says_so(
+    trained: tuple[Path, Path], tmp_path: Path, ray_session: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a node without the shared mount sees: no run directory at the driver's path.
+    checkpoint, root = trained
+    real_job = executors._GroupJob
+    monkeypatch.setattr(
+        executors,
+        "_GroupJob",
+        lambda **fields: real_job(**{**fields, "run_dir": str(tmp_path / "not-mounted")}),
+    )
+    with pytest.raises(RayExecutorError, match="2 of 2 group") as error:
+        run(_request(checkpoint, root, tmp_path / "run", RayExecutor(), attacks=("pgd",)), progress=False)
+    assert "cannot read the run directory" in str(error.value) and "same path" in str(error.value)
+    assert not list((tmp_path / "run" / "cells").iterdir())
+
+
 def test_a_crash_in_a_task_is_a_group_failure_not_bad_input(
     trained: tuple[Path, Path], tmp_path: Path, ray_session: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
