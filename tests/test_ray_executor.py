@@ -61,8 +61,8 @@ def _one_thread_and_no_ray_left() -> Iterator[None]:
     whatever a test left running, no Ray process outlives the module."""
     threads = torch.get_num_threads()
 
-    def configure_one_thread(device: torch.device) -> None:
-        configure(device)
+    def configure_one_thread(device: torch.device, *args: Any, **kwargs: Any) -> None:
+        configure(device, *args, **kwargs)
         torch.set_num_threads(1)
 
     configure = runner.configure_torch
