@@ -23,7 +23,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "advparity needs Python >= 3.10, got " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,lint,dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,lint,dev,ray]"
 	@touch $@
 
 install: $(BIN)/.installed

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from harness.config import Preset
     from harness.gradcam import GradcamRequest
     from harness.pipeline import TrainedModel
-    from harness.runner import RunSummary
+    from harness.runner import Executor, RunSummary
 
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="attack only the first N test images (0 = all)")
     _add_device(run)
     _add_trust(run)
+    _add_executor(run)
 
     report = commands.add_parser(
         "report",
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(demo)
     demo.add_argument("--data", type=Path, help="a real data folder instead of the preset's synthetic set")
+    _add_executor(demo)
     return parser
 
 
@@ -196,6 +198,35 @@ def _add_trust(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--trust", action="store_true", help="allow loading a pickle (.pt/.pth) checkpoint you made"
     )
+
+
+def _add_executor(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_argument_group("where the attacks run (README: Scale out with Ray)")
+    group.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: in this process (default); ray: one Ray task per group of cells (pip install 'advparity[ray]')",
+    )
+    group.add_argument(
+        "--ray-address",
+        help="ray://HEAD:10001 (Ray Client), auto (the cluster this node is part of) or HOST:6379; "
+        "default: RAY_ADDRESS if set, else a new local Ray instance for this run",
+    )
+    group.add_argument(
+        "--cpus-per-task",
+        type=_positive_int,
+        help="CPUs, and torch threads, per Ray task (default: 1 with a GPU, else this machine's cores)",
+    )
+    group.add_argument(
+        "--gpus-per-task", type=float, help="GPUs per Ray task (default: 1 with a CUDA device, else 0)"
+    )
+
+
+def _executor(args: argparse.Namespace) -> Executor:
+    from harness.executors import build_executor
+
+    return build_executor(args.executor, args.ray_address, args.cpus_per_task, args.gpus_per_task)
 
 
 def _add_common(sub: argparse.ArgumentParser) -> None:
@@ -314,6 +345,7 @@ def _run(args: argparse.Namespace) -> int:
         device=pipeline.resolve_device(args.device),
         trust=args.trust,
         command=" ".join(["python -m harness", *sys.argv[1:]]),
+        executor=_executor(args),
     )
     _print_run(pipeline.run_attacks(request, progress=not args.quiet))
     return EXIT_OK
@@ -325,6 +357,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     preset = _load_preset(args)
     device = pipeline.resolve_device(args.device)
+    executor = _executor(args)  # before training: a missing Ray should not cost a training run
     progress = not args.quiet
     started = time.perf_counter()
     root = pipeline.prepare_data(preset, args.out, args.data, progress)
@@ -338,6 +371,7 @@ def _demo(args: argparse.Namespace) -> int:
         out=args.out / "run",
         device=device,
         command=" ".join(["python -m harness", *sys.argv[1:]]),
+        executor=executor,
     )
     _print_run(pipeline.run_attacks(request, progress=progress))
     # Grad-CAM on 4 images per class, the reference's x_adv only: 2 PGD cells' worth of attacks (~8 % of the

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -64,6 +64,9 @@ class RunRequest:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     trust: bool = False
     command: str = ""
+    # Where the groups run. Not part of the experiment (nor of its config hash): every executor writes
+    # the same cells, so a run started with one can be resumed with another.
+    executor: Executor = field(default_factory=lambda: LocalExecutor())
 
 
 @dataclass
@@ -447,27 +450,28 @@ def run(request: RunRequest, progress: bool = True) -> RunSummary:
     skipped = len(cells) - len(todo)
     if skipped:
         log.info("resuming %s: %d of %d cells already finished", store.run_dir, skipped, len(cells))
-    attack_seconds = 0.0
     bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress)
-    # The reference's one FGSM gradient always serves the preset's whole FGSM grid (the extra eps cost
-    # a clamp each), so its per-cell cost is 1/k of a gradient whichever cells a filter or an earlier,
-    # interrupted run left to do: resumed and uninterrupted runs record the same numbers.
-    fgsm_eps = sorted(attack_config.fgsm_eps)
-    for _, group in _groups(todo):
-        attack_seconds += _run_group(
-            model,
-            group,
-            fgsm_eps,
-            x_all,
-            y_all,
-            pred_clean_all,
-            conf_clean_all,
-            attack_config,
-            device,
-            store,
-            bar,
-        )
-    bar.close()
+    context = RunContext(
+        model=model,
+        # The reference's one FGSM gradient always serves the preset's whole FGSM grid (the extra eps
+        # cost a clamp each), so its per-cell cost is 1/k of a gradient whichever cells a filter or an
+        # earlier, interrupted run left to do: resumed and uninterrupted runs record the same numbers.
+        fgsm_eps=sorted(attack_config.fgsm_eps),
+        x_all=x_all,
+        y_all=y_all,
+        pred_clean_all=pred_clean_all,
+        conf_clean_all=conf_clean_all,
+        config=attack_config,
+        device=device,
+        store=store,
+        checkpoint=request.checkpoint,
+        trust=request.trust,
+        manifest=manifest,
+    )
+    try:
+        attack_seconds = request.executor.run_groups([group for _, group in _groups(todo)], context, bar)
+    finally:
+        bar.close()
     return RunSummary(
         run_dir=store.run_dir,
         cells_total=len(cells),
@@ -479,6 +483,60 @@ def run(request: RunRequest, progress: bool = True) -> RunSummary:
         clean_seconds=clean_seconds,
         resumed=resumed,
     )
+
+
+# --- executors: where the groups run ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every group of a run shares, prepared once by :func:`run` before any group starts."""
+
+    model: torch.nn.Module
+    fgsm_eps: list[float]
+    x_all: torch.Tensor
+    y_all: torch.Tensor
+    pred_clean_all: torch.Tensor
+    conf_clean_all: torch.Tensor
+    config: AttackConfig
+    device: torch.device
+    store: RunStore
+    checkpoint: Path
+    trust: bool
+    # This driver's manifest (its versions; a resumed run's file keeps the first run's): an executor
+    # that runs groups elsewhere checks the workers against it.
+    manifest: dict[str, Any]
+
+
+class Executor(Protocol):
+    """Runs groups of cells (see :func:`_groups`); each group writes its own cells to the store."""
+
+    def run_groups(self, groups: list[list[Cell]], context: RunContext, bar: tqdm) -> float:
+        """Run every group, advancing ``bar`` by one per cell; returns the adapters' attack seconds."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    """One group after another in this process (``--executor local``, the default)."""
+
+    def run_groups(self, groups: list[list[Cell]], context: RunContext, bar: tqdm) -> float:
+        seconds = 0.0
+        for group in groups:
+            seconds += _run_group(
+                context.model,
+                group,
+                context.fgsm_eps,
+                context.x_all,
+                context.y_all,
+                context.pred_clean_all,
+                context.conf_clean_all,
+                context.config,
+                context.device,
+                context.store,
+                bar,
+            )
+        return seconds
 
 
 def _clean_predictions(
