@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--repeats", type=_positive_int, default=3, help="timed calls per side after a warm-up (default 3)"
     )
+    bench.add_argument(
+        "--steps", type=_positive_int, help="PGD steps (default 10, or the --preset's); alpha = eps/4"
+    )
     bench.add_argument("--libraries", type=_csv, help="comma-separated subset, e.g. reference,art")
     bench.add_argument("--attacks", type=_csv, help="comma-separated subset of fgsm,pgd")
     bench.add_argument("--json", type=Path, help="also write the rows, config and machine to this JSON file")
@@ -429,6 +432,7 @@ def _bench(args: argparse.Namespace) -> int:
         size=args.size or (preset.train.image_size if preset else defaults.size),
         batch=args.batch,
         repeats=args.repeats,
+        pgd_steps=args.steps or (preset.attack.pgd_steps if preset else defaults.pgd_steps),
         libraries=args.libraries or defaults.libraries,
         attacks=args.attacks or defaults.attacks,
         device=pipeline.resolve_device(args.device),

@@ -119,7 +119,7 @@ def test_the_paper_preset_runs_end_to_end_on_a_data_folder_with_local_weights(
     tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`demo --preset paper --data PATH --weights FILE`, the paper's recipe shrunk only in cost (32 px,
-    1 epoch, 4 test images, no loader workers): the full FGSM and PGD grids, the folder data path, a local
+    1 epoch, 4 test images, 2 PGD steps, no loader workers): the full FGSM and PGD grids, the folder data path, a local
     ImageNet-format backbone file, and a report with the paper-comparison table."""
     from safetensors.torch import save_file
     from torchvision.models import densenet121
@@ -133,6 +133,7 @@ def test_the_paper_preset_runs_end_to_end_on_a_data_folder_with_local_weights(
         ("num_workers = 4 ", "num_workers = 0 "),
         ("test_limit = 0 ", "test_limit = 4 "),
         ("batch_size = 64", "batch_size = 4"),
+        ("pgd_steps = 10", "pgd_steps = 2"),
     ]:
         assert old in text, old  # the paper preset still reads as this test expects
         text = text.replace(old, new)
