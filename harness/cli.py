@@ -162,7 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--batch",
         type=_positive_int,
-        default=16,
         help="images per attack call (default 64, the presets' attack batch)",
     )
     bench.add_argument(
@@ -430,7 +429,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise ValueError("--images sizes a --preset estimate; name the preset too")
     config = BenchConfig(
         size=args.size or (preset.train.image_size if preset else defaults.size),
-        batch=args.batch,
+        batch=args.batch or defaults.batch,
         repeats=args.repeats,
         pgd_steps=args.steps or (preset.attack.pgd_steps if preset else defaults.pgd_steps),
         libraries=args.libraries or defaults.libraries,
