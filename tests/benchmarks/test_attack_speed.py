@@ -2,7 +2,9 @@
 
 Run with ``tox -e bench`` (JSON in .tox/bench.json) or ``pytest tests/benchmarks -m bench``. Each
 benchmark records images/s, passes per image and its ratio to the reference in ``extra_info``;
-``test_adapter_overhead`` asserts that our adapter adds at most 5 % to calling the library directly.
+``test_adapter_overhead`` asserts that our adapter adds at most 5 % to calling each library directly
+(the reference has no "library call" to compare with; its adapter's cost is the same guards, reported by
+``python -m harness bench``).
 Timings need a quiet machine: on 2 cores a second torch process slows both many times over.
 """
 
@@ -78,7 +80,7 @@ def test_attack_speed(
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
-@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("library", [lib for lib in LIBRARIES if lib != "reference"])
 def test_adapter_overhead(
     batch: tuple[torch.nn.Module, torch.Tensor, torch.Tensor], library: str, attack: str
 ) -> None:
@@ -88,7 +90,7 @@ def test_adapter_overhead(
     adapter_runs, bare_runs = measure_pair(
         lambda: adapter.run(model, x, y, spec),
         lambda: BARE_CALLS[library](model, x, y, spec),
-        3,
+        5,  # medians of 5: single calls vary by 5-10 % on a 2-vCPU machine
         CONFIG.device,
     )
     overhead = statistics.median(adapter_runs) / statistics.median(bare_runs) - 1
