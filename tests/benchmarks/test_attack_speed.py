@@ -90,11 +90,15 @@ def test_adapter_overhead(
     adapter_runs, bare_runs = measure_pair(
         lambda: adapter.run(model, x, y, spec),
         lambda: BARE_CALLS[library](model, x, y, spec),
-        5,  # medians of 5: single calls vary by 5-10 % on a 2-vCPU machine
+        5,
         CONFIG.device,
     )
-    overhead = statistics.median(adapter_runs) / statistics.median(bare_runs) - 1
+    # The fastest of 5 alternating calls per side (timeit's advice): on a 2-vCPU machine single calls
+    # of the same work vary by ±12 %, so medians of 5 can differ by more than the 5 % budget by chance;
+    # the minimum is the call least disturbed by the machine.
+    overhead = min(adapter_runs) / min(bare_runs) - 1
     assert overhead <= MAX_OVERHEAD, (
-        f"{library} {attack}: adapter {statistics.median(adapter_runs):.3f} s vs bare "
-        f"{statistics.median(bare_runs):.3f} s per call (+{100 * overhead:.1f} %)"
+        f"{library} {attack}: adapter {min(adapter_runs):.3f} s vs bare {min(bare_runs):.3f} s per call "
+        f"(+{100 * overhead:.1f} %); all calls: adapter {[round(t, 3) for t in adapter_runs]}, "
+        f"bare {[round(t, 3) for t in bare_runs]}"
     )
