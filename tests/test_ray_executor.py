@@ -21,7 +21,7 @@ import pytest
 import ray
 import torch
 
-from harness import executors, pipeline, runner
+from harness import executors, runner
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.config import load_preset
 from harness.executors import GroupFailedError, RayExecutor, RayExecutorError, build_executor, group_label
@@ -34,16 +34,6 @@ TIMING = ["seconds", "eval_seconds"]
 FGSM = "fgsm 0.1/255, 1/255, 4/255 [reference, art, torchattacks, foolbox]"
 PGD_SEED_0 = "pgd 2/255 steps 3 random start seed 0 [reference, art, torchattacks, foolbox]"
 PGD_SEED_1 = "pgd 2/255 steps 3 random start seed 1 [reference]"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A smoke-preset checkpoint and its data root (trained once for this module)."""
-    out = tmp_path_factory.mktemp("trained")
-    preset = load_preset("smoke")
-    root = pipeline.prepare_data(preset, out, None, progress=False)
-    model = pipeline.train_model(preset, root, out / "model", torch.device("cpu"), progress=False)
-    return model.checkpoint, root
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import torch
 
-from harness import pipeline
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.config import load_preset
 from harness.runner import RunRequest, judge, ordered_test_rows, plan_cells, run
@@ -45,16 +44,6 @@ library_seeds = [0]
 test_limit = 8
 batch_size = 4
 """
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A smoke-preset checkpoint and its data root (trained once for this module)."""
-    out = tmp_path_factory.mktemp("trained")
-    preset = load_preset("smoke")
-    root = pipeline.prepare_data(preset, out, None, progress=False)
-    model = pipeline.train_model(preset, root, out / "model", torch.device("cpu"), progress=False)
-    return model.checkpoint, root
 
 
 def _request(checkpoint: Path, root: Path, out: Path, preset: str = "smoke", **kwargs: object) -> RunRequest:
