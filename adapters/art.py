@@ -11,10 +11,13 @@ Loss: ``CrossEntropyLoss(reduction="mean")``, what ART users (and the paper) wri
 What ART really spends: FGSM 1 forward + 1 backward per sample; PGD ``steps`` of each plus 2 forwards
 (it predicts the clean and the adversarial batch to log a success rate, whatever the log level).
 
-Seeding: ART draws the PGD random start from NumPy's global RNG (``np.random.uniform``, float64, then
-cast to float32); ``torch.manual_seed`` does not fix it. We seed ``np.random`` with ``spec.seed`` and
-restore its state afterwards. Its noise differs from the reference's, so random-start PGD agrees
-with the reference statistically, not per sample.
+Seeding: ART draws the PGD random start from NumPy's global RNG, once per ART batch (we pass the whole
+batch as one): ``random_sphere`` → ``np.random.uniform(-eps, eps, (n, C·H·W))`` in float64, reshaped
+and cast to float32, added to x and clipped to ``clip_values``
+(``art/attacks/evasion/projected_gradient_descent/projected_gradient_descent_pytorch.py``,
+``art/utils.py``); ``torch.manual_seed`` does not fix it. We seed ``np.random`` with ``spec.seed`` and
+restore its state afterwards; :func:`_start` makes the same draw, which is how the harness knows the
+exact x_adv ART must return.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
-from .base import AttackSpec, GuardedAdapter, seeded_global_rngs
+from .base import AttackSpec, Declaration, GuardedAdapter, seeded_global_rngs
 
 
 def _classifier(model: nn.Module, x: torch.Tensor, num_classes: int) -> PyTorchClassifier:
@@ -85,4 +88,20 @@ def _attack(
     return torch.from_numpy(x_adv).to(device=x.device, dtype=x.dtype)
 
 
-ADAPTER = GuardedAdapter(name="art", attack_fn=_attack)
+def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    n, m = int(x.shape[0]), int(np.prod(x.shape[1:]))
+    with seeded_global_rngs(spec.seed, x.device):
+        noise = np.random.uniform(-spec.eps, spec.eps, (n, m)).reshape(x.shape).astype(np.float32)
+    return torch.clamp(x + torch.from_numpy(noise).to(x.device), 0.0, 1.0)
+
+
+def _passes(spec: AttackSpec) -> tuple[float, float]:
+    # PGD: +2 forwards, the clean and the adversarial batch predicted to log a success rate.
+    return (1.0, 1.0) if spec.attack == "fgsm" else (float(spec.steps + 2), float(spec.steps))
+
+
+ADAPTER = GuardedAdapter(
+    name="art",
+    attack_fn=_attack,
+    declaration=Declaration(loss_reduction="mean", passes=_passes, start=_start),
+)

@@ -112,6 +112,40 @@ class Adapter(Protocol):
         ...
 
 
+LossReduction = Literal["sum", "mean"]
+LOSS_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+# (x, spec) -> the point the library's PGD starts from, for this batch and seed.
+StartFn = Callable[[torch.Tensor, AttackSpec], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What an adapter documents about how its library computes the attack — checked, not trusted.
+
+    The harness turns these into the *exact* x_adv the library must return (the reference's FGSM/PGD
+    code run with this loss reduction from this start) and the pass counts it must spend; a library
+    that differs from either is judged to disagree.
+
+    ``loss_reduction``: how the library reduces cross-entropy over a batch. ``sum`` and ``mean`` are
+    the same attack in exact arithmetic, but the 1/N of a mean changes float32 round-off when N is not
+    a power of two; the expected x_adv is computed with the library's own reduction so that it can be
+    compared bit for bit.
+    ``passes``: (forward, backward) passes per sample for a spec, as read from the library's source
+    and measured by the guard's hooks.
+    ``start``: the library's PGD random-start point for a batch, reproduced outside the library from
+    the same random draws (read from its source); None where it cannot be reproduced, and then its
+    random-start PGD can only be judged statistically.
+    """
+
+    loss_reduction: LossReduction
+    passes: Callable[[AttackSpec], tuple[float, float]]
+    start: StartFn | None
+
+    def __post_init__(self) -> None:
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"expected loss_reduction in {LOSS_REDUCTIONS}, got {self.loss_reduction!r}")
+
+
 # (model, x, y, spec, num_classes) -> x_adv. Receives a validated batch (fresh copies), a model
 # already in eval mode with gradients enabled, and the class count read from the model's output.
 AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, AttackSpec, int], torch.Tensor]
@@ -128,6 +162,8 @@ class AttackStats:
     gradient was exactly 0 in the first gradient that sample received — FGSM's only gradient, PGD's
     gradient at its start point; ``sign(0) = 0`` means those components do not move.
     ``zero_grad_elements_all_steps``: the same, summed over every gradient of the attack.
+    ``state_changes``: what the library left changed in the model when it returned (modules out of eval
+    mode, parameter or buffer values), before the guard restored it; empty when nothing was.
     """
 
     library: str
@@ -138,6 +174,7 @@ class AttackStats:
     zero_grad_elements: np.ndarray
     zero_grad_elements_all_steps: np.ndarray
     seconds: float
+    state_changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,6 +206,7 @@ class GuardedAdapter:
 
     name: str
     attack_fn: AttackFn
+    declaration: Declaration
     last_stats: AttackStats | None = field(default=None, compare=False, repr=False)
 
     def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -208,7 +246,7 @@ def run_guarded(
         x_adv = attack_fn(session.counter, x.detach().clone(), y.detach().clone(), spec, session.num_classes)
         seconds = time.perf_counter() - start
     check_output(library, x, x_adv, spec.eps)
-    return AttackResult(x_adv.detach(), session.counter.stats(library, seconds))
+    return AttackResult(x_adv.detach(), session.counter.stats(library, seconds, session.state_changes))
 
 
 # --- input validation ----------------------------------------------------------------------------
@@ -352,8 +390,9 @@ def snapshot(model: nn.Module) -> ModelState:
     return ModelState(modes, slots, list(params.values()), list(buffers.values()))
 
 
-def restore(model: nn.Module, state: ModelState, library: str) -> None:
-    """Put the model back exactly as :func:`snapshot` saw it; warn when values had changed."""
+def restore(model: nn.Module, state: ModelState, library: str) -> list[str]:
+    """Put the model back exactly as :func:`snapshot` saw it; warn and return what had changed
+    (``"parameters"``, ``"buffers"``)."""
     for module, registry, name, obj in state.slots:
         # A dict lookup, not getattr: nn.Module.__getattr__ costs ~µs each, ~1,100 slots on DenseNet-121.
         if registry.get(name) is not obj:
@@ -380,6 +419,7 @@ def restore(model: nn.Module, state: ModelState, library: str) -> None:
             module.training = training  # per module: train()/eval() would recurse and undo frozen BN
     if changed:
         logger.warning("%s changed the model's %s during the attack; restored", library, sorted(set(changed)))
+    return sorted(set(changed))
 
 
 # --- pass counting --------------------------------------------------------------------------------
@@ -429,7 +469,7 @@ class PassCounter(nn.Module):
         self._cursor = (self._cursor + rows) % self.n_samples
         self.backward_rows += rows
 
-    def stats(self, library: str, seconds: float) -> AttackStats:
+    def stats(self, library: str, seconds: float, state_changes: Sequence[str] = ()) -> AttackStats:
         first = np.zeros(self.n_samples, dtype=np.int64)
         total = np.zeros(self.n_samples, dtype=np.int64)
         seen = np.zeros(self.n_samples, dtype=bool)
@@ -448,6 +488,7 @@ class PassCounter(nn.Module):
             zero_grad_elements=first,
             zero_grad_elements_all_steps=total,
             seconds=seconds,
+            state_changes=tuple(state_changes),
         )
 
 
@@ -455,6 +496,8 @@ class PassCounter(nn.Module):
 class Session:
     counter: PassCounter  # what the library gets instead of the model
     num_classes: int
+    # Filled when the session ends: what the library left changed before the guard restored it.
+    state_changes: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -473,6 +516,7 @@ def attack_session(model: nn.Module, x: torch.Tensor, y: torch.Tensor, library: 
     if device is not None and device != x.device:
         raise ValueError(f"expected x on the model's device {device}, got {x.device}")
     state = snapshot(model)
+    session: Session | None = None
     try:
         # From the snapshot's lists rather than model.parameters()/model.eval(): each of those walks
         # the module tree again (a few ms apiece on DenseNet-121). The flags end as eval() sets them.
@@ -490,9 +534,17 @@ def attack_session(model: nn.Module, x: torch.Tensor, y: torch.Tensor, library: 
                 elements_per_sample=int(x[0].numel()),
                 num_classes=num_classes,
             )
-            yield Session(counter=counter.eval(), num_classes=num_classes)
+            session = Session(counter=counter.eval(), num_classes=num_classes)
+            yield session
     finally:
-        restore(model, state, library)
+        left_training = [module for module, _ in state.modes if module.training]
+        changed = restore(model, state, library)
+        if session is not None:
+            if left_training:
+                # The guard put every module in eval before the library ran; a library must not
+                # switch any back (a train-mode forward uses batch statistics and updates BatchNorm).
+                session.state_changes.append(f"{len(left_training)} module(s) left in train mode")
+            session.state_changes.extend(f"{what} values changed" for what in changed)
 
 
 # --- output checks --------------------------------------------------------------------------------

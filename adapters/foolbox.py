@@ -11,8 +11,11 @@ Loss: cross-entropy summed over the batch, like the reference. Passes: FGSM 2 fo
 per sample, PGD ``steps + 1`` forwards + ``steps`` backwards (Foolbox runs the model once more on its
 output to report success).
 
-Seeding: the random start is ``torch.rand(shape) * 2·eps - eps`` on torch's global RNG. We seed it
-with ``spec.seed`` inside ``torch.random.fork_rng`` so the caller's RNG state is restored.
+Seeding: the random start is eagerpy's ``uniform(x, shape, -eps, eps)``, i.e.
+``torch.rand(shape, dtype, device) * (eps - (-eps)) + (-eps)`` on torch's global RNG, added to x and
+clipped to the bounds (``foolbox/attacks/gradient_descent_base.py``, ``eagerpy/tensor/pytorch.py``).
+We seed it with ``spec.seed`` inside ``torch.random.fork_rng`` so the caller's RNG state is restored;
+:func:`_start` makes the same draw, which is how the harness knows the exact x_adv Foolbox must return.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import warnings
 import torch
 from torch import nn
 
-from .base import AttackSpec, GuardedAdapter, seeded_global_rngs
+from .base import AttackSpec, Declaration, GuardedAdapter, seeded_global_rngs
 
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -53,4 +56,19 @@ def _attack(
     return clipped
 
 
-ADAPTER = GuardedAdapter(name="foolbox", attack_fn=_attack)
+def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    low, high = -spec.eps, spec.eps
+    with seeded_global_rngs(spec.seed, x.device):
+        noise = torch.rand(x.shape, dtype=x.dtype, device=x.device) * (high - low) + low
+    return torch.clamp(x + noise, 0.0, 1.0)
+
+
+def _passes(spec: AttackSpec) -> tuple[float, float]:
+    return (2.0, 1.0) if spec.attack == "fgsm" else (float(spec.steps + 1), float(spec.steps))
+
+
+ADAPTER = GuardedAdapter(
+    name="foolbox",
+    attack_fn=_attack,
+    declaration=Declaration(loss_reduction="sum", passes=_passes, start=_start),
+)

@@ -15,6 +15,12 @@ scale changes round-off, and a component whose gradient is within round-off of 0
 
 The random start draws from a local ``torch.Generator`` seeded with ``spec.seed``; the caller's global
 RNG state is never touched.
+
+The same code computes every library's *expected* x_adv (``adapters/expected.py``): :func:`pgd_from`
+takes the start point and the loss reduction as arguments, and also returns each pixel's *gradient
+floor* — the smallest |gradient| it had over the attack's steps, relative to that sample's largest —
+so that a pixel on which a library steps the other way can be told apart: where the floor is within
+round-off of zero, the sign itself is round-off.
 """
 
 from __future__ import annotations
@@ -26,22 +32,72 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AttackResult, AttackSpec, GuardedAdapter, as_eps_list, attack_session, check_output
+from .base import (
+    AttackResult,
+    AttackSpec,
+    Declaration,
+    GuardedAdapter,
+    LossReduction,
+    as_eps_list,
+    attack_session,
+    check_output,
+)
 
 NAME = "reference"
 
 
-def loss_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """∇x of the summed cross-entropy, one forward and one backward."""
+def loss_gradient(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, reduction: LossReduction = "sum"
+) -> torch.Tensor:
+    """∇x of the cross-entropy (summed over the batch, or its mean), one forward and one backward."""
     x = x.detach().clone().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y, reduction="sum")
+    loss = F.cross_entropy(model(x), y, reduction=reduction)
     (grad,) = torch.autograd.grad(loss, x)
     return grad
+
+
+def relative_magnitude(grad: torch.Tensor) -> torch.Tensor:
+    """|grad| per component over the largest |grad| of its sample (0 where a sample's gradient is all 0)."""
+    magnitude = grad.abs()
+    largest = magnitude.flatten(1).amax(dim=1).view(-1, *([1] * (grad.ndim - 1)))
+    return torch.where(largest > 0, magnitude / largest, torch.zeros_like(magnitude))
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     grad = loss_gradient(model, x, y)
     return (x + eps * grad.sign()).clamp(0.0, 1.0)
+
+
+def uniform_start(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """The reference's own start: x + U(-eps, eps) from a local generator, clipped to [0, 1]."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    noise = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
+    return (x + noise).clamp(0.0, 1.0)
+
+
+def pgd_from(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    start: torch.Tensor,
+    eps: float,
+    alpha: float,
+    steps: int,
+    reduction: LossReduction = "sum",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PGD from ``start`` (x itself for no random start); returns x_adv and each pixel's gradient floor.
+
+    The floor is the smallest :func:`relative_magnitude` a pixel's gradient had over the steps.
+    """
+    x_adv = start.detach().clone()
+    floor = torch.ones_like(x)
+    for _ in range(steps):
+        grad = loss_gradient(model, x_adv, y, reduction)
+        floor = torch.minimum(floor, relative_magnitude(grad))
+        x_adv = x_adv + alpha * grad.sign()  # ascent step
+        x_adv = x + (x_adv - x).clamp(-eps, eps)  # projection onto the eps-ball around x
+        x_adv = x_adv.clamp(0.0, 1.0)  # and onto the image box
+    return x_adv.detach(), floor
 
 
 def pgd(
@@ -54,17 +110,8 @@ def pgd(
     random_start: bool,
     seed: int,
 ) -> torch.Tensor:
-    x_adv = x.clone()
-    if random_start:
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        noise = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
-        x_adv = (x + noise).clamp(0.0, 1.0)
-    for _ in range(steps):
-        grad = loss_gradient(model, x_adv, y)
-        x_adv = x_adv + alpha * grad.sign()  # ascent step
-        x_adv = x + (x_adv - x).clamp(-eps, eps)  # projection onto the eps-ball around x
-        x_adv = x_adv.clamp(0.0, 1.0)  # and onto the image box
-    return x_adv
+    start = uniform_start(x, eps, seed) if random_start else x
+    return pgd_from(model, x, y, start, eps, alpha, steps)[0]
 
 
 def _attack(
@@ -75,7 +122,19 @@ def _attack(
     return pgd(model, x, y, spec.eps, spec.step_size, spec.steps, spec.random_start, spec.seed)
 
 
-ADAPTER = GuardedAdapter(name=NAME, attack_fn=_attack)
+def _passes(spec: AttackSpec) -> tuple[float, float]:
+    return (1.0, 1.0) if spec.attack == "fgsm" else (float(spec.steps), float(spec.steps))
+
+
+def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    return uniform_start(x, spec.eps, spec.seed)
+
+
+ADAPTER = GuardedAdapter(
+    name=NAME,
+    attack_fn=_attack,
+    declaration=Declaration(loss_reduction="sum", passes=_passes, start=_start),
+)
 
 
 def fgsm_grid(
@@ -94,5 +153,5 @@ def fgsm_grid(
         seconds = time.perf_counter() - start
     for eps, x_adv in zip(grid, outputs, strict=True):
         check_output(NAME, x, x_adv, eps)
-    stats = session.counter.stats(NAME, seconds)
+    stats = session.counter.stats(NAME, seconds, session.state_changes)
     return [AttackResult(x_adv, stats) for x_adv in outputs]

@@ -9,9 +9,10 @@ counting wrapper also keeps torchattacks from auto-enabling normalisation for a 
 Loss: ``nn.CrossEntropyLoss()`` (mean), hard-coded. Passes: FGSM 1 forward + 1 backward per sample;
 PGD ``steps`` of each.
 
-Seeding: the PGD random start is ``torch.empty_like(x).uniform_(-eps, eps)`` on torch's global RNG.
-We seed it with ``spec.seed`` inside ``torch.random.fork_rng`` so the caller's RNG state is restored.
-This is the same call the reference makes on its own generator.
+Seeding: the PGD random start is ``torch.empty_like(x).uniform_(-eps, eps)`` on torch's global RNG
+(``torchattacks/attacks/pgd.py``), then ``clamp(0, 1)``. We seed it with ``spec.seed`` inside
+``torch.random.fork_rng`` so the caller's RNG state is restored; :func:`_start` makes the same draw,
+which is how the harness knows the exact x_adv torchattacks must return.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 import torchattacks
 from torch import nn
 
-from .base import AttackSpec, GuardedAdapter, seeded_global_rngs
+from .base import AttackSpec, Declaration, GuardedAdapter, seeded_global_rngs
 
 
 def _attack(
@@ -39,4 +40,18 @@ def _attack(
         return attack(x, y)
 
 
-ADAPTER = GuardedAdapter(name="torchattacks", attack_fn=_attack)
+def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    with seeded_global_rngs(spec.seed, x.device):
+        noise = torch.empty_like(x).uniform_(-spec.eps, spec.eps)
+    return torch.clamp(x + noise, min=0, max=1)
+
+
+def _passes(spec: AttackSpec) -> tuple[float, float]:
+    return (1.0, 1.0) if spec.attack == "fgsm" else (float(spec.steps), float(spec.steps))
+
+
+ADAPTER = GuardedAdapter(
+    name="torchattacks",
+    attack_fn=_attack,
+    declaration=Declaration(loss_reduction="mean", passes=_passes, start=_start),
+)

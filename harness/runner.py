@@ -10,7 +10,10 @@ against, without rewriting its cell.
 
 The harness judges every output itself: its own forward pass under ``torch.inference_mode()``, the
 eps-ball and [0, 1] per sample, and the prediction after rounding x_adv to 8-bit levels (what saving
-a PNG does).
+a PNG does). Above all it compares each library's x_adv with the exact x_adv that library must
+return (``adapters/expected.py``: the reference's code with the library's declared loss reduction
+and random start), pixel by pixel, and records the library's pass counts beside the ones its adapter
+declares, and anything it left changed in the model.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ from tqdm.auto import tqdm
 
 import adapters
 from adapters.base import EPS_TOLERANCE, AttackOutputError, AttackStats
+from adapters.expected import (
+    NEAR_ZERO_GRADIENT,
+    PIXEL_ROUND_OFF,
+    Evidence,
+    Expectation,
+    ExpectationCache,
+    compare,
+)
 from adapters.reference import fgsm_grid
 from harness.config import AttackConfig, Preset, eps_label
 from harness.store import Cell, RunStore, config_hash
@@ -246,7 +257,7 @@ class _Judged:
     pred: np.ndarray
     conf: np.ndarray
     linf: np.ndarray
-    linf_to_ref: np.ndarray
+    linf_to_x_ref: np.ndarray  # to the reference's own x_adv (what the prediction reuse keys on)
     in_bounds: np.ndarray
     pred_8bit: np.ndarray
     linf_8bit: np.ndarray
@@ -308,7 +319,7 @@ def judge(
         pred=pred.cpu().numpy(),
         conf=conf.cpu().numpy(),
         linf=linf.cpu().numpy(),
-        linf_to_ref=linf_to_ref.cpu().numpy(),
+        linf_to_x_ref=linf_to_ref.cpu().numpy(),
         in_bounds=in_bounds.cpu().numpy(),
         pred_8bit=pred_8bit.cpu().numpy(),
         linf_8bit=_linf(rounded, x).cpu().numpy(),
@@ -328,6 +339,17 @@ class _CellBuffer:
     backward_rows: float = 0.0
 
 
+@dataclass(frozen=True)
+class _CellEvidence:
+    """What a library's call shows beyond its predictions, per sample and per call."""
+
+    exact: bool  # an exact expected x_adv existed (False: the library's start cannot be reproduced)
+    evidence: Evidence
+    forward_expected: float  # passes per sample the adapter declares for this spec
+    backward_expected: float
+    state_changes: str  # what the library left changed in the model ("" for nothing)
+
+
 def _rows(
     cell: Cell,
     samples: np.ndarray,
@@ -337,9 +359,11 @@ def _rows(
     judged: _Judged | None,
     zero_grad: np.ndarray | None,
     error: str,
+    evidence: _CellEvidence,
 ) -> pd.DataFrame:
     n = len(samples)
     nan = np.full(n, np.nan)
+    seen = evidence.evidence if judged else None
     frame = pd.DataFrame(
         {
             "library": cell.library,
@@ -357,11 +381,19 @@ def _rows(
             "conf_clean": conf_clean,
             "conf_adv": judged.conf if judged else nan,
             "linf": judged.linf if judged else nan,
-            "linf_to_ref": judged.linf_to_ref if judged else nan,
+            # To the x_adv this library must return (its own start and loss reduction); see expected.py.
+            "linf_to_ref": seen.linf_to_expected.cpu().numpy() if seen else nan,
             "in_bounds": judged.in_bounds if judged else np.zeros(n, dtype=bool),
             "pred_adv_8bit": judged.pred_8bit if judged else np.full(n, -1),
             "linf_8bit": judged.linf_8bit if judged else nan,
             "zero_grad": zero_grad if zero_grad is not None else np.full(n, -1),
+            "expectation": "exact" if evidence.exact else "statistical",
+            "pixels_differ": seen.pixels_differ.cpu().numpy() if seen else np.full(n, -1),
+            "pixels_differ_near_zero": seen.pixels_differ_near_zero.cpu().numpy() if seen else np.full(n, -1),
+            "pixels_total": evidence.evidence.pixels_total,
+            "forward_passes_expected": evidence.forward_expected,
+            "backward_passes_expected": evidence.backward_expected,
+            "state_changes": evidence.state_changes,
             "error": error,
         }
     )
@@ -401,6 +433,8 @@ def run(request: RunRequest, progress: bool = True) -> RunSummary:
         "checkpoint_sha256": sha256_file(request.checkpoint),
         "split_sha256": sha256_file(split_path),
         "device_type": device.type,
+        # What counts as the same pixel, and as a sign that round-off can flip (adapters/expected.py).
+        "evidence": {"pixel_round_off": PIXEL_ROUND_OFF, "near_zero_gradient": NEAR_ZERO_GRADIENT},
     }
     manifest = {
         "config_hash": config_hash(experiment),
@@ -577,19 +611,20 @@ def _run_group(
         y = y_all[start:stop].to(device)
         pred_clean = pred_clean_all[start:stop].to(device)
         index = np.arange(start, stop)
-        # The reference's x_adv for this batch, per eps: what every library is measured against.
+        # The reference's own x_adv for this batch, per eps.
         if first.attack == "fgsm":
             results = fgsm_grid(model, x, y, fgsm_eps)
             ref_adv = {eps: r.x_adv for eps, r in zip(fgsm_eps, results, strict=True)}
             ref_stats = {eps: _amortised(results[0].stats, len(fgsm_eps)) for eps in fgsm_eps}
             attack_seconds += results[0].stats.seconds
         else:
-            spec = adapters.AttackSpec(
-                "pgd", first.eps, first.steps, first.alpha, first.random_start, first.seed
-            )
+            spec = _spec(first)
             result = reference.run(model, x, y, spec)
             ref_adv, ref_stats = {first.eps: result.x_adv}, {first.eps: result.stats}
             attack_seconds += result.stats.seconds
+        # The exact x_adv each library must return, shared between libraries that declare the same
+        # loss reduction and draw the same start.
+        expected = ExpectationCache(model, x, y)
         # The reference is judged first (by the harness's own forward pass); the libraries' samples
         # that match it bit for bit then reuse its predictions.
         ref_judged: dict[float, _Judged] = {}
@@ -604,17 +639,37 @@ def _run_group(
             x_adv: torch.Tensor | None
             stats: AttackStats | None
             judged: _Judged | None
+            spec = _spec(cell)
+            declaration = adapters.get(cell.library).declaration
+            forward_expected, backward_expected = declaration.passes(spec)
             if cell.library == REFERENCE:
                 x_adv, stats, error = ref_adv[cell.eps], ref_stats[cell.eps], ""
                 judged = ref_judged[cell.eps]
+                # The arbiter is its own expectation; its FGSM passes are 1/k of the grid's gradient.
+                forward_expected, backward_expected = _passes(stats)
+                evidence = _CellEvidence(
+                    True, compare(x_adv, _itself(x_adv)), forward_expected, backward_expected, ""
+                )
             else:
                 x_adv, stats, error = _attack_with_library(model, cell, x, y)
                 attack_seconds += stats.seconds if stats else 0.0
                 eval_started = time.perf_counter()
+                expectation = (
+                    expected.fgsm(fgsm_eps, cell.eps, declaration)
+                    if cell.attack == "fgsm"
+                    else expected.pgd(spec, declaration)
+                )
                 judged = (
                     judge(model, x, x_adv, ref_adv[cell.eps], cell.eps, pred_clean, ref_judged[cell.eps])
                     if x_adv is not None
                     else None
+                )
+                evidence = _CellEvidence(
+                    exact=expectation.exact,
+                    evidence=compare(x_adv if x_adv is not None else x, expectation),
+                    forward_expected=forward_expected,
+                    backward_expected=backward_expected,
+                    state_changes="; ".join(stats.state_changes) if stats else "",
                 )
                 buffer.eval_seconds += time.perf_counter() - eval_started
             if stats is not None:
@@ -631,6 +686,7 @@ def _run_group(
                     judged,
                     stats.zero_grad_elements if stats is not None else None,
                     error,
+                    evidence,
                 )
             )
     for cell, buffer in buffers.items():
@@ -646,6 +702,19 @@ def _run_group(
     return attack_seconds
 
 
+def _spec(cell: Cell) -> adapters.AttackSpec:
+    attack = cast(Literal["fgsm", "pgd"], cell.attack)
+    return adapters.AttackSpec(attack, cell.eps, cell.steps, cell.alpha, cell.random_start, cell.seed)
+
+
+def _passes(stats: AttackStats) -> tuple[float, float]:
+    return stats.forward_passes_per_sample, stats.backward_passes_per_sample
+
+
+def _itself(x_adv: torch.Tensor) -> Expectation:
+    return Expectation(x_adv, torch.ones_like(x_adv), exact=True)
+
+
 def _amortised(stats: AttackStats, k: int) -> AttackStats:
     """The reference FGSM grid's one gradient, shared by its k eps cells: each carries 1/k of it."""
     return AttackStats(
@@ -657,6 +726,7 @@ def _amortised(stats: AttackStats, k: int) -> AttackStats:
         zero_grad_elements=stats.zero_grad_elements,
         zero_grad_elements_all_steps=stats.zero_grad_elements_all_steps,
         seconds=stats.seconds / k,
+        state_changes=stats.state_changes,
     )
 
 
@@ -664,8 +734,7 @@ def _attack_with_library(
     model: torch.nn.Module, cell: Cell, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor | None, AttackStats | None, str]:
     """A library's x_adv for one batch; a broken output or a crash is recorded, not raised."""
-    attack = cast(Literal["fgsm", "pgd"], cell.attack)
-    spec = adapters.AttackSpec(attack, cell.eps, cell.steps, cell.alpha, cell.random_start, cell.seed)
+    spec = _spec(cell)
     adapter = adapters.get(cell.library)
     try:
         result = adapter.run(model, x, y, spec)

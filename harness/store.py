@@ -35,6 +35,9 @@ ROW_COLUMNS: tuple[str, ...] = (
 EXTRA_COLUMNS: tuple[str, ...] = (
     "pred_adv_8bit", "linf_8bit", "zero_grad", "forward_passes", "backward_passes", "seconds",
     "eval_seconds", "error",
+    # The x_adv evidence (adapters/expected.py) and what the adapter declares for this spec.
+    "expectation", "pixels_differ", "pixels_differ_near_zero", "pixels_total",
+    "forward_passes_expected", "backward_passes_expected", "state_changes",
 )  # fmt: skip
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean", "image", "class_name")
 

@@ -44,6 +44,15 @@ OPTIONAL_RESULT_COLUMNS: dict[str, Any] = {
     "backward_passes": np.nan,
     "seconds": np.nan,
     "error": "",
+    # The x_adv evidence (adapters/expected.py). A frame without it — a run recorded before it
+    # existed, or one built by hand — is judged statistically, and its verdicts say so.
+    "expectation": "statistical",
+    "pixels_differ": np.nan,
+    "pixels_differ_near_zero": np.nan,
+    "pixels_total": np.nan,
+    "forward_passes_expected": np.nan,
+    "backward_passes_expected": np.nan,
+    "state_changes": "",
 }
 
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean")
@@ -90,9 +99,10 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
         if column not in out.columns:
             out[column] = default
     out["error"] = out["error"].fillna("").astype(str)
+    out["state_changes"] = out["state_changes"].fillna("").astype(str)
     # The runner writes -1 where it has no value (a library that crashed, a count it could not take);
     # NaN says "not recorded" to every check, where -1 would read as a prediction or a count.
-    for column in ("pred_adv_8bit", "zero_grad"):
+    for column in ("pred_adv_8bit", "zero_grad", "pixels_differ", "pixels_differ_near_zero"):
         values = pd.to_numeric(out[column], errors="coerce")
         out[column] = values.where(values >= 0)
     out["in_bounds"] = out["in_bounds"].astype(bool)

@@ -1,0 +1,154 @@
+"""The exact x_adv each library must return, and how to count where a library's output departs from it.
+
+For every call the harness knows what the library *should* have computed: the reference's FGSM/PGD
+code (``reference.py``), run with the loss reduction the library's adapter declares and — for
+random-start PGD — from the start point the library draws, reproduced by the adapter's declared
+:attr:`~adapters.base.Declaration.start`. Wherever the reproduction is exact, a correct library
+returns that x_adv bit for bit (or within float32 round-off), at any eps and whatever the
+predictions: a reversed, halved, skipped or random attack is visible in the pixels even where no
+prediction changes.
+
+Two per-pixel thresholds, stated once here and recorded in every run's manifest:
+
+* :data:`PIXEL_ROUND_OFF` — two x_adv values closer than this are the same pixel. Libraries clip and
+  project in different orders (step → clip → project vs step → project → clip), which can move a
+  pixel by an ulp or two; a PGD step of the smallest eps in the paper's grid (0.01/255 / 4 ≈ 9.8e-6)
+  is ~80 ulps at 1.0, so a real step is never mistaken for round-off.
+* :data:`NEAR_ZERO_GRADIENT` — a pixel whose gradient, at some step of the expected attack, was at
+  most this fraction of its sample's largest |gradient| has a sign that float32 round-off can flip
+  (a different but equivalent summation order in a kernel, a GPU's atomics). A library stepping the
+  other way on such a pixel computes the same attack; ``crosscheck`` allows a few of these per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from . import reference
+from .base import AttackSpec, Declaration, LossReduction, as_eps_list, attack_session
+
+# Four float32 ulps at 1.0 (2**-23 each).
+PIXEL_ROUND_OFF = 4 * 2.0**-23
+NEAR_ZERO_GRADIENT = 1e-5
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A library's expected x_adv for one batch and how much each pixel's sign can be trusted.
+
+    ``exact`` is False where the library's random start cannot be reproduced: ``x_adv`` is then the
+    reference's own (from its own start), a statistical yardstick, not a per-pixel expectation.
+    """
+
+    x_adv: torch.Tensor
+    grad_floor: torch.Tensor  # per pixel: reference.relative_magnitude, minimum over the steps
+    exact: bool
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Per sample: how a library's x_adv departs from its expectation."""
+
+    linf_to_expected: torch.Tensor  # float64 [N]
+    pixels_differ: torch.Tensor  # int64 [N]: components farther than PIXEL_ROUND_OFF apart
+    pixels_differ_near_zero: torch.Tensor  # int64 [N]: of those, pixels whose gradient floor is near zero
+    pixels_total: int  # C·H·W
+
+
+def compare(x_adv: torch.Tensor, expectation: Expectation) -> Evidence:
+    """Count, per sample, the pixels where ``x_adv`` differs from the expectation beyond round-off."""
+    # float64 makes the difference of two float32 values exact: the comparison adds no round-off.
+    distance = (x_adv.double() - expectation.x_adv.double()).abs().flatten(1)
+    differ = distance > PIXEL_ROUND_OFF
+    near_zero = expectation.grad_floor.flatten(1) <= NEAR_ZERO_GRADIENT
+    return Evidence(
+        linf_to_expected=distance.amax(dim=1),
+        pixels_differ=differ.sum(dim=1),
+        pixels_differ_near_zero=(differ & near_zero).sum(dim=1),
+        pixels_total=int(distance.shape[1]),
+    )
+
+
+def fgsm_expectations(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps_list: Sequence[float],
+    reduction: LossReduction,
+) -> dict[float, Expectation]:
+    """FGSM at every eps from one gradient with the given loss reduction (under the attack guards)."""
+    grid = as_eps_list(eps_list)
+    with attack_session(model, x, y, "expected") as session:
+        grad = reference.loss_gradient(session.counter, x, y, reduction)
+    floor = reference.relative_magnitude(grad)
+    sign = grad.sign()
+    return {eps: Expectation((x + eps * sign).clamp(0.0, 1.0), floor, exact=True) for eps in grid}
+
+
+def declared_start(x: torch.Tensor, spec: AttackSpec, declaration: Declaration) -> torch.Tensor | None:
+    """Where the library's PGD starts for this batch: x without random start, its reproduced random
+    start, or None where its start cannot be reproduced."""
+    if not spec.random_start:
+        return x
+    return None if declaration.start is None else declaration.start(x, spec)
+
+
+def pgd_expectation(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    declaration: Declaration,
+    start: torch.Tensor | None = None,
+) -> Expectation:
+    """PGD as the library should compute it: its loss reduction, from its start (``declared_start``,
+    computed here unless given)."""
+    start = declared_start(x, spec, declaration) if start is None else start
+    exact = start is not None
+    if start is None:
+        start = reference.uniform_start(x, spec.eps, spec.seed)
+    reduction: LossReduction = declaration.loss_reduction if exact else "sum"
+    with attack_session(model, x, y, "expected") as session:
+        x_adv, floor = reference.pgd_from(
+            session.counter, x, y, start, spec.eps, spec.step_size, spec.steps, reduction
+        )
+    return Expectation(x_adv, floor, exact)
+
+
+@dataclass
+class ExpectationCache:
+    """Expectations for one batch, computed once and shared by every library that declares the same
+    loss reduction and draws the same start (compared bit for bit, not by name)."""
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    _fgsm: dict[LossReduction, dict[float, Expectation]] = field(default_factory=dict)
+    _pgd: list[tuple[AttackSpec, LossReduction, torch.Tensor | None, Expectation]] = field(
+        default_factory=list
+    )
+
+    def fgsm(self, eps_list: Sequence[float], eps: float, declaration: Declaration) -> Expectation:
+        reduction = declaration.loss_reduction
+        if reduction not in self._fgsm:
+            self._fgsm[reduction] = fgsm_expectations(self.model, self.x, self.y, eps_list, reduction)
+        return self._fgsm[reduction][eps]
+
+    def pgd(self, spec: AttackSpec, declaration: Declaration) -> Expectation:
+        start = declared_start(self.x, spec, declaration)
+        for known_spec, reduction, known_start, expectation in self._pgd:
+            if known_spec == spec and reduction == declaration.loss_reduction and _same(start, known_start):
+                return expectation
+        expectation = pgd_expectation(self.model, self.x, self.y, spec, declaration, start)
+        self._pgd.append((spec, declaration.loss_reduction, start, expectation))
+        return expectation
+
+
+def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return bool(torch.equal(a, b))
