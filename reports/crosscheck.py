@@ -20,13 +20,14 @@ round-off of zero (``pixels_differ_near_zero``). The rules, in the order they ar
    round-off), or *different*. **agree** iff no sample is different. Predictions and accuracy are
    reported, not the criterion: a reversed, skipped or random perturbation disagrees at any eps,
    also where it flips no prediction.
-4. **Statistical cells** (random-start PGD from a library whose start cannot be reproduced): each
-   library seed is paired with the reference seed of the same value and tested with the exact
-   McNemar test on correct/incorrect per sample. The significance level is
-   ``STATISTICAL_ALPHA`` divided by the number of such tests in the run (Bonferroni), so adding seeds
-   or cells makes each test stricter, never laxer. **disagree** if any p falls below it;
-   **inconclusive** if not, and the smallest accuracy shift the test could detect at this n (every
-   discordant sample in one direction) exceeds ``MEANINGFUL_SHIFT_PP``; **agree** otherwise.
+4. **Statistical cells** (random-start PGD from a library whose start cannot be reproduced, or rows
+   recorded without x_adv evidence): every sample under each library seed is paired with the same
+   sample under the reference seed of the same value, and one exact McNemar test on correct /
+   incorrect covers all those pairs. Its level is ``STATISTICAL_ALPHA`` divided by the number of
+   statistical cells in the run (Bonferroni). More seeds add pairs, not tests, so they add power and
+   never loosen the rule. **disagree** if p falls below the level; **inconclusive** if not, and the
+   smallest accuracy shift the test could detect at this n (every discordant pair in one direction)
+   exceeds ``MEANINGFUL_SHIFT_PP``; **agree** otherwise.
 
 The reference's own row is *agree* by definition unless it is invalid; its reason states its accuracy
 and, for random start, its seed-to-seed spread — how much the random start alone moves accuracy,
@@ -85,11 +86,11 @@ RULES: tuple[str, ...] = (
     f"up to float32 round-off, or differs only in isolated sign flips (at most {FLIP_BUDGET_SHARE:.1%} "
     f"of its pixels, at least 1) where the expected gradient was at most {NEAR_ZERO_GRADIENT:g} of the "
     "sample's largest. Predictions and accuracy are reported, not the criterion.",
-    "Statistical cells — random-start PGD whose start cannot be reproduced — are judged by the exact "
-    "McNemar test against the reference seed of the same value, at level "
-    f"{STATISTICAL_ALPHA} divided by the number of such tests in the run (Bonferroni): disagree below "
-    "it; inconclusive where even a shift with every discordant sample in one direction could not "
-    f"reach it for a shift of {MEANINGFUL_SHIFT_PP:g} pp; agree otherwise.",
+    "Statistical cells — random-start PGD whose start cannot be reproduced — are judged by one exact "
+    "McNemar test over every sample paired with the reference seed of the same value, at level "
+    f"{STATISTICAL_ALPHA} divided by the number of such cells in the run (Bonferroni; more seeds add "
+    "pairs, not tests): disagree below it; inconclusive where the smallest accuracy shift the test "
+    f"could detect at this n is above {MEANINGFUL_SHIFT_PP:g} pp; agree otherwise.",
     "The reference is the arbiter: its own row agrees by definition unless it is invalid.",
 )
 
@@ -165,23 +166,19 @@ def _is_exact(lib: pd.DataFrame) -> bool:
 
 
 def _pass_failure(lib: pd.DataFrame) -> str:
-    """'' when the passes per sample are the declared ones (or none were declared), else why not."""
-    found, declared = [], []
-    for kind in ("forward", "backward"):
-        got = float(lib[f"{kind}_passes"].mean())
-        want = float(lib[f"{kind}_passes_expected"].mean())
-        if not (math.isfinite(got) and math.isfinite(want)):
+    """'' when every seed's cell spent the declared passes per sample (or none were declared), else why not."""
+    for seed, sub in lib.groupby("seed"):
+        got = [float(sub[f"{kind}_passes"].mean()) for kind in ("forward", "backward")]
+        want = [float(sub[f"{kind}_passes_expected"].mean()) for kind in ("forward", "backward")]
+        if not all(math.isfinite(v) for v in (*got, *want)):
             continue
-        if abs(got - want) > PASS_TOLERANCE:
-            found.append(f"{got:g} {kind}")
-            declared.append(f"{want:g}")
-    if not found:
-        return ""
-    return (
-        f"it spent {' and '.join(found)} passes per sample where its adapter documents "
-        f"{' and '.join(declared)} for this attack and step count: a step skipped or added, or a "
-        "gradient taken more or fewer times"
-    )
+        if any(abs(g - w) > PASS_TOLERANCE for g, w in zip(got, want, strict=True)):
+            return (
+                f"it spent {got[0]:g} forward and {got[1]:g} backward passes per sample (seed {int(seed)}) where "
+                f"its adapter documents {want[0]:g} and {want[1]:g} for this attack and step count: a step "
+                "skipped or added, or a gradient taken more or fewer times"
+            )
+    return ""
 
 
 def _start_text(attack: str, random_start: bool) -> str:
@@ -250,47 +247,39 @@ def smallest_detectable_shift(n: int, level: float) -> float:
     return k / n if n else math.inf
 
 
-def _judge_statistical(name: str, paired: pd.DataFrame, n_tests: int, call: str) -> dict[str, Any]:
+def _judge_statistical(name: str, paired: pd.DataFrame, n_tests: int, why: str, call: str) -> dict[str, Any]:
     level = STATISTICAL_ALPHA / max(1, n_tests)
-    pvalues: dict[int, tuple[float, int, int, int]] = {}
-    for seed, sub in paired.groupby("seed"):
-        b, c = discordant(sub["pred_adv"] == sub["label"], sub["pred_ref"] == sub["label"])
-        pvalues[int(seed)] = (mcnemar_exact(b, c), b, c, len(sub))
-    n_min = min(v[3] for v in pvalues.values())
-    detectable_pp = 100 * smallest_detectable_shift(n_min, level)
+    # One test per cell over every (sample, seed) pair: under "the same attack from another random
+    # start" each discordant pair is equally likely either way, whichever seed it came from, so more
+    # seeds add pairs (power) without adding tests (the level stays where it is).
+    b, c = discordant(paired["pred_adv"] == paired["label"], paired["pred_ref"] == paired["label"])
+    p = mcnemar_exact(b, c)
+    n = len(paired)
+    detectable_pp = 100 * smallest_detectable_shift(n, level)
     rule = (
-        f"exact McNemar against the reference seed of the same value at level {STATISTICAL_ALPHA} / "
-        f"{n_tests} test(s) = {level:.3g}"
+        f"exact McNemar against the reference seed of the same value, over {n} sample-seed pairs, at level "
+        f"{STATISTICAL_ALPHA} / {n_tests} cell(s) = {level:.3g}"
     )
-    out: dict[str, Any] = {
-        "pvalue": min(v[0] for v in pvalues.values()),
-        "detectable_shift_pp": detectable_pp,
-    }
-    failed = [
-        f"seed {seed}: p = {p:.3g} (correct where the reference is wrong on {b} samples, the reverse on {c})"
-        for seed, (p, b, c, _) in sorted(pvalues.items())
-        if p < level
-    ]
-    why = "its random start cannot be reproduced, so it is judged statistically"
-    if failed:
+    out: dict[str, Any] = {"pvalue": p, "detectable_shift_pp": detectable_pp}
+    if p < level:
+        direction = "weaker" if b > c else "stronger"
         out["verdict"] = "disagree"
         out["reason"] = (
-            f"{name}: {why}, and it is measurably different from the reference — {'; '.join(failed)}; "
-            f"{rule}. Check the library's step size, step count, start and projection; per-sample "
-            f"differences are listed by {call}."
+            f"{name}: {why}, and it is measurably {direction} than the reference: p = {p:.3g} (correct where "
+            f"the reference is wrong on {b} pairs, the reverse on {c}; {rule}). Check the library's step size, "
+            f"step count, start and projection; per-sample differences are listed by {call}."
         )
     elif detectable_pp > MEANINGFUL_SHIFT_PP:
         out["verdict"] = "inconclusive"
         out["reason"] = (
-            f"{name}: {why} ({rule}); no difference found, but at n = {n_min} the smallest accuracy shift "
-            f"this test could detect is {detectable_pp:.3g} pp, above the {MEANINGFUL_SHIFT_PP:g} pp that "
-            "matters: attack more images."
+            f"{name}: {why} ({rule}); p = {p:.3g}, no difference found, but with {n} pairs the smallest "
+            f"accuracy shift this test could detect is {detectable_pp:.3g} pp, above the "
+            f"{MEANINGFUL_SHIFT_PP:g} pp that matters: attack more images or run more seeds."
         )
     else:
         out["verdict"] = "agree"
         out["reason"] = (
-            f"{name}: {why} ({rule}); lowest p = {out['pvalue']:.3g}, and the test could detect a shift "
-            f"of {detectable_pp:.3g} pp."
+            f"{name}: {why} ({rule}); p = {p:.3g}, and the test could detect a shift of {detectable_pp:.3g} pp."
         )
     return out
 
@@ -393,14 +382,19 @@ def _verdict_row(
     paired = paired.astype({"pred_ref": int})
     row["n_differ"] = int((paired["pred_adv"] != paired["pred_ref"]).sum())
     row["delta_acc_pp"] = 100 * (_acc(paired) - float(np.mean(paired["pred_ref"] == paired["label"])))
-    for _seed, sub in paired.groupby("seed"):  # information for exact cells, the criterion otherwise
-        b, c = discordant(sub["pred_adv"] == sub["label"], sub["pred_ref"] == sub["label"])
-        p = mcnemar_exact(b, c)
-        row["pvalue"] = p if math.isnan(row["pvalue"]) else min(row["pvalue"], p)
+    # Information for exact cells, the criterion for statistical ones.
+    b, c = discordant(paired["pred_adv"] == paired["label"], paired["pred_ref"] == paired["label"])
+    row["pvalue"] = mcnemar_exact(b, c)
     if _is_exact(lib):
         row.update(_judge_exact(name, lib, attack, eps, random_start, call))
     else:
-        row.update(_judge_statistical(name, paired, n_statistical_tests, call))
+        why = (
+            "its random start cannot be reproduced, so it is judged statistically"
+            if lib["pixels_differ"].notna().all()
+            else "the run recorded no x_adv evidence for it (made by an older advparity: rerun it), so it "
+            "is judged statistically"
+        )
+        row.update(_judge_statistical(name, paired, n_statistical_tests, why, call))
     passes = _pass_failure(lib)
     if passes:
         # The pass counts lead the reason; x_adv's evidence follows where it also disagrees.
@@ -411,10 +405,10 @@ def _verdict_row(
 
 
 def _count_statistical_tests(frame: pd.DataFrame) -> int:
-    """Library (cell, seed) pairs the statistical rule will test: the Bonferroni divisor."""
-    lib = frame[(frame["library"] != REFERENCE) & (frame["attack"] != "fgsm") & frame["random_start"]]
-    statistical = lib[lib["expectation"] != "exact"]
-    return int(statistical.groupby(["library", *GROUP_KEYS, "seed"]).ngroups) if len(statistical) else 0
+    """Library cells the statistical rule will test (one test each): the Bonferroni divisor."""
+    lib = frame[frame["library"] != REFERENCE]
+    statistical = lib[(lib["expectation"] != "exact") | lib["pixels_differ"].isna()]
+    return int(statistical.groupby(["library", *GROUP_KEYS]).ngroups) if len(statistical) else 0
 
 
 def verdicts(results: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from reports import figures, gradcam, paper
-from reports.crosscheck import MISMATCH_KINDS, RULES, VERDICTS, verdicts
+from reports.crosscheck import FAILING_VERDICTS, MISMATCH_KINDS, RULES, VERDICTS, verdicts
 from reports.load import Run
 from reports.sanity import Finding, run_all
 from reports.schema import check_manifest, eps_label, library_label
@@ -28,7 +28,12 @@ from reports.tables import TABLE_TITLES, build_tables, choose_eps, format_value
 
 log = logging.getLogger(__name__)
 
-VERDICT_COLOURS: dict[str, str] = {"agree": "#d8f0d8", "disagree": "#fbd3c4", "invalid": "#f3c1c1"}
+VERDICT_COLOURS: dict[str, str] = {
+    "agree": "#d8f0d8",
+    "inconclusive": "#f6ecc0",
+    "disagree": "#fbd3c4",
+    "invalid": "#f3c1c1",
+}
 FINDING_COLOURS: dict[str, str] = {
     "pass": "#d8f0d8",
     "flag": "#fbd3c4",
@@ -50,14 +55,18 @@ img { max-width: 100%; } pre { background: #f7f7f7; padding: 0.6em; overflow-x: 
 
 def exit_code(verdict_frame: pd.DataFrame) -> int:
     """1 if any verdict is ``disagree`` or ``invalid`` (DESIGN.md CLI exit codes), else 0."""
-    return int(bool(verdict_frame["verdict"].isin(["disagree", "invalid"]).any()))
+    return int(bool(verdict_frame["verdict"].isin(FAILING_VERDICTS).any()))
 
 
 def verdict_summary_text(verdict_frame: pd.DataFrame) -> str:
     """A few lines for the terminal: counts by verdict, then the reason of every row that does not agree."""
     counts = verdict_frame["verdict"].value_counts()
     head = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
-    lines = [f"Cross-check: {head} ({len(verdict_frame)} verdicts)."]
+    on_xadv = int((verdict_frame["judged_on"] == "x_adv").sum())
+    lines = [
+        f"Cross-check: {head} ({len(verdict_frame)} verdicts; {on_xadv} judged on x_adv itself, "
+        f"{len(verdict_frame) - on_xadv} on statistics)."
+    ]
     bad = verdict_frame[verdict_frame["verdict"] != "agree"]
     if bad.empty:
         lines.append("Every library agrees with the reference at every attack and eps.")
@@ -117,8 +126,17 @@ def _verdict_section(verdict_frame: pd.DataFrame) -> str:
             "attack": verdict_frame["attack_label"],
             "eps": verdict_frame["eps_label"],
             "verdict": verdict_frame["verdict"],
+            "x_adv differs / n": [
+                f"{d} / {n}" if j == "x_adv" else "not compared"
+                for d, n, j in zip(
+                    verdict_frame["samples_xadv_differ"],
+                    verdict_frame["n"],
+                    verdict_frame["judged_on"],
+                    strict=True,
+                )
+            ],
             "Δacc pp": verdict_frame["delta_acc_pp"],
-            "differ / n": [
+            "predictions differ / n": [
                 f"{d} / {n}" for d, n in zip(verdict_frame["n_differ"], verdict_frame["n"], strict=True)
             ],
             "reason": verdict_frame["reason"],
@@ -148,7 +166,7 @@ def _rules_section() -> str:
     kinds = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in MISMATCH_KINDS.items())
     return (
         '<section id="rules"><h2>Cross-check rules</h2>'
-        f"<ol>{items}</ol><p>Differing samples are classified by their L∞ distance to the reference's x_adv:</p>"
+        f"<ol>{items}</ol><p>Each sample's x_adv is classified against the exact x_adv its library must return:</p>"
         f"<ul>{kinds}</ul><p>{html.escape(SEED_POLICY)}</p></section>"
     )
 

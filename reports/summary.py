@@ -18,8 +18,9 @@ from reports.stats import clopper_pearson_ci, mean_confidence, wald_ci
 
 SEED_POLICY = (
     "Random-start PGD: statistics are computed on the lowest seed's cell (one real attack run); the mean, "
-    "min and max accuracy over seeds are shown beside it, and the seed-to-seed spread is judged in the "
-    "cross-check verdicts."
+    "min and max accuracy over seeds are shown beside it. The seed-to-seed spread — how much the random "
+    "start alone moves accuracy — is reported beside the verdicts as information; the verdicts compare "
+    "each library's x_adv with the one it must return from its own start."
 )
 
 CELL_KEYS: list[str] = ["library", "attack", "steps", "random_start", "eps"]

@@ -21,6 +21,7 @@ EPS_GRID = (0.1 / 255, 0.3 / 255, 1 / 255)
 # Flips per eps: FGSM weaker than PGD, both growing with eps.
 FGSM_FLIPS = {0.1 / 255: 40, 0.3 / 255: 80, 1 / 255: 150}
 PGD_FLIPS = {0.1 / 255: 100, 0.3 / 255: 160, 1 / 255: 188}
+PIXELS = 3 * 64 * 64  # C·H·W of the scene's images: the flip budget is 0.1 % of it, 12 pixels
 
 MANIFEST: dict[str, Any] = {
     "classes": CLASSES,
@@ -60,11 +61,27 @@ def cell(
     zero_grad: int | Sequence[int] | np.ndarray = 0,
     conf_adv: float = 0.8,
     seconds: float = 2.0,
+    expectation: str = "exact",
+    pixels_differ: int | Sequence[int] | np.ndarray = 0,
+    pixels_differ_near_zero: int | Sequence[int] | np.ndarray | None = None,
+    passes: tuple[float, float] | None = None,
+    state_changes: str = "",
 ) -> pd.DataFrame:
-    """One cell: one row per sample, every contract column set explicitly."""
+    """One cell: one row per sample, every contract column set explicitly.
+
+    By default the library's x_adv equals the expected one on every sample (``pixels_differ`` 0 of
+    ``PIXELS``), and it spends the passes its adapter declares (``passes`` overrides what it spent).
+    """
     pred_adv = np.asarray(pred_adv)
     steps = 1 if attack == "fgsm" else (10 if steps is None else steps)
-    passes = 1.0 if attack == "fgsm" else float(steps)
+    declared = 1.0 if attack == "fgsm" else float(steps)
+    spent = (declared, declared) if passes is None else passes
+    differ = np.broadcast_to(np.asarray(pixels_differ), (N,))
+    near_zero = (
+        differ
+        if pixels_differ_near_zero is None
+        else np.broadcast_to(np.asarray(pixels_differ_near_zero), (N,))
+    )
     return pd.DataFrame(
         {
             "library": library,
@@ -86,10 +103,17 @@ def cell(
             "pred_adv_8bit": PRED_CLEAN if pred_adv_8bit is None else np.asarray(pred_adv_8bit),
             "linf_8bit": 0.0,
             "zero_grad": np.broadcast_to(np.asarray(zero_grad), (N,)),
-            "forward_passes": passes,
-            "backward_passes": passes,
+            "forward_passes": spent[0],
+            "backward_passes": spent[1],
             "seconds": seconds,
             "error": np.broadcast_to(np.asarray(error, dtype=object), (N,)),
+            "expectation": expectation,
+            "pixels_differ": differ,
+            "pixels_differ_near_zero": near_zero,
+            "pixels_total": PIXELS,
+            "forward_passes_expected": declared,
+            "backward_passes_expected": declared,
+            "state_changes": state_changes,
         }
     )
 

@@ -31,13 +31,20 @@ SECTIONS = ("verdicts", "rules", "sanity", "tables", "paper", "manifest")
 
 
 def _disagreeing_results() -> pd.DataFrame:
-    """The agreeing scene with torchattacks FGSM @ 0.3/255 differing on 20 of 200 samples."""
+    """The agreeing scene with torchattacks FGSM @ 0.3/255: x_adv and prediction differ on 20 of 200 samples."""
     eps = 0.3 / 255
     linf = np.zeros(N)
     linf[90:110] = 0.6 * eps
     return replace_cell(
         agreeing_run(),
-        cell("torchattacks", "fgsm", eps, flipped_preds(FGSM_FLIPS[eps] + 20), linf_to_ref=linf),
+        cell(
+            "torchattacks",
+            "fgsm",
+            eps,
+            flipped_preds(FGSM_FLIPS[eps] + 20),
+            linf_to_ref=linf,
+            pixels_differ=np.where(linf > 0, 300, 0),
+        ),
     )
 
 
@@ -168,8 +175,11 @@ def test_runner_style_seeds_are_shown() -> None:
 def test_summary_text_and_exit_code() -> None:
     v = verdicts(_disagreeing_results())
     text = verdict_summary_text(v)
-    assert text.splitlines()[0] == "Cross-check: 23 agree, 1 disagree, 0 invalid (24 verdicts)."
-    assert "DISAGREE: torchattacks FGSM @ 0.3/255: 20 of 200" in text
+    assert (
+        text.splitlines()[0]
+        == "Cross-check: 23 agree, 0 inconclusive, 1 disagree, 0 invalid (24 verdicts; 24 judged on x_adv itself, 0 on statistics)."
+    )
+    assert "DISAGREE: torchattacks FGSM @ 0.3/255: x_adv differs from the expected one in 300 of 12,288 pixels" in text
     assert exit_code(v) == 1
     assert exit_code(verdicts(agreeing_run())) == 0
     assert "Every library agrees" in verdict_summary_text(verdicts(agreeing_run()))

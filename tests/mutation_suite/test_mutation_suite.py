@@ -1,0 +1,53 @@
+"""The proof that the cross-check works: every planted library bug comes out disagree or invalid.
+
+Each mutant (``mutants.py``) plants one plausible bug inside a real library; the smoke preset (random
+start on, a smaller last batch: ``suite.py``) then runs that library and the reference through
+``run``, and the verdicts must flag every cell of the mutant's attack, naming the library and the
+evidence. The unmutated libraries must all agree on the same run — no false alarm.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mutants import MUTANTS, Mutant
+from suite import caught, cross_check
+
+import adapters
+
+ALL = tuple(adapters.names())
+
+
+def test_the_unmutated_libraries_all_agree(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, root = trained
+    frame, code = cross_check(checkpoint, root, tmp_path / "run", ALL)
+    assert set(frame["verdict"]) == {"agree"}, frame[frame["verdict"] != "agree"][["library", "reason"]]
+    assert code == 0
+    # Every library cell was judged on x_adv itself, random-start PGD included, and matched it exactly.
+    libraries = frame[frame["library"] != "reference"]
+    assert set(libraries["judged_on"]) == {"x_adv"}
+    assert (libraries["samples_xadv_differ"] == 0).all()
+    assert libraries["random_start"].any()
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_every_mutant_is_caught(
+    mutant: Mutant, trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint, root = trained
+    mutant.apply(monkeypatch)
+    frame, code = cross_check(checkpoint, root, tmp_path / "run", ("reference", mutant.library))
+    rows = caught(frame, mutant.library, mutant.attack)
+    assert len(rows), f"no {mutant.library} {mutant.attack} cells ran"
+    missed = rows[~rows["verdict"].isin(("disagree", "invalid"))]
+    assert missed.empty, f"{mutant.name} not caught:\n" + "\n".join(missed["reason"])
+    label = adapters.get(mutant.library).name
+    for reason in rows["reason"]:
+        assert reason.lower().startswith(label.lower()), reason
+        assert any(word in reason for word in ("x_adv differs", "passes per sample", "outside", "changed")), (
+            reason
+        )
+    assert code == 1
+    # The reference was not touched by the mutant: it still agrees with itself.
+    assert set(frame[frame["library"] == "reference"]["verdict"]) == {"agree"}
