@@ -226,7 +226,7 @@ def test_judge_reuses_the_reference_only_for_identical_images() -> None:
     full = judge(model, x, x_adv, x_ref, eps, pred_clean)
     assert (reused.pred == full.pred).all() and (reused.pred_8bit == full.pred_8bit).all()
     assert reused.conf == pytest.approx(full.conf, abs=1e-6)  # batch composition may move the last bits
-    assert (reused.linf_to_ref[:3] == 0).all() and (reused.linf_to_ref[3:] > 0).all()
+    assert (reused.linf_to_x_ref[:3] == 0).all() and (reused.linf_to_x_ref[3:] > 0).all()
     # A "reference" with deliberately wrong predictions is used only where the images are identical.
     wrong = replace(reference, pred=(reference.pred + 1) % 4)
     tricked = judge(model, x, x_adv, x_ref, eps, pred_clean, wrong)

@@ -53,19 +53,22 @@ def caught(frame: pd.DataFrame, library: str, attack: str) -> pd.DataFrame:
 
 
 def evidence(rows: pd.DataFrame) -> str:
-    """The first failing reason, shortened to what caught the bug."""
+    """What caught the bug in the first failing cell: its reason without the cell's name and the advice."""
     bad = rows[rows["verdict"].isin(FAILING_VERDICTS)]
     if bad.empty:
         return "not caught"
-    reason = str(bad.iloc[0]["reason"])
-    text = reason.split(": ", 1)[1] if ": " in reason else reason
-    for cut in (
-        ". Check its step size",
-        ". Its results are not comparable",
-        " for this attack and step count",
-    ):
-        text = text.split(cut)[0]
-    return text
+    reason = str(bad.iloc[0]["reason"]).split(": ", 1)[1]
+    parts = []
+    for part in reason.split(" Also: "):
+        for cut in (
+            " for this attack and step count",
+            ". Check its step size",
+            ". Its results are not comparable",
+            " or the library raised or changed the model.",
+        ):
+            part = part.split(cut)[0]
+        parts.append(part.rstrip("."))
+    return "; and ".join(parts)
 
 
 def _table(checkpoint: Path, data_root: Path, work: Path) -> str:

@@ -179,7 +179,10 @@ def test_summary_text_and_exit_code() -> None:
         text.splitlines()[0]
         == "Cross-check: 23 agree, 0 inconclusive, 1 disagree, 0 invalid (24 verdicts; 24 judged on x_adv itself, 0 on statistics)."
     )
-    assert "DISAGREE: torchattacks FGSM @ 0.3/255: x_adv differs from the expected one in 300 of 12,288 pixels" in text
+    assert (
+        "DISAGREE: torchattacks FGSM @ 0.3/255: x_adv differs from the expected one in 300 of 12,288 pixels"
+        in text
+    )
     assert exit_code(v) == 1
     assert exit_code(verdicts(agreeing_run())) == 0
     assert "Every library agrees" in verdict_summary_text(verdicts(agreeing_run()))
