@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import adapters
+from harness.kernels import PRESET_DIR, check_isa
 from model.train import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -25,7 +26,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-PRESET_DIR = Path(__file__).parent / "presets"
 DATA_SOURCES = ("synthetic", "folder")
 
 
@@ -170,6 +170,9 @@ class Preset:
     # thread, so the thread count changes round-off and, after 4 epochs, predictions: a preset whose
     # numbers are a regression baseline fixes it, so a machine with more or fewer cores gets them too.
     cpu_threads: int = 0
+    # The CPU kernel family (harness/kernels.py), for the same reason: AVX-512 kernels round differently
+    # from AVX2 ones. None: whatever the CPU offers (fastest, but the last bits depend on the machine).
+    cpu_isa: str | None = None
 
 
 def preset_names() -> list[str]:
@@ -201,7 +204,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
 
 
 def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path | None = None) -> Preset:
-    allowed = {"name", "description", "cpu_threads", "data", "train", "attack"}
+    allowed = {"name", "description", "cpu_threads", "cpu_isa", "data", "train", "attack"}
     _reject_unknown(table, allowed, source, "")
     for key in ("name", "data", "train", "attack"):
         if key not in table:
@@ -224,7 +227,15 @@ def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path |
         attack=_build(AttackConfig, table["attack"], source, "attack"),
         path=path,
         cpu_threads=cpu_threads,
+        cpu_isa=_cpu_isa(table.get("cpu_isa"), source),
     )
+
+
+def _cpu_isa(value: object, source: str) -> str | None:
+    try:
+        return check_isa(value, f"{source}: cpu_isa")
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
 
 
 def _reject_unknown(table: dict[str, Any], allowed: set[str], source: str, section: str) -> None:

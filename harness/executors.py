@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from harness import kernels
 from harness.config import AttackConfig, eps_label
 from harness.runner import (
     Executor,
@@ -204,7 +205,13 @@ def _submit_and_wait(
         )
     )
     manifest = context.manifest
-    task = ray.remote(_group_task).options(num_cpus=cpus, num_gpus=gpus)
+    # A pinned CPU kernel family (harness/kernels.py) must be in force in the workers' processes too,
+    # before their torch starts: Ray starts workers with this environment for these tasks.
+    pinned = {name: os.environ[name] for name in kernels.KERNEL_VARIABLES if name in os.environ}
+    options: dict[str, Any] = {"num_cpus": cpus, "num_gpus": gpus}
+    if pinned:
+        options["runtime_env"] = {"env_vars": pinned}
+    task = ray.remote(_group_task).options(**options)
     pending: dict[Any, list[Cell]] = {}
     for group in groups:
         job = _GroupJob(
@@ -282,7 +289,10 @@ def _failure_error(failures: list[tuple[list[Cell], Exception]], total: int) -> 
 
 
 def _hardware_label(hardware: dict[str, Any], device_type: str) -> str:
-    return str(hardware.get("gpu") if device_type == "cuda" else hardware.get("cpu"))
+    if device_type == "cuda":
+        return str(hardware.get("gpu"))
+    # The kernels torch runs decide round-off as much as the CPU model does.
+    return f"{hardware.get('cpu')} ({hardware.get('cpu_capability', 'unknown')} kernels)"
 
 
 # --- the task's side ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from harness.config import Preset
-from harness.runner import RunRequest, RunSummary, run, set_cpu_threads
+from harness.runner import RunRequest, RunSummary, check_kernels, run, set_cpu_threads
 from model import checkpoint
 from model.data import (
     CLASSES,
@@ -136,6 +136,7 @@ def train_model(
         )
 
     set_cpu_threads(device, preset.cpu_threads)
+    check_kernels(preset.cpu_isa, device)
     result = train_on_split(split, root, config, device=device, progress=progress, on_epoch=report)
     save_history(result.history, model_dir)
     counts = split.groupby(["split", "class_name"]).size().unstack(fill_value=0)

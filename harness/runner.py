@@ -48,6 +48,7 @@ from adapters.expected import (
     compare,
 )
 from adapters.reference import fgsm_grid
+from harness import kernels
 from harness.config import AttackConfig, Preset, eps_label
 from harness.store import Cell, RunStore, config_hash
 from model.checkpoint import load_checkpoint, sha256_file
@@ -235,8 +236,47 @@ def environment() -> dict[str, Any]:
         "cpu_cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # What decides CPU round-off besides the thread count (harness/kernels.py).
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "cpu_isa_pin": {
+            name: os.environ.get(name) for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+        },
+        "cpu_flags": _cpu_flags(),
     }
     return {"versions": versions, "hardware": hardware}
+
+
+def check_kernels(isa: str | None, device: torch.device) -> None:
+    """Warn when a preset pins CPU kernels that this process does not run (torch started before the pin)."""
+    if isa is None or device.type != "cpu":
+        return
+    ok, capability = kernels.in_effect(isa)
+    if not ok:
+        names = " ".join(f"{k}={v}" for k, v in kernels.ISA_ENVIRONMENT[isa].items())
+        log.warning(
+            "the preset pins CPU kernels to %s, but torch runs %s kernels in this process (it started before "
+            "the pin): its numbers may differ from another machine's in the last bits. Run it through "
+            "`python -m harness`, or set %s before Python starts.",
+            isa,
+            capability,
+            names,
+        )
+
+
+def _cpu_flags() -> list[str]:
+    """The vector extensions of the CPU that decide which kernels torch may pick."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return sorted(
+                    f
+                    for f in flags
+                    if f in {"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile"}
+                )
+    except OSError:
+        pass
+    return []
 
 
 def _cpu_model() -> str:
@@ -405,6 +445,7 @@ def run(request: RunRequest, progress: bool = True) -> RunSummary:
     started = time.perf_counter()
     device = request.device
     configure_torch(device, request.preset.cpu_threads)
+    check_kernels(request.preset.cpu_isa, device)
     model, card = load_checkpoint(request.checkpoint, trust=request.trust, device=device)
     model.eval()
     image_size = int(card.get("image_size") or request.preset.train.image_size)
