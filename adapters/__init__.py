@@ -22,10 +22,17 @@ Adding a library
    ``_attack(model, x, y, spec, num_classes) -> x_adv`` that maps every field of the spec onto the
    library's own FGSM/PGD classes — set every hyper-parameter explicitly, pass the true labels, seed
    its random start inside ``base.seeded_global_rngs(spec.seed, x.device)`` — and end the file with
-   ``ADAPTER = GuardedAdapter(name="<lib>", attack_fn=_attack)``. No guards there: base.py has them.
+   ``ADAPTER = GuardedAdapter(name="<lib>", attack_fn=_attack, declaration=Declaration(...))``. No
+   guards there: base.py has them.
+   The :class:`Declaration` is what the cross-check holds the library to: its loss reduction (sum or
+   mean), its forward/backward passes per sample for a spec, and ``start(x, spec)``, the library's PGD
+   random-start point reproduced from the same random draws (read the library's source; ``None``
+   where it cannot be reproduced — its random-start PGD is then only judged statistically).
 2. Add one line ``"<lib>": "adapters.<lib>",`` to ``_MODULES`` below.
-3. Run ``pytest tests/adapter_suite``: the parity, state and pass-count tests iterate over ``names()``;
-   add the library's measured pass counts to ``tests/adapter_suite/test_adapters_passes.py``.
+3. Run ``pytest tests/adapter_suite``: the parity, state, pass-count and declaration tests iterate over
+   ``names()`` (``test_adapters_declared.py`` checks that the library's output equals the x_adv built
+   from its declaration bit for bit); add the library's measured pass counts to
+   ``tests/adapter_suite/test_adapters_passes.py`` and mutants of it to ``tests/mutation_suite``.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from .base import (
     AttackResult,
     AttackSpec,
     AttackStats,
+    Declaration,
     GuardedAdapter,
     run_attack,
 )
@@ -48,6 +56,7 @@ __all__ = [
     "AttackResult",
     "AttackSpec",
     "AttackStats",
+    "Declaration",
     "GuardedAdapter",
     "get",
     "names",
