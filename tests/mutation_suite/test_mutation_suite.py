@@ -8,6 +8,7 @@ evidence. The unmutated libraries must all agree on the same run — no false al
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,21 @@ def test_every_mutant_is_caught(
     assert code == 1
     # The reference was not touched by the mutant: it still agrees with itself.
     assert set(frame[frame["library"] == "reference"]["verdict"]) == {"agree"}
+
+
+def test_a_start_that_cannot_be_reproduced_is_judged_statistically(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a reproducible start there is no exact x_adv: the cell falls back to the statistical rule,
+    which at 8 images cannot see a meaningful shift and says so instead of agreeing."""
+    checkpoint, root = trained
+    adapter = adapters.get("torchattacks")
+    monkeypatch.setattr(adapter, "declaration", replace(adapter.declaration, start=None))
+    frame, code = cross_check(checkpoint, root, tmp_path / "run", ("reference", "torchattacks"))
+    pgd = caught(frame, "torchattacks", "pgd").iloc[0]
+    assert (pgd["judged_on"], pgd["verdict"]) == ("statistics", "inconclusive")
+    assert "its random start cannot be reproduced" in pgd["reason"]
+    assert "smallest accuracy shift this test could detect is 100 pp" in pgd["reason"]
+    fgsm = caught(frame, "torchattacks", "fgsm")
+    assert set(fgsm["judged_on"]) == {"x_adv"} and set(fgsm["verdict"]) == {"agree"}
+    assert code == 0  # inconclusive is reported, not a failure
