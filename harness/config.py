@@ -245,6 +245,12 @@ def _reject_unknown(table: dict[str, Any], allowed: set[str], source: str, secti
         raise ConfigError(f"{source}: unknown key(s) {where}{unknown}; expected some of {sorted(allowed)}")
 
 
+def attack_config_from_manifest(attack: dict[str, Any], source: str = "manifest") -> AttackConfig:
+    """The attack grid a run recorded in its manifest (``config.attack``), as an :class:`AttackConfig`."""
+    config: AttackConfig = _build(AttackConfig, dict(attack), source, "attack")
+    return config
+
+
 def _build(cls: type, table: object, source: str, section: str) -> Any:
     """Construct dataclass ``cls`` from a TOML table, checking keys and types."""
     if not isinstance(table, dict):

@@ -20,6 +20,13 @@ The tolerance rule, and why:
 * A changed grid (a cell or verdict missing or new), a changed test-set size or a changed preset
   fails: the run is not the experiment the baseline describes.
 * Changes inside the tolerance are listed as notes (which cells' predictions moved), never hidden.
+* What decides CPU round-off is compared first: the architecture, the CPU kernels torch ran
+  (``hardware.cpu_capability``: AVX2, AVX512, …), the thread count, the torch version and the GPU.
+  Where one differs from the baseline's, the run cannot be expected to reproduce the numbers bit for
+  bit, so a moved number is **not checkable** here rather than a regression: ``regress`` says what
+  differs and what to do, and exits 2 (a verdict change still fails: verdicts compare libraries within
+  one process, whatever its kernels). Where every number still matches, it passes with a note.
+* A changed test split fails, like a changed grid.
 
 Times are not compared: they depend on the machine, and ``python -m harness bench`` measures them.
 """
@@ -68,11 +75,35 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Change:
-    """One line of the diff: ``fail`` makes ``regress`` exit 1, ``note`` is for a person to read."""
+    """One line of the diff: ``fail`` makes ``regress`` exit 1; ``uncheckable`` (a number moved where
+    the round-off environment differs from the baseline's) exit 2; ``note`` is for a person to read."""
 
-    severity: str  # "fail" or "note"
+    severity: str  # "fail", "uncheckable" or "note"
     where: str
     what: str
+
+
+# What decides the last bits of a CPU or GPU run (DESIGN.md §Reproducibility): (label, section, key).
+ROUND_OFF_ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
+    ("architecture", "hardware", "machine"),
+    ("CPU kernels", "hardware", "cpu_capability"),
+    ("torch threads", "hardware", "torch_threads"),
+    ("torch", "versions", "torch"),
+    ("GPU", "hardware", "gpu"),
+)
+
+
+def environment_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(what differs, what the baseline does not record) between two provenance blocks."""
+    differs, unrecorded = [], []
+    for label, section, key in ROUND_OFF_ENVIRONMENT:
+        old_section, new_section = old.get(section, {}), new.get(section, {})
+        if key not in old_section:
+            if key in new_section:  # worth saying only where the run itself records it
+                unrecorded.append(label)
+        elif old_section.get(key) != new_section.get(key):
+            differs.append(f"{label}: this run {new_section.get(key)}, the baseline {old_section.get(key)}")
+    return differs, unrecorded
 
 
 @dataclass
@@ -80,24 +111,64 @@ class Comparison:
     tolerance: Tolerance
     changes: list[Change] = field(default_factory=list)
     checked: int = 0
+    environment: list[str] = field(default_factory=list)  # round-off environment differences
 
     @property
     def failures(self) -> list[Change]:
         return [c for c in self.changes if c.severity == "fail"]
 
     @property
+    def uncheckable(self) -> list[Change]:
+        return [c for c in self.changes if c.severity == "uncheckable"]
+
+    @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.uncheckable
+
+    @property
+    def exit_code(self) -> int:
+        """0 passed, 1 a regression, 2 numbers moved where the baseline cannot be reproduced exactly."""
+        return 1 if self.failures else 2 if self.uncheckable else 0
 
     def text(self, baseline_name: str = "the baseline") -> str:
         lines = [f"regression check against {baseline_name}: {self.tolerance.describe()}."]
-        for change in sorted(self.changes, key=lambda c: c.severity != "fail"):
+        if self.environment:
+            lines.append(
+                "  This run was not made where the baseline was, in what decides round-off: "
+                + "; ".join(self.environment)
+                + "."
+            )
+        order = {"fail": 0, "uncheckable": 1, "note": 2}
+        shown = sorted(self.changes, key=lambda c: order.get(c.severity, 3))
+        listed = 0
+        for change in shown:
+            if change.severity == "uncheckable":
+                # The full list of round-off moves helps nobody; a few show what moved.
+                listed += 1
+                if len(self.uncheckable) > 5 and listed > 3:
+                    continue
             lines.append(f"  {change.severity.upper():4}  {change.where}: {change.what}")
-        notes = len(self.changes) - len(self.failures)
-        verdict = "PASS" if self.passed else "FAIL"
+        if len(self.uncheckable) > 5:
+            lines.append(f"  ... and {len(self.uncheckable) - 3} more numbers that moved")
+        notes = len([c for c in self.changes if c.severity == "note"])
+        if self.failures:
+            head = "FAIL"
+        elif self.uncheckable:
+            head = "CANNOT CHECK HERE"
+        else:
+            head = "PASS"
         lines.append(
-            f"{verdict}: {len(self.failures)} regression(s), {notes} note(s); {self.checked} numbers and verdicts checked."
+            f"{head}: {len(self.failures)} regression(s), {len(self.uncheckable)} number(s) not checkable here, "
+            f"{notes} note(s); {self.checked} numbers and verdicts checked."
         )
+        if self.uncheckable and not self.failures:
+            lines.append(
+                "  The numbers moved, but round-off alone can move them on another machine, so they are not "
+                "called regressions. Check on a machine like the baseline's — a preset with cpu_isa "
+                "(the ci preset pins AVX2, which `python -m harness` applies on any x86-64 CPU) and the same "
+                "thread count and torch — or keep a baseline for this machine: "
+                "`python -m harness regress RUN --baseline OTHER.json --update`."
+            )
         return "\n".join(lines)
 
 
@@ -257,6 +328,20 @@ def compare(
         if old_value != new_value:
             changes.append(Change("fail", f"experiment {key}", f"{new_value!r}, baseline {old_value!r}"))
     old_prov, new_prov = baseline.get("provenance", {}), current.get("provenance", {})
+    result.environment, unrecorded = environment_differences(old_prov, new_prov)
+    if unrecorded:
+        changes.append(
+            Change(
+                "note",
+                "baseline",
+                f"it does not record {', '.join(unrecorded)} (written by an older advparity); rewrite it with "
+                "--update from a run you trust so that a run on other hardware can be told apart",
+            )
+        )
+    if old_prov.get("split_sha256") and old_prov.get("split_sha256") != new_prov.get("split_sha256"):
+        changes.append(
+            Change("fail", "test split", "the split file differs from the baseline's: another experiment")
+        )
     if old_prov.get("checkpoint_sha256") != new_prov.get("checkpoint_sha256"):
         changes.append(
             Change(
@@ -277,7 +362,10 @@ def compare(
             changes.append(Change("fail", name, "in the baseline, missing from the run"))
             continue
         result.checked += 1
-        changes.extend(_compare_number(name, old_numbers[name], new_numbers[name], tol))
+        for change in _compare_number(name, old_numbers[name], new_numbers[name], tol):
+            if change.severity == "fail" and result.environment:
+                change = Change("uncheckable", change.where, change.what)
+            changes.append(change)
     for name in new_numbers:
         if name not in old_numbers:
             changes.append(Change("fail", name, "in the run, not in the baseline (accept with --update)"))

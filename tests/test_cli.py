@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from harness.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, main
 from model.checkpoint import load_checkpoint
 
 
@@ -80,6 +80,30 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["synth"])  # --out is required
     assert exit_info.value.code == 2
+
+
+def test_a_negative_limit_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--limit -5 used to slice off the last 5 test images silently."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--preset", "smoke", "--checkpoint", "m.safetensors", "--out", "r", "--limit", "-5"])
+    assert exit_info.value.code == 2
+    assert "expected an integer >= 0 (0 = all), got -5" in capsys.readouterr().err
+
+
+def test_a_failure_of_the_tool_itself_exits_3_not_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1 means "a library disagrees / numbers drifted"; a crash must not read as that."""
+    from harness import cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(cli, "_dispatch", broken)
+    assert main(["report", "somewhere"]) == EXIT_INTERNAL == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "internal error: RuntimeError: disk on fire" in err
+    assert "advparity itself failed (exit code 3), not a check" in err
 
 
 def test_skip_corrupt_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

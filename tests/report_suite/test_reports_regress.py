@@ -27,6 +27,7 @@ from report_frames import (
 
 from harness.cli import DEFAULT_BASELINE, main
 from harness.config import eps_label, load_preset
+from harness.store import Cell, RunStore
 from reports.load import Run, load_run
 from reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
 
@@ -227,3 +228,113 @@ def test_the_committed_ci_baseline_matches_the_ci_preset() -> None:
     )
     assert len(committed["numbers"]) == 1 + n_cells
     assert all(len(e["correct"]) == e["n"] == attack.test_limit for e in committed["numbers"].values())
+
+
+def _on(hardware: dict[str, Any], results: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A baseline document of ``results`` (the agreeing scene) made on ``hardware``."""
+    document = build_baseline(_run(agreeing_run() if results is None else results))
+    document["provenance"]["hardware"] = hardware
+    return document
+
+
+AVX2 = {"machine": "x86_64", "cpu": "AMD EPYC", "cpu_capability": "AVX2", "torch_threads": 2, "gpu": None}
+
+
+def test_numbers_that_move_on_other_kernels_are_not_called_regressions() -> None:
+    """What an AVX-512 host did to an AVX2 baseline: many numbers moved, none of them a regression."""
+    drifted = _with_pgd(agreeing_run(), 0.3 / 255, 0, flipped_preds(PGD_FLIPS[0.3 / 255] + 4))
+    result = compare(_on(AVX2), _on({**AVX2, "cpu_capability": "AVX512"}, drifted))
+    assert result.environment == ["CPU kernels: this run AVX512, the baseline AVX2"]
+    assert result.failures == [] and len(result.uncheckable) == 4  # the four libraries' cells
+    assert (result.passed, result.exit_code) == (False, 2)
+    text = result.text()
+    assert "not made where the baseline was, in what decides round-off: CPU kernels" in text
+    assert "CANNOT CHECK HERE: 0 regression(s), 4 number(s) not checkable here" in text
+    assert "--update" in text and "cpu_isa" in text
+
+
+def test_many_uncheckable_numbers_are_summarised() -> None:
+    drifted = agreeing_run()
+    for eps in EPS_GRID:
+        drifted = _with_pgd(drifted, eps, 0, flipped_preds(PGD_FLIPS[eps] - 6))
+    result = compare(_on(AVX2), _on({**AVX2, "torch_threads": 16}, drifted))
+    assert len(result.uncheckable) == 12
+    text = result.text()
+    assert text.count("UNCHECKABLE") == 3 and "... and 9 more numbers that moved" in text
+
+
+def test_same_environment_still_fails_and_a_verdict_change_fails_anywhere() -> None:
+    drifted = _with_pgd(agreeing_run(), 0.3 / 255, 0, flipped_preds(PGD_FLIPS[0.3 / 255] + 4))
+    assert compare(_on(AVX2), _on(AVX2, drifted)).exit_code == 1
+    eps = 0.1 / 255
+    results = agreeing_run()
+    same = (results["library"] == "art") & (results["attack"] == "fgsm") & (results["eps"] == eps)
+    differs = cell("art", "fgsm", eps, flipped_preds(FGSM_FLIPS[eps]), pixels_differ=40)
+    changed = pd.concat([results[~same], differs], ignore_index=True)
+    result = compare(_on(AVX2), _on({**AVX2, "cpu_capability": "AVX512"}, changed))
+    assert [c.where for c in result.failures] == ["verdict art FGSM @ 0.1/255"]
+    assert result.exit_code == 1
+
+
+def test_an_old_baseline_without_kernels_gets_a_note_and_a_changed_split_fails() -> None:
+    old = _on({"machine": "x86_64", "cpu": "AMD EPYC", "torch_threads": 2})
+    result = compare(old, _on(AVX2))
+    assert result.passed
+    assert [(c.where, c.severity) for c in result.changes] == [("baseline", "note")]
+    assert "does not record CPU kernels, GPU" in result.changes[0].what
+    made, other_split = _on(AVX2), _on(AVX2)
+    made["provenance"]["split_sha256"], other_split["provenance"]["split_sha256"] = "a" * 64, "0" * 64
+    assert [c.where for c in compare(made, other_split).failures] == ["test split"]
+
+
+def _write_run(run_dir: Path, results: pd.DataFrame, manifest: dict[str, Any]) -> Path:
+    (run_dir / "cells").mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    clean_frame().to_parquet(run_dir / "clean.parquet")
+    keys = ["library", "attack", "eps", "steps", "alpha", "random_start", "seed"]
+    store = RunStore(run_dir)
+    for (library, attack, eps, steps, alpha, random_start, seed), part in results.groupby(keys, sort=False):
+        cell_ = Cell(library, attack, eps, int(steps), alpha, bool(random_start), int(seed))
+        store.write_cell(cell_, part.assign(eval_seconds=0.0))
+    return run_dir
+
+
+def test_update_refuses_a_run_whose_libraries_disagree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eps = 0.1 / 255
+    results = agreeing_run()
+    same = (results["library"] == "art") & (results["attack"] == "fgsm") & (results["eps"] == eps)
+    bad = pd.concat(
+        [results[~same], cell("art", "fgsm", eps, flipped_preds(FGSM_FLIPS[eps]), pixels_differ=40)],
+        ignore_index=True,
+    )
+    run_dir = _write_run(tmp_path / "run", bad, dict(MANIFEST))
+    path = tmp_path / "b.json"
+    assert main(["regress", str(run_dir), "--baseline", str(path), "--update"]) == 2
+    assert "1 verdict(s)" in capsys.readouterr().err and not path.exists()
+    assert main(["regress", str(run_dir), "--baseline", str(path), "--update", "--accept-disagreements"]) == 0
+    assert read_baseline(path)["verdicts"]["art FGSM @ 0.1/255"] == "disagree"
+
+
+def test_update_refuses_a_run_with_missing_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = dict(MANIFEST)
+    # The grid this run was planned with (what `run` records): the scene has PGD at 3 eps, 2 seeds.
+    manifest["config"] = {
+        "attack": {
+            "libraries": list(LIBRARIES),
+            "fgsm_eps": [eps_label(e) for e in EPS_GRID],
+            "pgd_eps": [eps_label(e) for e in EPS_GRID],
+            "pgd_steps": 10,
+            "reference_seeds": [0, 1],
+            "library_seeds": [0, 1],
+        }
+    }
+    results = agreeing_run()
+    unfinished = results[~((results["library"] == "art") & (results["attack"] == "pgd"))]  # 6 cells short
+    run_dir = _write_run(tmp_path / "run", unfinished, manifest)
+    assert main(["regress", str(run_dir), "--baseline", str(tmp_path / "b.json"), "--update"]) == 2
+    assert "is missing 6 of its cells (e.g. pgd__eps" in capsys.readouterr().err
+    # The complete run is accepted.
+    complete = _write_run(tmp_path / "complete", results, manifest)
+    assert main(["regress", str(complete), "--baseline", str(tmp_path / "b.json"), "--update"]) == 0
