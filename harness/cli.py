@@ -1,5 +1,9 @@
-"""``python -m harness``: parse, load, call a function, print. Exit codes: 0 ok, 1 disagreement or
-regression (later steps), 2 bad input or usage."""
+"""``python -m harness``: parse, load, call a function, print.
+
+Exit codes: 0 ok; 1 a library disagrees or a regression check fails; 2 bad input or usage (including a
+baseline that cannot be checked on this machine); 3 advparity itself failed — an unexpected error, a
+bug or a broken environment, with the traceback — so CI can tell a broken tool from a failed check.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,11 +23,12 @@ if TYPE_CHECKING:
     from harness.gradcam import GradcamRequest
     from harness.pipeline import TrainedModel
     from harness.runner import Executor, RunSummary
+    from reports.load import Run
 
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 # The committed baseline of the `ci` preset, found beside the reports package (also in a wheel).
 DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "reports" / "baselines" / "ci.json"
 log = logging.getLogger("harness")
@@ -30,6 +36,16 @@ log = logging.getLogger("harness")
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0 = all), got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -91,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--libraries", type=_csv, help="comma-separated subset, e.g. reference,art")
     run.add_argument("--attacks", type=_csv, help="comma-separated subset of fgsm,pgd")
     run.add_argument("--eps", type=_csv, help='comma-separated subset of the grid, e.g. "0.1/255,1/255"')
-    run.add_argument("--limit", type=int, help="attack only the first N test images (0 = all)")
+    run.add_argument("--limit", type=_non_negative_int, help="attack only the first N test images (0 = all)")
     _add_device(run)
     _add_trust(run)
     _add_executor(run)
@@ -142,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     regress.add_argument(
         "--update", action="store_true", help="rewrite the baseline from this run (a deliberate change)"
+    )
+    regress.add_argument(
+        "--accept-disagreements",
+        action="store_true",
+        help="with --update: record disagree/invalid verdicts in the baseline on purpose (refused otherwise)",
     )
     regress.add_argument(
         "--tolerance-pp", type=float, default=1.0, help="accuracy moves of this many pp fail (default 1)"
@@ -265,6 +286,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and will be reused", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - anything else is the tool's failure, not the user's
+        traceback.print_exc(file=sys.stderr)
+        print(
+            f"internal error: {type(err).__name__}: {err}\nadvparity itself failed (exit code {EXIT_INTERNAL}), "
+            "not a check: please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -457,8 +486,10 @@ def _regress(args: argparse.Namespace) -> int:
     from reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
 
     tolerance = Tolerance(pp=args.tolerance_pp, alpha=args.alpha)
-    current = build_baseline(load_run(args.run_dir))
+    run = load_run(args.run_dir)
+    current = build_baseline(run)
     if args.update:
+        _check_baseline_worthy(run, accept_disagreements=args.accept_disagreements)
         path = write_baseline(current, args.baseline)
         print(
             f"baseline written: {path} ({len(current['numbers'])} accuracies, {len(current['verdicts'])} verdicts)"
@@ -466,7 +497,37 @@ def _regress(args: argparse.Namespace) -> int:
         return EXIT_OK
     comparison = compare(read_baseline(args.baseline), current, tolerance)
     print(comparison.text(str(args.baseline)))
-    return EXIT_OK if comparison.passed else EXIT_DISAGREE
+    return comparison.exit_code
+
+
+def _check_baseline_worthy(run: Run, accept_disagreements: bool) -> None:
+    """Refuse to make a baseline of a run that is missing cells, or one whose libraries disagree."""
+    from harness.config import attack_config_from_manifest
+    from harness.runner import plan_cells
+    from harness.store import RunStore
+    from reports.crosscheck import FAILING_VERDICTS, verdicts
+
+    grid = run.manifest.get("config", {}).get("attack")
+    missing: list[str] = []
+    if grid is None:
+        log.warning("%s records no attack grid: cannot tell whether cells are missing", run.run_dir)
+    else:
+        attack = attack_config_from_manifest(grid, f"{run.run_dir}/manifest.json")
+        store = RunStore(run.run_dir)
+        missing = [cell.key for cell in plan_cells(attack) if not store.has(cell)]
+    if missing:
+        raise ValueError(
+            f"{run.run_dir} is missing {len(missing)} of its cells (e.g. {missing[0]}): a baseline must cover "
+            "the whole grid; finish the run first (run it again with the same arguments)"
+        )
+    frame = verdicts(run.results)
+    failing = frame[frame["verdict"].isin(FAILING_VERDICTS)]
+    if len(failing) and not accept_disagreements:
+        raise ValueError(
+            f"{len(failing)} verdict(s) in {run.run_dir} are disagree or invalid (first: {failing.iloc[0]['reason']}); "
+            "a baseline would make them the expected result. Fix them, or pass --accept-disagreements to record "
+            "them on purpose"
+        )
 
 
 def _print_trained(preset: Preset, trained: TrainedModel, device: object, model_dir: Path) -> None:
@@ -482,8 +543,9 @@ def _print_trained(preset: Preset, trained: TrainedModel, device: object, model_
 
 
 def _print_run(summary: RunSummary) -> None:
+    redone = f" ({summary.cells_redone} redone: they failed their check)" if summary.cells_redone else ""
     print(
-        f"attacks: {summary.cells_run} cells run, {summary.cells_skipped} already finished, "
+        f"attacks: {summary.cells_run} cells run{redone}, {summary.cells_skipped} already finished, "
         f"{summary.n_samples} test images; {summary.wall_seconds:.0f} s "
         f"(adapters {summary.attack_seconds:.0f} s, clean pass {summary.clean_seconds:.1f} s, "
         f"harness overhead x{summary.overhead:.2f})"

@@ -92,6 +92,7 @@ class RunSummary:
     attack_seconds: float  # the adapters' own time
     clean_seconds: float
     resumed: bool
+    cells_redone: int = 0  # found on disk but failing their check (RunStore.verify): deleted and run again
 
     @property
     def overhead(self) -> float:
@@ -441,7 +442,16 @@ def _rows(
 
 
 def run(request: RunRequest, progress: bool = True) -> RunSummary:
-    """Run (or resume) every requested cell; returns counts and timings."""
+    """Run (or resume) every requested cell; returns counts and timings.
+
+    The whole run holds ``OUT/.lock`` (:meth:`RunStore.lock`): a second run into the same folder is
+    refused while this one lives, instead of computing every cell a second time.
+    """
+    with RunStore(request.out).lock(request.command or " ".join(sys.argv)):
+        return _run_holding_lock(request, progress)
+
+
+def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
     started = time.perf_counter()
     device = request.device
     configure_torch(device, request.preset.cpu_threads)
@@ -455,6 +465,9 @@ def run(request: RunRequest, progress: bool = True) -> RunSummary:
     split = load_split(split_path, request.data_root)
     attack_config = request.preset.attack
     limit = attack_config.test_limit if request.limit is None else request.limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        # A negative slice would silently drop the *last* images instead of keeping the first.
+        raise ValueError(f"expected limit to be an integer >= 0 (0 = all test images), got {limit!r}")
     rows = ordered_test_rows(split)
     if limit:
         rows = rows.iloc[:limit].reset_index(drop=True)
@@ -521,7 +534,11 @@ def run(request: RunRequest, progress: bool = True) -> RunSummary:
             )
         )
 
-    todo = [c for c in cells if not store.has(c)]
+    # A cell on disk counts only if it matches the checksum recorded when it was written.
+    resume = store.unfinished(cells)
+    for cell, reason in resume.redone:
+        log.warning("cell %s failed its check (%s): redoing it", cell.key, reason)
+    todo = resume.todo
     skipped = len(cells) - len(todo)
     if skipped:
         log.info("resuming %s: %d of %d cells already finished", store.run_dir, skipped, len(cells))
@@ -557,6 +574,7 @@ def run(request: RunRequest, progress: bool = True) -> RunSummary:
         attack_seconds=attack_seconds,
         clean_seconds=clean_seconds,
         resumed=resumed,
+        cells_redone=len(resume.redone),
     )
 
 

@@ -5,27 +5,62 @@
     RUN/manifest.json          config + its hash, seeds, split and checkpoint hashes, versions, hardware
     RUN/clean.parquet          one row per test sample: label, clean prediction and confidence
     RUN/cells/<cell>.parquet   one row per sample for one library x attack x eps x seed
+    RUN/cells/<cell>.json      that file's record: {"sha256", "rows", "columns"}
+    RUN/.lock                  while a run writes: {"pid", "host", "started_at", "command"}
 
 Every file is written to a temporary name and renamed into place, so a file that exists is complete:
 a run killed half-way leaves only finished cells, and re-running into the same directory skips them
 and redoes the rest. A manifest with another config hash means the directory belongs to another
 experiment; it is refused instead of mixed.
+
+A cell is *finished* only when its parquet matches the record written beside it after it (sha256 and
+row count): a file truncated or changed later (a full disk, a copy cut short, a hand edit) is caught.
+A resumed run deletes and redoes such a cell; :meth:`RunStore.read_results` (and ``report``, through
+``reports.cells``, where the check itself lives) refuses it, saying how to redo it. The record is one file per cell, not one shared index, because Ray workers in other
+processes write cells at the same time.
+
+Cells without a record were written before advparity recorded checksums (or by a run stopped between
+a cell and its record). A resumed run redoes them: nothing vouches that they are whole.
+:meth:`RunStore.read_results` still reads them, with a warning, when the parquet reads and has every
+contract column, so reports of older run directories keep working.
+
+One run writes a directory at a time: :meth:`RunStore.lock` holds ``RUN/.lock`` for the whole run.
+A second run is refused while the holder lives; a lock left by a dead process on this host is taken
+over. A lock from another host cannot be checked from here and is refused. Readers (``report``,
+``regress``, ``gradcam``) and Ray workers (their driver holds the lock) take no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import logging
 import os
-from dataclasses import dataclass
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+# The checks are the reader's (reports may not import harness; harness may import reports): the
+# runner verifies on resume exactly what a report verifies before reading.
+from reports.cells import CellFileError, check_cell, read_cells, record_of
+
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
 CLEAN = "clean.parquet"
 CELLS = "cells"
+LOCK = ".lock"
+
+# verify()'s reason for a cell not on disk (the others come from reports.cells.check_cell).
+NOT_WRITTEN = "not written"
 
 # The per-sample row contract (DESIGN.md §Contracts), then the extra columns advparity records.
 ROW_COLUMNS: tuple[str, ...] = (
@@ -89,12 +124,196 @@ def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class Resume:
+    """What a resumed run must do: the cells to run, and those among them that failed their check."""
+
+    todo: list[Cell]
+    redone: list[tuple[Cell, str]]  # (cell, why): deleted, to be run again
+
+
+# --- the lock ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """The run that holds ``RUN/.lock``: enough to find it (pid, host) and to tell the user what it is."""
+
+    pid: int
+    host: str
+    started_at: str
+    command: str
+
+    @classmethod
+    def this_process(cls, command: str) -> LockHolder:
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return cls(os.getpid(), socket.gethostname(), started, command)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> LockHolder | None:
+        """The holder a lock file names, or None when it names none (empty, cut short, not ours)."""
+        try:
+            found = json.loads(raw)
+            return cls(int(found["pid"]), str(found["host"]), str(found["started_at"]), str(found["command"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), indent=2).encode()
+
+    def describe(self) -> str:
+        return (
+            f"pid {self.pid} on host {self.host!r}, started {self.started_at}, "
+            f"command: {self.command or '(not recorded)'}"
+        )
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+# A lock file is created empty and then written; a reader can catch it in between. This is how long a
+# reader waits for its content before calling the lock unreadable.
+_LOCK_READ_TRIES, _LOCK_READ_PAUSE = 20, 0.05
+# Creating the lock is retried after a stale lock is removed, or after a holder released it between
+# our create and our read; more tries than this means other runs keep starting in the same folder.
+_LOCK_ATTEMPTS = 5
+
+
+def _read_lock(path: Path) -> tuple[bytes, LockHolder | None] | None:
+    """The lock file's bytes and holder (None: it names none); None when there is no lock file."""
+    raw = b""
+    for _ in range(_LOCK_READ_TRIES):
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        holder = LockHolder.parse(raw)
+        if holder is not None:
+            return raw, holder
+        time.sleep(_LOCK_READ_PAUSE)
+    return raw, None
+
+
+def _refuse_unless_dead(path: Path, raw: bytes, holder: LockHolder | None) -> None:
+    """Raise RunDirError unless ``holder`` is certainly gone: a dead pid on this host."""
+    run_dir = path.parent
+    if holder is None:
+        raise RunDirError(
+            f"{str(path)!r} exists but names no run (expected JSON with pid, host, started_at, command; "
+            f"got {raw[:80]!r}): if no run is writing {str(run_dir)!r}, delete {str(path)!r} and run again"
+        )
+    here = socket.gethostname()
+    if holder.host != here:
+        raise RunDirError(
+            f"{str(run_dir)!r} is locked by a run on another host ({holder.describe()}); this host "
+            f"({here!r}) cannot check whether it still runs. If that run is certainly gone, delete "
+            f"{str(path)!r} and run again; otherwise wait for it, or use another --out"
+        )
+    if _alive(holder.pid):
+        raise RunDirError(
+            f"{str(run_dir)!r} is being written by another run ({holder.describe()}): two runs into one "
+            "folder would compute every cell twice. Wait for it to finish (then run again to resume), stop "
+            "it, or use another --out"
+        )
+
+
+def _remove_stale(path: Path, raw: bytes) -> None:
+    """Remove the dead run's lock ``raw``, and only it: another run may have taken it over meanwhile."""
+    # Renaming is atomic, so exactly one of several runs taking over gets the file; the content then
+    # says whether it was the dead lock, or a lock that a quicker run had just put in its place.
+    moved = path.with_name(f"{LOCK}.stale.{os.getpid()}")
+    try:
+        os.rename(path, moved)
+    except FileNotFoundError:
+        return  # another run removed it first; the next attempt meets that run's lock
+    try:
+        if moved.read_bytes() != raw:
+            # A live run's lock: put it back (link fails if yet another lock appeared; that one stays).
+            with contextlib.suppress(FileExistsError):
+                os.link(moved, path)
+    finally:
+        moved.unlink(missing_ok=True)
+
+
+def _acquire(path: Path, mine: bytes) -> LockHolder | None:
+    """Create the lock file holding ``mine``; returns the dead holder it took over, if any."""
+    taken_over: LockHolder | None = None
+    for _ in range(_LOCK_ATTEMPTS):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            found = _read_lock(path)
+            if found is None:
+                continue  # released between our create and our read
+            raw, holder = found
+            _refuse_unless_dead(path, raw, holder)
+            _remove_stale(path, raw)
+            taken_over = holder
+            continue
+        with os.fdopen(fd, "wb") as out:
+            out.write(mine)
+        return taken_over
+    raise RunDirError(
+        f"could not take the lock {str(path)!r} in {_LOCK_ATTEMPTS} attempts: other runs keep starting "
+        "in the same folder. Start one run per --out"
+    )
+
+
+def _release(path: Path, mine: bytes) -> None:
+    # Only our own lock: if someone deleted it (as the refusal messages suggest for a lost run) and
+    # another run took the folder, its lock stays.
+    with contextlib.suppress(FileNotFoundError):
+        if path.read_bytes() == mine:
+            path.unlink()
+
+
+# --- the store --------------------------------------------------------------------------------------
+
+
 class RunStore:
     """Reads and writes one run directory."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
         self.cells_dir = self.run_dir / CELLS
+
+    @contextlib.contextmanager
+    def lock(self, command: str) -> Iterator[LockHolder]:
+        """Hold ``RUN/.lock`` while the block runs (see the module docstring); yields this run's holder.
+
+        Raises RunDirError naming the holder when another live run, or a run on another host, holds
+        it. A SIGKILLed run cannot remove its lock: the next run on this host finds its pid gone and
+        takes the lock over, with a warning.
+        """
+        created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / LOCK
+        holder = LockHolder.this_process(command)
+        mine = holder.to_bytes()
+        dead = _acquire(path, mine)
+        if dead is not None:
+            log.warning(
+                "took over the lock of pid %d (started %s, no longer running) in %s; its finished cells "
+                "are checked and kept",
+                dead.pid,
+                dead.started_at,
+                self.run_dir,
+            )
+        try:
+            yield holder
+        finally:
+            _release(path, mine)
+            # A run that failed before writing anything leaves no empty folder behind.
+            if created and not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()
 
     def open(self, manifest: dict[str, Any]) -> bool:
         """Create the run directory, or check that it holds the same experiment.
@@ -114,7 +333,9 @@ class RunStore:
             for stale in [*self.run_dir.glob(".*.tmp"), *self.cells_dir.glob(".*.tmp")]:
                 stale.unlink()
             return True
-        if self.run_dir.exists() and any(p.name != CELLS for p in self.run_dir.iterdir()):
+        if self.run_dir.exists() and any(
+            p.name != CELLS and not p.name.startswith(LOCK) for p in self.run_dir.iterdir()
+        ):
             raise RunDirError(f"{str(self.run_dir)!r} exists and is not a run directory; choose a new --out")
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         _write_atomic_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
@@ -130,15 +351,70 @@ class RunStore:
     def cell_path(self, cell: Cell) -> Path:
         return self.cells_dir / f"{cell.key}.parquet"
 
+    def record_path(self, cell: Cell) -> Path:
+        """The cell's checksum record, beside its parquet."""
+        return record_of(self.cell_path(cell))
+
+    def verify(self, cell: Cell) -> str:
+        """An empty string when the cell is finished (its parquet matches its record), else why not.
+
+        The reasons: ``not written``, ``no checksum recorded``, ``checksum record unreadable (...)``,
+        ``unreadable: ...``, ``rows N, recorded M``, ``sha256 differs from the one recorded ...``.
+        """
+        path = self.cell_path(cell)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return NOT_WRITTEN
+        return check_cell(data, self.record_path(cell))
+
     def has(self, cell: Cell) -> bool:
-        return self.cell_path(cell).is_file()
+        """Whether the cell is finished: written, and unchanged since (see :meth:`verify`)."""
+        return self.verify(cell) == ""
+
+    def discard(self, cell: Cell) -> None:
+        """Delete a cell's parquet and record, so that it is run again."""
+        self.cell_path(cell).unlink(missing_ok=True)
+        self.record_path(cell).unlink(missing_ok=True)
+
+    def unfinished(self, cells: Sequence[Cell]) -> Resume:
+        """The cells still to run; a cell that is on disk but fails its check is deleted and among them.
+
+        Cells without a record (written before checksums were recorded) are redone too: nothing
+        vouches that they are whole. Call it while holding :meth:`lock`.
+        """
+        todo: list[Cell] = []
+        redone: list[tuple[Cell, str]] = []
+        for cell in cells:
+            reason = self.verify(cell)
+            if not reason:
+                continue
+            if reason != NOT_WRITTEN:
+                self.discard(cell)
+                redone.append((cell, reason))
+            todo.append(cell)
+        return Resume(todo=todo, redone=redone)
 
     def write_cell(self, cell: Cell, rows: pd.DataFrame) -> Path:
+        """Write a cell's rows, then its record (safe from several processes writing other cells)."""
         missing = [c for c in (*ROW_COLUMNS, *EXTRA_COLUMNS) if c not in rows.columns]
         if missing:
             raise ValueError(f"cell {cell.key}: rows lack column(s) {missing}")
-        path = self.cell_path(cell)
-        _write_parquet_atomic(rows[list(ROW_COLUMNS + EXTRA_COLUMNS)], path)
+        frame = rows[list(ROW_COLUMNS + EXTRA_COLUMNS)]
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        data = buffer.getvalue()  # hashed as written: the record describes exactly these bytes
+        path, record = self.cell_path(cell), self.record_path(cell)
+        # An old record must not vouch for the new file; between the two writes below the cell has no
+        # record, so a run stopped there leaves a cell that a resume redoes.
+        record.unlink(missing_ok=True)
+        _write_atomic_bytes(path, data)
+        entry = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "rows": len(frame),
+            "columns": list(frame.columns),
+        }
+        _write_atomic_bytes(record, json.dumps(entry, indent=2).encode())
         return path
 
     def has_clean(self) -> bool:
@@ -153,8 +429,16 @@ class RunStore:
         return pd.read_parquet(self.run_dir / CLEAN)
 
     def read_results(self) -> pd.DataFrame:
-        """All finished cells as one long table (one row per sample per cell)."""
-        files = sorted(self.cells_dir.glob("*.parquet"))
-        if not files:
+        """All finished cells as one long table (one row per sample per cell), in sorted file order.
+
+        Every cell is checked against its record first (:func:`reports.cells.read_cells`); any that
+        fails raises RunDirError naming the file, the reason and how to redo it. Cells without a record
+        (older runs) are read unverified, with a warning, when they read and have every contract column.
+        """
+        try:
+            frame = read_cells(self.run_dir)
+        except CellFileError as err:
+            raise RunDirError(str(err)) from None
+        if frame.empty:
             return pd.DataFrame(columns=list(ROW_COLUMNS + EXTRA_COLUMNS))
-        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return frame

@@ -1,4 +1,7 @@
-"""The one place ``reports`` touches files of a run directory: ``manifest.json``, ``clean.parquet``, ``cells/*.parquet``."""
+"""The one place ``reports`` touches files of a run directory: ``manifest.json``, ``clean.parquet``, ``cells/*.parquet``.
+
+Cells are read through :func:`reports.cells.read_cells`, which checks each against its checksum record.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from reports.cells import read_cells
 from reports.schema import check_clean, check_manifest, check_results
 
 
@@ -26,7 +30,8 @@ def load_run(run_dir: str | Path) -> Run:
     """Read a run directory; raise ``FileNotFoundError``/``ValueError`` that says what is missing.
 
     Cell files are read in sorted name order so the concatenated frame, and everything computed from
-    it, is the same on every machine.
+    it, is the same on every machine. A cell file that fails its checksum check raises
+    :class:`reports.cells.CellFileError` (a ``ValueError``) naming it and how to redo it.
     """
     run_dir = Path(run_dir)
     manifest_path = run_dir / "manifest.json"
@@ -38,9 +43,10 @@ def load_run(run_dir: str | Path) -> Run:
     if not isinstance(manifest, dict):
         raise ValueError(f"expected {manifest_path} to hold a JSON object, got {type(manifest).__name__}")
     check_manifest(manifest)
-    cell_paths = sorted((run_dir / "cells").glob("*.parquet"))
-    if not cell_paths:
+    if not any((run_dir / "cells").glob("*.parquet")):
         raise ValueError(f"expected finished cells in {run_dir / 'cells'}/*.parquet, found none")
-    results = pd.concat([pd.read_parquet(p) for p in cell_paths], ignore_index=True)
+    # Every cell is checked against the checksum recorded when it was written; a truncated or changed
+    # one is refused with a CellFileError (a ValueError) that says how to redo it.
+    results = read_cells(run_dir)
     clean = check_clean(pd.read_parquet(clean_path))
     return Run(results=check_results(results), clean=clean, manifest=manifest, run_dir=run_dir)

@@ -122,6 +122,15 @@ def test_filters_outside_the_grid_are_errors() -> None:
     assert {c.library for c in plan_cells(attack, libraries=("reference", "art"))} == {"reference", "art"}
 
 
+def test_a_negative_limit_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    checkpoint, root = trained
+    with pytest.raises(
+        ValueError, match=r"expected limit to be an integer >= 0 \(0 = all test images\), got -5"
+    ):
+        run(_request(checkpoint, root, tmp_path / "run", limit=-5), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_changed_config_is_refused(trained: tuple[Path, Path], tmp_path: Path) -> None:
     checkpoint, root = trained
     run(_request(checkpoint, root, tmp_path / "run", attacks=("fgsm",)), progress=False)

@@ -85,6 +85,7 @@ def test_a_run_that_does_not_reproduce_is_reported(smoke_run: Path, tmp_path: Pa
         frame.loc[frame["sample"] == first, "pred_adv"] + 1
     ) % 4
     frame.to_parquet(cell)
+    cell.with_suffix(".json").unlink()  # edited by hand: no checksum record, so read unverified
     clean = pd.read_parquet(copy / "clean.parquet")
     other = int(clean[clean["label"] != clean.loc[clean["sample"] == first, "label"].iloc[0]]["sample"].min())
     clean.loc[clean["sample"] == other, "pred_clean"] = (
