@@ -243,6 +243,8 @@ def environment() -> dict[str, Any]:
             name: os.environ.get(name) for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
         },
         "cpu_flags": _cpu_flags(),
+        # The same version number comes as CPU and CUDA wheels built from one commit with other libraries.
+        "torch_build": f"{torch.__version__} (git {str(torch.version.git_version)[:12]}, CUDA {torch.version.cuda})",
     }
     return {"versions": versions, "hardware": hardware}
 

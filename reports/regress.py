@@ -21,7 +21,8 @@ The tolerance rule, and why:
   fails: the run is not the experiment the baseline describes.
 * Changes inside the tolerance are listed as notes (which cells' predictions moved), never hidden.
 * What decides CPU round-off is compared first: the architecture, the CPU kernels torch ran
-  (``hardware.cpu_capability``: AVX2, AVX512, …), the thread count, the torch version and the GPU.
+  (``hardware.cpu_capability``: AVX2, AVX512, …), the thread count, the torch version and build, and
+  the GPU.
   Where one differs from the baseline's, the run cannot be expected to reproduce the numbers bit for
   bit, so a moved number is **not checkable** here rather than a regression: ``regress`` says what
   differs and what to do, and exits 2 (a verdict change still fails: verdicts compare libraries within
@@ -89,6 +90,7 @@ ROUND_OFF_ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("CPU kernels", "hardware", "cpu_capability"),
     ("torch threads", "hardware", "torch_threads"),
     ("torch", "versions", "torch"),
+    ("torch build", "hardware", "torch_build"),
     ("GPU", "hardware", "gpu"),
 )
 
