@@ -33,7 +33,7 @@ import logging
 import os
 import platform
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,6 +194,19 @@ def _check_fits(ray: Any, cpus: int, gpus: float) -> None:
     )
 
 
+def task_options(cpus: int, gpus: float, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Ray options for a group's task: its resources, and the driver's CPU kernel pin if it has one.
+
+    A pinned kernel family (harness/kernels.py) must be in force in the workers' processes too, before
+    their torch starts: Ray starts the workers of these tasks with those variables set.
+    """
+    options: dict[str, Any] = {"num_cpus": cpus, "num_gpus": gpus}
+    pinned = {name: environ[name] for name in kernels.KERNEL_VARIABLES if name in environ}
+    if pinned:
+        options["runtime_env"] = {"env_vars": pinned}
+    return options
+
+
 def _submit_and_wait(
     ray: Any, groups: list[list[Cell]], context: RunContext, bar: tqdm, cpus: int, gpus: float
 ) -> float:
@@ -205,13 +218,7 @@ def _submit_and_wait(
         )
     )
     manifest = context.manifest
-    # A pinned CPU kernel family (harness/kernels.py) must be in force in the workers' processes too,
-    # before their torch starts: Ray starts workers with this environment for these tasks.
-    pinned = {name: os.environ[name] for name in kernels.KERNEL_VARIABLES if name in os.environ}
-    options: dict[str, Any] = {"num_cpus": cpus, "num_gpus": gpus}
-    if pinned:
-        options["runtime_env"] = {"env_vars": pinned}
-    task = ray.remote(_group_task).options(**options)
+    task = ray.remote(_group_task).options(**task_options(cpus, gpus, os.environ))
     pending: dict[Any, list[Cell]] = {}
     for group in groups:
         job = _GroupJob(

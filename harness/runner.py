@@ -239,9 +239,7 @@ def environment() -> dict[str, Any]:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         # What decides CPU round-off besides the thread count (harness/kernels.py).
         "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
-        "cpu_isa_pin": {
-            name: os.environ.get(name) for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
-        },
+        "cpu_isa_pin": {name: os.environ.get(name) for name in kernels.KERNEL_VARIABLES},
         "cpu_flags": _cpu_flags(),
         # The same version number comes as CPU and CUDA wheels built from one commit with other libraries.
         "torch_build": f"{torch.__version__} (git {str(torch.version.git_version)[:12]}, CUDA {torch.version.cuda})",
@@ -709,7 +707,11 @@ def _run_group(
                 # The arbiter is its own expectation; its FGSM passes are 1/k of the grid's gradient.
                 forward_expected, backward_expected = _passes(stats)
                 evidence = _CellEvidence(
-                    True, compare(x_adv, _itself(x_adv)), forward_expected, backward_expected, ""
+                    True,
+                    compare(x_adv, _itself(x_adv)),
+                    forward_expected,
+                    backward_expected,
+                    "; ".join(stats.state_changes),
                 )
             else:
                 x_adv, stats, error = _attack_with_library(model, cell, x, y)

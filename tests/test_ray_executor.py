@@ -273,3 +273,14 @@ def test_missing_ray_is_a_clear_error(
     assert main(demo) == EXIT_BAD_INPUT
     assert "pip install 'advparity[ray]'" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_a_kernel_pin_reaches_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers are new processes: the pin (harness/kernels.py) must be in their environment before torch starts."""
+    from harness import kernels
+
+    plain = {k: v for k, v in os.environ.items() if k not in kernels.KERNEL_VARIABLES}
+    assert executors.task_options(2, 0.0, plain) == {"num_cpus": 2, "num_gpus": 0.0}
+    pinned = {**plain, **kernels.ISA_ENVIRONMENT["avx2"]}
+    options = executors.task_options(2, 0.0, pinned)
+    assert options["runtime_env"] == {"env_vars": dict(kernels.ISA_ENVIRONMENT["avx2"])}
