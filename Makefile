@@ -8,6 +8,10 @@ BIN    := $(VENV)/bin
 # the newest multi-GB CUDA wheel; override on your own machine, e.g.
 #   make demo TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cu126"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# The attack-library releases whose behaviour the adapters declare and the mutation suite plants bugs
+# in (pyproject.toml has the lower bounds; tox's libs-oldest/libs-newest test the range). Override to
+# try others: make test ATTACK_LIBS="adversarial-robustness-toolbox torchattacks foolbox"
+ATTACK_LIBS ?= adversarial-robustness-toolbox==1.20.1 torchattacks==3.5.1 foolbox==3.3.4
 # Foolbox imports GitPython, which raises at import when no git executable exists.
 export GIT_PYTHON_REFRESH ?= quiet
 # Where `make demo` writes the synthetic data, the checkpoint and the run.
@@ -23,6 +27,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "advparity needs Python >= 3.10, got " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(ATTACK_LIBS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,lint,dev,ray]"
 	@touch $@
 

@@ -208,7 +208,7 @@ def _judge_exact(
         if flips.any():
             most = int(lib.loc[flips, "pixels_differ"].max())
             flip_text = (
-                f"; {int(flips.sum())} of them differ only in isolated sign flips (at most {most} of "
+                f"; the other {int(flips.sum())} differ only in isolated sign flips (at most {most} of "
                 f"{total:,} pixels, all where the expected gradient was within round-off of zero): the "
                 "same attack"
             )
@@ -420,8 +420,9 @@ def verdicts(results: pd.DataFrame) -> pd.DataFrame:
     ``acc_library, acc_reference`` (proportions, mean over seeds), ``delta_acc_pp, n_differ, n``
     (predictions that differ from the reference's own, rows compared: samples × seeds),
     ``max_linf_to_ref`` (to the expected x_adv), ``forward_passes, backward_passes`` and their
-    ``_expected`` (per sample), ``seconds`` (per cell, mean over seeds), ``pvalue`` (the lowest exact
-    McNemar p over seed pairs, uncorrected), ``detectable_shift_pp`` (statistical cells),
+    ``_expected`` (per sample), ``seconds`` (per cell, mean over seeds), ``pvalue`` (exact McNemar
+    over every sample-seed pair against the reference's same seed, uncorrected: information for exact
+    cells, the criterion for statistical ones), ``detectable_shift_pp`` (statistical cells),
     ``ref_seed_spread_pp`` (random start: how much the reference's accuracy moves between its seeds).
     """
     frame = check_results(results)

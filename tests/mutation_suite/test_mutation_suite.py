@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from mutants import MUTANTS, Mutant
+from mutants import MUTANTS, Mutant, needs_copied_releases
 from suite import caught, cross_check
 
 import adapters
@@ -32,6 +32,7 @@ def test_the_unmutated_libraries_all_agree(trained: tuple[Path, Path], tmp_path:
     assert libraries["random_start"].any()
 
 
+@needs_copied_releases
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
 def test_every_mutant_is_caught(
     mutant: Mutant, trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
