@@ -222,7 +222,15 @@ def _paper_section(tables: Mapping[str, pd.DataFrame], gradcam_html: str = "") -
         '<section id="paper"><h2>Paper comparison</h2>'
         f"<p>{html.escape(paper.CITATION)}. The paper's own inconsistencies (kept as published) are listed in "
         "<code>reports/paper.py</code>. A large difference is a finding about the model, not noise to explain "
-        "away.</p>" + _table(tables["paper_comparison"], text_columns=("note",)) + gradcam_html + "</section>"
+        "away.</p>"
+        + (
+            _table(tables["paper_comparison"], text_columns=("note",))
+            if len(tables["paper_comparison"])
+            else "<p>Not shown: this run's classes are not the paper's "
+            f"({html.escape(', '.join(paper.CLASSES))}), so its numbers are not comparable with the paper's.</p>"
+        )
+        + gradcam_html
+        + "</section>"
     )
 
 

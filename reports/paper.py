@@ -84,6 +84,16 @@ TABLE2: dict[str, dict[str, PRF]] = {
     },
 }
 
+# The paper's classes (the COVID-19 Radiography Database's folders): a run with other classes is another
+# task, and setting its numbers beside the paper's would compare unlike with unlike.
+CLASSES: tuple[str, ...] = tuple(TABLE2)
+
+
+def applies_to(classes: object) -> bool:
+    """Whether a run with these classes (in any order) is the paper's task."""
+    return isinstance(classes, list | tuple) and sorted(map(str, classes)) == sorted(CLASSES)
+
+
 # Table 5: FGSM sweep, eps in units of 1/255 → accuracy in percent.
 TABLE5_FGSM_ACCURACY_PCT: dict[float, float] = {
     0.1: 59.282003,

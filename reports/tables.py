@@ -315,6 +315,18 @@ def _paper_pgd_label(cells: pd.DataFrame) -> str | None:
     return None
 
 
+PAPER_COMPARISON_COLUMNS: list[str] = [
+    "quantity",
+    "condition",
+    "eps",
+    "class",
+    "paper",
+    "this run",
+    "difference",
+    "note",
+]
+
+
 def paper_comparison(results: pd.DataFrame, clean: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     """The paper's published numbers beside the reference library's (lowest seed); NaN where this run lacks the eps."""
     frame = lowest_seed(results)
@@ -496,7 +508,10 @@ def build_tables(
         "table4_accuracy": table4_accuracy(frame, chosen),
         "table5_fgsm_sweep": sweep_table(frame, "fgsm"),
         "table6_pgd_sweep": sweep_table(frame, "pgd"),
-        "paper_comparison": paper_comparison(frame, clean, classes),
+        # Only for the paper's task: another set of classes is not comparable with its numbers.
+        "paper_comparison": paper_comparison(frame, clean, classes)
+        if paper.applies_to(classes)
+        else pd.DataFrame(columns=PAPER_COMPARISON_COLUMNS),
         "eight_bit_survival": eight_bit_survival_table(frame).rename(columns={"attack_label": "attack"}),
     }
 

@@ -152,3 +152,13 @@ def test_write_tables(tables: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     records = json.loads((tmp_path / "t" / "agreement.json").read_text(encoding="utf-8"))
     assert records[0]["verdict"] == "agree"
     assert (tmp_path / "t" / "table3_asr.md").read_text(encoding="utf-8").startswith("## Table 3")
+
+
+def test_the_paper_comparison_is_left_out_for_other_classes(tmp_path: Path) -> None:
+    """A run on another task (here four other class names) is not set beside the paper's numbers."""
+    manifest = {**MANIFEST, "classes": ["cat", "dog", "cow", "pig"]}
+    tables = build_tables(agreeing_run(), clean_frame(), manifest)
+    assert tables["paper_comparison"].empty
+    assert list(tables["table2_per_class"]["class"].unique()) == ["cat", "dog", "cow", "pig", "overall"]
+    write_tables(tables, tmp_path)  # an empty table is still written, with its header
+    assert paper.applies_to(list(reversed(CLASSES))) and not paper.applies_to(["cat", "dog", "cow", "pig"])
