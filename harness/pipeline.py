@@ -3,7 +3,7 @@
 Layout of an output folder::
 
     OUT/data/               synthetic data set (only when the preset's data source is synthetic)
-    OUT/model/split.csv     the stratified 80/10/10 split the model was trained on
+    OUT/model/split.csv     the split the model was trained on (stratified 80/10/10, or as the data gives it)
     OUT/model/model.safetensors + model.json (card)
     OUT/model/history.csv, training_curves.png
 """
@@ -22,15 +22,16 @@ from harness.config import Preset
 from harness.runner import RunRequest, RunSummary, check_kernels, run, set_cpu_threads
 from model import checkpoint
 from model.data import (
-    CLASSES,
     DataError,
     data_fingerprint,
+    detect_layout,
     find_dataset_root,
     load_split,
     make_split,
     save_split,
     scan_dataset,
-    stratified_split,
+    split_classes,
+    split_matches,
 )
 from model.synthetic import SynthSpec, counts_for_total, write_dataset
 from model.train import EpochStats, save_history, train_on_split
@@ -61,12 +62,17 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def prepare_data(preset: Preset, out: Path, data: Path | None, progress: bool = True) -> Path:
-    """The data root to train on: ``data`` if given, else a synthetic set generated into OUT/data."""
+    """The data root to train on: ``data`` if given, else a synthetic set generated into OUT/data.
+
+    ``data`` may be any layout `model.data.detect_layout` knows; the root returned is the folder the
+    image paths are relative to (for a manifest, the CSV's folder, which is detected again from it).
+    """
     if data is not None:
         return find_dataset_root(data)
     if preset.data.source != "synthetic":
         raise ValueError(
-            f"preset {preset.name!r} reads a data folder: pass --data PATH/COVID-19_Radiography_Dataset"
+            f"preset {preset.name!r} reads a data folder: pass --data PATH (a COVID-19 Radiography "
+            "folder, an image folder <class>/<image>, split folders train/ val/ test/, or a manifest .csv)"
         )
     spec = SynthSpec(
         counts=counts_for_total(preset.data.synthetic_total),
@@ -77,16 +83,20 @@ def prepare_data(preset: Preset, out: Path, data: Path | None, progress: bool = 
 
 
 def prepare_split(preset: Preset, root: Path, model_dir: Path, progress: bool = True) -> pd.DataFrame:
-    """Reuse ``model_dir/split.csv`` if present (checked against ``root``), else scan and split."""
+    """Reuse ``model_dir/split.csv`` if present (checked against ``root``), else scan and split.
+
+    A data set that comes split keeps its split; what was made up (the no-``test/`` fallback) is
+    logged and kept in ``split.attrs["split_note"]``.
+    """
     split_path = model_dir / SPLIT_NAME
     if split_path.is_file():
         split = load_split(split_path, root)
-        # The assignment is a pure function of the label order and the seed, so recomputing it
-        # tells whether the saved split was made with this preset's split seed.
-        if (stratified_split(split["label"].to_numpy(), preset.data.split_seed) != split["split"]).any():
+        # The assignment is a pure function of the listing, the given split and the seed, so
+        # recomputing it tells whether the saved split was made from this data with this seed.
+        if not split_matches(split, root, preset.data.split_seed):
             raise DataError(
-                f"{str(split_path)!r} was not made with split_seed={preset.data.split_seed}; "
-                "use a new --out folder or delete it to split again"
+                f"{str(split_path)!r} was not made with split_seed={preset.data.split_seed} from the data "
+                f"in {str(root)!r}; use a new --out folder or delete it to split again"
             )
         log.info("reusing split %s (%d images)", split_path, len(split))
         return split
@@ -96,6 +106,13 @@ def prepare_split(preset: Preset, root: Path, model_dir: Path, progress: bool = 
         model_dir.mkdir(parents=True, exist_ok=True)
         (model_dir / "skipped.txt").write_text("\n".join(scan.skipped) + "\n")
     split = make_split(scan, preset.data.split_seed)
+    log.info(
+        "%s data in %s, classes %s: %s",
+        scan.layout.value,
+        root,
+        list(scan.classes),
+        split.attrs["split_note"],
+    )
     save_split(split, split_path)
     return split
 
@@ -141,10 +158,12 @@ def train_model(
     save_history(result.history, model_dir)
     counts = split.groupby(["split", "class_name"]).size().unstack(fill_value=0)
     card = {
-        "classes": list(CLASSES),
+        "classes": list(split_classes(split)),
         "image_size": config.image_size,
         "data": {
             "root": str(root),
+            "layout": detect_layout(root).kind.value,
+            "split_note": split.attrs.get("split_note", ""),
             "fingerprint": fingerprint,
             "split_seed": preset.data.split_seed,
             "split_file": SPLIT_NAME,

@@ -490,33 +490,154 @@ def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
         # What counts as the same pixel, and as a sign that round-off can flip (adapters/expected.py).
         "evidence": {"pixel_round_off": PIXEL_ROUND_OFF, "near_zero_gradient": NEAR_ZERO_GRADIENT},
     }
-    manifest = {
+    manifest = run_manifest(
+        experiment,
+        attack_config,
+        n_samples=len(rows),
+        device=device,
+        command=request.command or " ".join(sys.argv),
+        extra={
+            "preset": request.preset.name,
+            "classes": list(card.get("classes", CLASSES)),
+            "checkpoint": {
+                "path": str(request.checkpoint),
+                "sha256": experiment["checkpoint_sha256"],
+                "card": card,
+            },
+            "split": {"path": str(split_path), "sha256": experiment["split_sha256"]},
+            "data_root": str(request.data_root),
+        },
+    )
+    store = RunStore(request.out)
+    # Opened before the images load: a run directory of another experiment is refused at once.
+    resumed = store.open(manifest)
+
+    x_all, y_all = load_tensors(rows, request.data_root, image_size, progress)
+    return _run_opened(
+        store,
+        resumed,
+        model,
+        x_all,
+        y_all,
+        cells,
+        attack_config,
+        device,
+        clean_columns={"image": rows["image"], "class_name": rows["class_name"]},
+        executor=request.executor,
+        checkpoint=request.checkpoint,
+        trust=request.trust,
+        manifest=manifest,
+        progress=progress,
+        started=started,
+    )
+
+
+def run_manifest(
+    experiment: dict[str, Any],
+    attack_config: AttackConfig,
+    *,
+    n_samples: int,
+    device: torch.device,
+    command: str,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """A run's manifest: ``experiment`` (hashed: it decides resume or refusal), seeds, versions, hardware.
+
+    ``extra`` holds what names the model and the data (``preset``, ``classes``, ``checkpoint``,
+    ``split``, ...), which differ between ``python -m harness run`` and :func:`run_tensors`.
+    """
+    return {
         "config_hash": config_hash(experiment),
         "config": experiment,
-        "preset": request.preset.name,
-        "classes": list(card.get("classes", CLASSES)),
+        **extra,
         "seeds": {
             "reference": list(attack_config.reference_seeds),
             "libraries": list(attack_config.library_seeds),
         },
-        "checkpoint": {
-            "path": str(request.checkpoint),
-            "sha256": experiment["checkpoint_sha256"],
-            "card": card,
-        },
-        "split": {"path": str(split_path), "sha256": experiment["split_sha256"]},
-        "data_root": str(request.data_root),
-        "n_samples": len(rows),
+        "n_samples": n_samples,
         "device": str(device),
         **environment(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": request.command or " ".join(sys.argv),
+        "command": command,
     }
-    store = RunStore(request.out)
-    resumed = store.open(manifest)
 
-    x_all, y_all = load_tensors(rows, request.data_root, image_size, progress)
-    samples = np.arange(len(rows))
+
+# What RunContext.checkpoint holds for a model given in memory: there is no file to load elsewhere, so
+# only the in-process LocalExecutor can run it (run_tensors uses no other).
+IN_MEMORY_MODEL = Path("<in-memory model>")
+
+
+def run_tensors(
+    model: torch.nn.Module,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    attack_config: AttackConfig,
+    out: Path,
+    manifest: dict[str, Any],
+    *,
+    device: torch.device,
+    clean_columns: dict[str, Sequence[Any]] | None = None,
+    progress: bool = False,
+) -> RunSummary:
+    """The runner on a model and images already in memory (:func:`harness.crosscheck`'s engine).
+
+    The same cells, groups and store as :func:`run`, after its loading step: ``x_all`` is ``[N, C, H, W]``
+    in [0, 1] (kept on the CPU; batches move to ``device``), ``y_all`` int64 ``[N]``. ``model`` must be
+    on ``device`` and in eval mode; it runs in this process (:class:`LocalExecutor`). ``manifest``
+    comes from :func:`run_manifest` and must name ``classes``, ``preset``, ``checkpoint`` for reports.
+    ``clean_columns`` adds per-sample columns to ``clean.parquet`` (default: ``image`` = ``"image_<i>"``
+    and ``class_name`` from the manifest's classes). Holds ``out/.lock`` like :func:`run`.
+    """
+    started = time.perf_counter()
+    if clean_columns is None:
+        classes = list(manifest["classes"])
+        clean_columns = {
+            "image": [f"image_{i}" for i in range(len(x_all))],
+            "class_name": [classes[int(label)] for label in y_all],
+        }
+    cells = plan_cells(attack_config)
+    store = RunStore(out)
+    with store.lock(str(manifest.get("command", ""))):
+        resumed = store.open(manifest)
+        return _run_opened(
+            store,
+            resumed,
+            model,
+            x_all,
+            y_all,
+            cells,
+            attack_config,
+            device,
+            clean_columns=clean_columns,
+            executor=LocalExecutor(),
+            checkpoint=IN_MEMORY_MODEL,
+            trust=False,
+            manifest=manifest,
+            progress=progress,
+            started=started,
+        )
+
+
+def _run_opened(
+    store: RunStore,
+    resumed: bool,
+    model: torch.nn.Module,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    cells: list[Cell],
+    attack_config: AttackConfig,
+    device: torch.device,
+    *,
+    clean_columns: dict[str, Sequence[Any]],
+    executor: Executor,
+    checkpoint: Path,
+    trust: bool,
+    manifest: dict[str, Any],
+    progress: bool,
+    started: float,
+) -> RunSummary:
+    """Everything after loading: clean predictions, then every unfinished cell through ``executor``."""
+    samples = np.arange(len(x_all))
     clean_started = time.perf_counter()
     pred_clean_all, conf_clean_all = _clean_predictions(model, x_all, attack_config.batch_size, device)
     clean_seconds = time.perf_counter() - clean_started
@@ -528,8 +649,7 @@ def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
                     "label": y_all.numpy(),
                     "pred_clean": pred_clean_all.numpy(),
                     "conf_clean": conf_clean_all.numpy(),
-                    "image": rows["image"],
-                    "class_name": rows["class_name"],
+                    **clean_columns,
                 }
             )
         )
@@ -556,12 +676,12 @@ def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
         config=attack_config,
         device=device,
         store=store,
-        checkpoint=request.checkpoint,
-        trust=request.trust,
+        checkpoint=checkpoint,
+        trust=trust,
         manifest=manifest,
     )
     try:
-        attack_seconds = request.executor.run_groups([group for _, group in _groups(todo)], context, bar)
+        attack_seconds = executor.run_groups([group for _, group in _groups(todo)], context, bar)
     finally:
         bar.close()
     return RunSummary(
@@ -569,7 +689,7 @@ def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
         cells_total=len(cells),
         cells_run=len(todo),
         cells_skipped=skipped,
-        n_samples=len(rows),
+        n_samples=len(x_all),
         wall_seconds=time.perf_counter() - started,
         attack_seconds=attack_seconds,
         clean_seconds=clean_seconds,
@@ -583,7 +703,7 @@ def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What every group of a run shares, prepared once by :func:`run` before any group starts."""
+    """What every group of a run shares, prepared once (by :func:`run` or :func:`run_tensors`) before any group starts."""
 
     model: torch.nn.Module
     fgsm_eps: list[float]

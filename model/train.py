@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from model.data import CLASSES, CXRDataset, training_augmentation
+from model.data import CXRDataset, split_classes, training_augmentation
 from model.network import build_densenet121
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,9 @@ def fit(
         shuffle=True,
         generator=loader_rng,
         num_workers=config.num_workers,
-        drop_last=False,
+        # BatchNorm cannot train on a batch of one image (it raises); a data set whose size leaves one
+        # image over drops it from that epoch. Any other remainder trains as its own batch, as before.
+        drop_last=len(train_set) % config.batch_size == 1,
     )
     val_loader = DataLoader(val_set, batch_size=max(config.batch_size, 64), num_workers=config.num_workers)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -206,7 +208,10 @@ def train_on_split(
     progress: bool = True,
     on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> TrainResult:
-    """Build DenseNet-121, train on the split's train part, early-stop on val, score on test."""
+    """Build DenseNet-121, train on the split's train part, early-stop on val, score on test.
+
+    The head has one output per class of the split (`split_classes`: label ``i`` is class ``i``).
+    """
     augmentation = training_augmentation(config.rotation_degrees) if config.augment else None
     train_set = CXRDataset(split, root, config.image_size, "train", augmentation)
     val_set = CXRDataset(split, root, config.image_size, "val")
@@ -215,7 +220,7 @@ def train_on_split(
         if len(part) == 0:
             raise ValueError(f"the {name} split is empty; the data set is too small to split 80/10/10")
     seed_everything(config.seed)  # the head's initialisation depends on it too
-    model = build_densenet121(num_classes=len(CLASSES), weights=config.weights)
+    model = build_densenet121(num_classes=len(split_classes(split)), weights=config.weights)
     result = fit(model, train_set, val_set, config, device, progress, on_epoch)
     memory_format = torch.contiguous_format
     test_loader = DataLoader(test_set, batch_size=max(config.batch_size, 64))

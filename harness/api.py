@@ -1,0 +1,314 @@
+"""The Python API: cross-check the libraries on *your* model and images, without a checkpoint or a preset.
+
+::
+
+    import harness
+
+    result = harness.crosscheck(model, images, labels, eps=["1/255", "4/255"], steps=10)
+    print(result)                 # one line: the verdict counts
+    assert result.ok              # no library disagrees with the exact x_adv it must return
+    result.verdicts               # one row per library x attack x eps (reports.crosscheck.verdicts)
+    result.report("out/")         # report.html, tables/ and figures/
+
+It runs the very cells ``python -m harness run`` runs (:func:`harness.runner.run_tensors`), into a run
+directory (``out``, or a temporary one that lives as long as the result), and judges them with the
+same rules (``reports/crosscheck.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+import adapters
+from adapters.base import model_device, restore, snapshot
+from adapters.expected import NEAR_ZERO_GRADIENT, PIXEL_ROUND_OFF
+from harness.config import AttackConfig, parse_eps
+from harness.config import eps_label as _eps_label
+from harness.runner import REFERENCE, configure_torch, run_manifest, run_tensors
+from reports.crosscheck import FAILING_VERDICTS, VERDICTS, verdicts
+from reports.load import load_run
+
+API_PRESET = "api"  # the manifest's "preset" for API runs (a regression baseline compares it)
+DEFAULT_EPS: tuple[str, ...] = ("1/255", "2/255", "4/255", "8/255")
+
+
+@dataclass
+class CrossCheckResult:
+    """What :func:`crosscheck` found: the verdicts, the per-sample rows and the run directory."""
+
+    verdicts: pd.DataFrame  # one row per library x attack x eps x steps x random start
+    results: pd.DataFrame  # the long table: one row per library x attack x eps x seed x sample
+    run_dir: Path
+    # The temporary run directory (when no ``out`` was given), removed when the result is collected.
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        """True iff no verdict is ``disagree`` or ``invalid``."""
+        return not bool(self.verdicts["verdict"].isin(FAILING_VERDICTS).any())
+
+    def counts(self) -> dict[str, int]:
+        counted = self.verdicts["verdict"].value_counts()
+        return {v: int(counted.get(v, 0)) for v in VERDICTS}
+
+    def summary(self) -> str:
+        """One line: the verdict counts, e.g. ``cross-check OK: 12 agree, 0 inconclusive, ...``."""
+        counts = ", ".join(f"{n} {v}" for v, n in self.counts().items())
+        head = "OK" if self.ok else "FAIL"
+        failing = self.verdicts[self.verdicts["verdict"].isin(FAILING_VERDICTS)]
+        first = f"; first: {failing.iloc[0]['reason']}" if len(failing) else ""
+        return f"cross-check {head}: {counts} ({len(self.verdicts)} verdicts){first}"
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def report(self, out_dir: str | Path) -> Path:
+        """Write ``report.html``, ``tables/`` and ``figures/`` under ``out_dir``; returns the HTML's path."""
+        from reports.pipeline import report
+
+        return report(self.run_dir, out_dir).html
+
+
+def crosscheck(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    libraries: Sequence[str] | None = None,
+    attacks: Sequence[str] = ("fgsm", "pgd"),
+    eps: Sequence[str | float] = DEFAULT_EPS,
+    steps: int = 10,
+    alpha: str | float = "eps/4",
+    random_start: bool = True,
+    seeds: Sequence[int] = (0,),
+    reference_seeds: Sequence[int] | None = None,
+    batch_size: int = 64,
+    out: str | Path | None = None,
+    device: str | torch.device | None = None,
+    classes: Sequence[str] | None = None,
+) -> CrossCheckResult:
+    """Run FGSM/PGD from every library and the reference on ``images``; judge each library's x_adv.
+
+    ``model`` maps [0, 1] images ``[N, C, H, W]`` to logits (normalisation inside it); ``labels`` are
+    int64 ``[N]``. ``eps`` takes ``"1/255"`` strings and floats in (0, 1] (``8`` is refused: write
+    ``"8/255"``). ``alpha`` is PGD's step, a rule like ``"eps/4"`` or a fraction of eps (``0.25``).
+    ``reference_seeds`` default to ``seeds`` plus one more, so the reference's seed-to-seed spread is
+    reported beside random-start PGD. ``libraries`` default to every adapter; the reference always runs.
+
+    The model is left exactly as it was (modes, parameters, buffers, ``.grad``): it runs in eval mode
+    during the call. Torch's determinism settings (TF32 off, deterministic cuDNN) stay set afterwards,
+    as they do for ``python -m harness run``; the CPU thread count is left as it is.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"expected model to be a torch.nn.Module, got {type(model).__name__}")
+    x_all, y_all = _check_data(images, labels)
+    run_device = _device(model, device)
+    config = attack_config(
+        libraries=libraries,
+        attacks=attacks,
+        eps=eps,
+        steps=steps,
+        alpha=alpha,
+        random_start=random_start,
+        seeds=seeds,
+        reference_seeds=reference_seeds,
+        batch_size=batch_size,
+    )
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="advparity-")
+        run_dir = Path(tmp.name) / "run"
+    else:
+        run_dir = Path(out)
+
+    configure_torch(run_device, torch.get_num_threads())  # keeps the caller's thread count
+    state = snapshot(model)
+    try:
+        model.eval()
+        names = _classes(model, x_all, run_device, classes)
+        if int(y_all.min()) < 0 or int(y_all.max()) >= len(names):
+            raise ValueError(
+                f"expected labels in [0, {len(names)}) (the model's output width), "
+                f"got {int(y_all.min())}..{int(y_all.max())}"
+            )
+        manifest = _manifest(model, x_all, y_all, config, run_device, names)
+        run_tensors(model, x_all, y_all, config, run_dir, manifest, device=run_device)
+    finally:
+        restore(model, state, "crosscheck")
+    run = load_run(run_dir)
+    return CrossCheckResult(verdicts=verdicts(run.results), results=run.results, run_dir=run_dir, _tmp=tmp)
+
+
+def attack_config(
+    *,
+    libraries: Sequence[str] | None = None,
+    attacks: Sequence[str] = ("fgsm", "pgd"),
+    eps: Sequence[str | float] = DEFAULT_EPS,
+    steps: int = 10,
+    alpha: str | float = "eps/4",
+    random_start: bool = True,
+    seeds: Sequence[int] = (0,),
+    reference_seeds: Sequence[int] | None = None,
+    batch_size: int = 64,
+) -> AttackConfig:
+    """The :class:`AttackConfig` of a :func:`crosscheck` call (raises ``ValueError`` on bad input)."""
+    if isinstance(eps, str | int | float):
+        eps = [eps]
+    grid = tuple(parse_eps(e) for e in eps)
+    if not grid:
+        raise ValueError("expected at least one eps")
+    if len(set(grid)) != len(grid):
+        raise ValueError(f"eps values repeat: {[_eps_label(e) for e in grid]}")
+    if isinstance(attacks, str):
+        attacks = [attacks]
+    unknown = [a for a in attacks if a not in ("fgsm", "pgd")]
+    if unknown or not attacks:
+        raise ValueError(f"expected attacks among ('fgsm', 'pgd'), got {list(attacks)}")
+    chosen = list(adapters.names()) if libraries is None else list(libraries)
+    if REFERENCE not in chosen:
+        chosen.insert(0, REFERENCE)  # the arbiter every library is compared to
+    library_seeds = tuple(int(s) for s in seeds)
+    if reference_seeds is None:
+        extra = (max(library_seeds) + 1,) if library_seeds else ()
+        reference = (*library_seeds, *extra)
+    else:
+        reference = tuple(int(s) for s in reference_seeds)
+    return AttackConfig(
+        libraries=tuple(chosen),
+        fgsm_eps=grid if "fgsm" in attacks else (),
+        pgd_eps=grid if "pgd" in attacks else (),
+        pgd_steps=steps,
+        pgd_alpha=_alpha_rule(alpha),
+        pgd_random_start=random_start,
+        reference_seeds=reference,
+        library_seeds=library_seeds,
+        batch_size=batch_size,
+    )
+
+
+def _alpha_rule(alpha: str | float) -> str:
+    if isinstance(alpha, str):
+        return alpha  # AttackConfig validates the rule
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float):
+        raise ValueError(f'expected alpha like "eps/4" or a fraction of eps in (0, 1], got {alpha!r}')
+    if not (math.isfinite(alpha) and 0 < alpha <= 1):
+        raise ValueError(f"expected alpha as a fraction of eps in (0, 1], got {alpha!r}")
+    return f"eps/{1.0 / float(alpha)!r}"
+
+
+def _check_data(images: object, labels: object) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
+        got = (
+            f"{images.dtype} {tuple(images.shape)}"
+            if isinstance(images, torch.Tensor)
+            else type(images).__name__
+        )
+        raise ValueError(f"expected images as a float tensor [N, C, H, W] in [0, 1], got {got}")
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
+        got = (
+            f"{labels.dtype} {tuple(labels.shape)}"
+            if isinstance(labels, torch.Tensor)
+            else type(labels).__name__
+        )
+        raise ValueError(f"expected labels as an int64 tensor [N], got {got}")
+    if len(images) != len(labels):
+        raise ValueError(f"expected one label per image: {len(images)} images, {len(labels)} labels")
+    if len(images) == 0:
+        raise ValueError("expected at least one image")
+    x = images.detach().to("cpu").contiguous()
+    if not bool(torch.isfinite(x).all()) or float(x.min()) < 0 or float(x.max()) > 1:
+        raise ValueError("expected images in [0, 1] (normalise inside the model)")
+    return x, labels.detach().to("cpu").contiguous()
+
+
+def _device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    on = model_device(model)
+    chosen = torch.device(device) if device is not None else (on or torch.device("cpu"))
+    if on is not None and on.type != chosen.type:
+        raise ValueError(f"expected device {chosen} to be the model's, got a model on {on}")
+    return on if on is not None else chosen
+
+
+def _classes(
+    model: nn.Module, x: torch.Tensor, device: torch.device, classes: Sequence[str] | None
+) -> list[str]:
+    with torch.inference_mode():
+        width = int(model(x[:1].to(device)).shape[1])
+    if classes is None:
+        return [f"class_{k}" for k in range(width)]
+    names = [str(c) for c in classes]
+    if len(names) != width:
+        raise ValueError(f"expected {width} class names (the model's output width), got {len(names)}")
+    return names
+
+
+def _sha256_tensors(tensors: Sequence[tuple[str, torch.Tensor]]) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in tensors:
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def state_sha256(model: nn.Module) -> str:
+    """sha256 of the model's state_dict tensors (names, dtypes, shapes and bytes), in name order."""
+    return _sha256_tensors(sorted(model.state_dict().items()))
+
+
+def _manifest(
+    model: nn.Module,
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    config: AttackConfig,
+    device: torch.device,
+    classes: list[str],
+) -> dict[str, Any]:
+    model_sha = state_sha256(model)
+    images_sha = _sha256_tensors([("images", x_all)])
+    labels_sha = _sha256_tensors([("labels", y_all)])
+    data_sha = hashlib.sha256(f"{images_sha}{labels_sha}".encode()).hexdigest()
+    model_class = f"{type(model).__module__}.{type(model).__qualname__}"
+    experiment = {
+        "preset": API_PRESET,
+        "attack": {
+            **asdict(config),
+            "fgsm_eps": [_eps_label(e) for e in config.fgsm_eps],
+            "pgd_eps": [_eps_label(e) for e in config.pgd_eps],
+        },
+        "test_limit": 0,
+        "image_size": list(x_all.shape[1:]),  # [C, H, W]
+        "model_class": model_class,
+        "model_sha256": model_sha,
+        "images_sha256": images_sha,
+        "labels_sha256": labels_sha,
+        "device_type": device.type,
+        "evidence": {"pixel_round_off": PIXEL_ROUND_OFF, "near_zero_gradient": NEAR_ZERO_GRADIENT},
+    }
+    return run_manifest(
+        experiment,
+        config,
+        n_samples=len(x_all),
+        device=device,
+        command=f"harness.crosscheck({model_class}, {len(x_all)} images)",
+        extra={
+            "preset": API_PRESET,
+            "classes": classes,
+            # No checkpoint file: the state_dict's hash stands for one (a regression baseline notes a change).
+            "checkpoint": {"path": None, "sha256": model_sha, "model_class": model_class},
+            # The images and labels are the test set: another set fails a regression check.
+            "split": {"path": None, "sha256": data_sha},
+            "model": {"class": model_class, "state_sha256": model_sha},
+            "images": {"sha256": images_sha, "labels_sha256": labels_sha, "shape": list(x_all.shape)},
+        },
+    )
