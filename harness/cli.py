@@ -265,6 +265,11 @@ def _add_common(sub: argparse.ArgumentParser) -> None:
         "--weights",
         help="override the preset's initial weights: none, imagenet, or a local file (.safetensors/.pth)",
     )
+    sub.add_argument(
+        "--model",
+        help="override the preset's architecture: densenet121, torchvision:NAME (e.g. torchvision:resnet18) "
+        "or package.module:factory (factory(num_classes) -> nn.Module on [0, 1] pixels, normalisation inside)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,6 +341,8 @@ def _load_preset(args: argparse.Namespace) -> Preset:
     preset = load_preset(args.preset)
     if getattr(args, "skip_corrupt", False):
         preset = replace(preset, data=replace(preset.data, skip_corrupt=True))
+    if getattr(args, "model", None):
+        preset = replace(preset, train=replace(preset.train, model=args.model))
     return preset
 
 

@@ -291,7 +291,7 @@ def compute(request: GradcamRequest, progress: bool = True) -> GradcamOutcome:
     split = load_split(split_path)
     model, _ = load_checkpoint(checkpoint, trust=request.trust, device=device)
     model.eval()
-    layer = rg.last_conv_block(model)
+    layer_name, layer = rg.target_layer(model)
 
     # Whole attack batches, as the runner cut them: sample s sat in batch s // batch_size.
     load_started = time.perf_counter()
@@ -412,7 +412,7 @@ def compute(request: GradcamRequest, progress: bool = True) -> GradcamOutcome:
     seconds["total"] = time.perf_counter() - started
     run_attack_seconds = _run_attack_seconds(results)
     meta: dict[str, Any] = {
-        "target_layer": "backbone.features.norm5",
+        "target_layer": layer_name,
         "feature_shape": list(clean_maps.feature_shape),
         "image_size": image_size,
         "per_class": request.per_class,

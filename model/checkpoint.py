@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from model.data import CLASSES
-from model.network import CXRClassifier, build_densenet121
+from model.network import DEFAULT_MODEL, CXRClassifier, build_model
 
 CARD_VERSION = 1
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".bin"})
@@ -87,9 +87,17 @@ def load_card(path: str | Path) -> dict[str, Any]:
     return json.loads(card_file.read_text())
 
 
+def model_spec(card: Mapping[str, Any]) -> str:
+    """The architecture a card names (``recipe.model``, see model/network.py::build_model); cards
+    written before models other than DenseNet-121 existed name none and mean it."""
+    recipe = card.get("recipe")
+    spec = recipe.get("model") if isinstance(recipe, Mapping) else None
+    return str(spec) if spec else DEFAULT_MODEL
+
+
 def load_checkpoint(
     path: str | Path, *, trust: bool = False, device: torch.device | str = "cpu"
-) -> tuple[CXRClassifier, dict[str, Any]]:
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model from a checkpoint; returns ``(model in eval mode, card)``.
 
     ``.safetensors`` files are read without unpickling and checked against the sha256 in their
@@ -121,8 +129,8 @@ def load_checkpoint(
         state = _state_dict_from_pickle(torch.load(path, map_location="cpu", weights_only=False))
     else:
         raise CheckpointError(f"expected a .safetensors (or, with --trust, .pt/.pth) file, got {path.name!r}")
-    model = build_densenet121(num_classes=len(card["classes"]), weights=None)
-    if any(key.startswith("features.denseblock") for key in state):
+    model = build_model(model_spec(card), num_classes=len(card["classes"]), weights=None)
+    if isinstance(model, CXRClassifier) and any(key.startswith("features.denseblock") for key in state):
         # A bare torchvision DenseNet-121 trained elsewhere: it has no normalisation layer, so it
         # must have been trained on ImageNet-normalised inputs for the result to mean anything.
         warnings.warn(
@@ -136,7 +144,9 @@ def load_checkpoint(
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise CheckpointError(f"{str(path)!r} does not hold a DenseNet-121 advparity model: {err}") from err
+        raise CheckpointError(
+            f"{str(path)!r} does not hold the {model_spec(card)} model its card names: {err}"
+        ) from err
     model.to(device).eval()
     return model, card
 

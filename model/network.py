@@ -1,4 +1,5 @@
-"""DenseNet-121 for chest X-rays, with ImageNet normalisation as its first layer.
+"""DenseNet-121 for chest X-rays — or any torchvision classifier, or a user's factory — with
+ImageNet normalisation as its first layer.
 
 Every attack library sees the model through the same door: float pixels in [0, 1]. Keeping the
 mean/std normalisation *inside* the model is what makes ART, torchattacks and Foolbox comparable —
@@ -7,11 +8,13 @@ none of them needs (or may use) its own normalisation switch, and eps is always 
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
+import torchvision
 from torch import nn
 from torchvision.models import DenseNet121_Weights, densenet121
 
@@ -107,3 +110,79 @@ def _remap_legacy_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
         match = _LEGACY_DENSENET_KEY.match(key)
         remapped[match.group(1) + match.group(2) if match else key] = value
     return remapped
+
+
+DEFAULT_MODEL = "densenet121"
+TORCHVISION_PREFIX = "torchvision:"
+
+
+def build_model(spec: str, num_classes: int, weights: str | Path | None = None) -> nn.Module:
+    """The model a preset or ``train --model`` names, with a ``num_classes``-way head, on [0, 1] pixels.
+
+    ``spec`` is one of:
+
+    * ``densenet121`` (the default, :func:`build_densenet121`) or ``torchvision:densenet121``;
+    * ``torchvision:NAME`` — any classifier in ``torchvision.models.list_models()``: its last linear
+      layer is replaced by a ``num_classes``-way one and ImageNet normalisation goes in front
+      (:class:`CXRClassifier`). ``weights``: None, ``"imagenet"`` (torchvision's default weights) or a
+      local file with the ImageNet-format state dict;
+    * ``package.module:factory`` — a callable taking the class count and returning an ``nn.Module``
+      that maps [0, 1] images to logits with its normalisation inside; ``weights`` must be None.
+
+    A checkpoint's card records ``spec``, so :func:`model.checkpoint.load_checkpoint` rebuilds it.
+    """
+    if num_classes < 2:
+        raise ValueError(f"expected num_classes >= 2, got {num_classes}")
+    if spec in (DEFAULT_MODEL, f"{TORCHVISION_PREFIX}{DEFAULT_MODEL}"):
+        return build_densenet121(num_classes, weights)
+    if spec.startswith(TORCHVISION_PREFIX):
+        return _torchvision_model(spec[len(TORCHVISION_PREFIX) :], num_classes, weights)
+    if ":" in spec:
+        if weights is not None:
+            raise ValueError(
+                f"model {spec!r}: a factory builds its own weights; expected weights none, got {weights!r}"
+            )
+        return _factory_model(spec, num_classes)
+    raise ValueError(
+        f"model {spec!r}: expected 'densenet121', 'torchvision:NAME' or 'package.module:factory'"
+    )
+
+
+def _torchvision_model(name: str, num_classes: int, weights: str | Path | None) -> CXRClassifier:
+    classifiers = set(torchvision.models.list_models(module=torchvision.models))
+    if name not in classifiers:
+        raise ValueError(
+            f"model 'torchvision:{name}': not an image classifier in torchvision.models.list_models() "
+            f"(e.g. {sorted(classifiers)[:6]} …)"
+        )
+    imagenet = isinstance(weights, str) and weights.lower() == "imagenet"
+    backbone = torchvision.models.get_model(name, weights="DEFAULT" if imagenet else None)
+    if weights is not None and not imagenet:
+        backbone.load_state_dict(_read_backbone_file(Path(weights)))
+    _replace_head(backbone, name, num_classes)
+    return CXRClassifier(backbone, num_classes)
+
+
+def _replace_head(backbone: nn.Module, name: str, num_classes: int) -> None:
+    """Swap the last linear layer (ResNet's ``fc``, VGG's ``classifier[-1]``, ViT's ``heads.head``) for a new head."""
+    linears = [(path, m) for path, m in backbone.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"model 'torchvision:{name}': no linear classifier layer to resize")
+    path, last = linears[-1]
+    parent_path, _, attr = path.rpartition(".")
+    parent = backbone.get_submodule(parent_path) if parent_path else backbone
+    setattr(parent, attr, nn.Linear(last.in_features, num_classes))
+
+
+def _factory_model(spec: str, num_classes: int) -> nn.Module:
+    module_name, _, attr = spec.partition(":")
+    try:
+        factory: Callable[[int], object] = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"model {spec!r}: cannot import the factory ({type(err).__name__}: {err})") from err
+    model = factory(num_classes)
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"model {spec!r}: expected the factory to return an nn.Module, got {type(model).__name__}"
+        )
+    return model

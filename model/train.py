@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from model.data import CXRDataset, split_classes, training_augmentation
-from model.network import build_densenet121
+from model.network import build_model
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class TrainConfig:
     early stopping with patience 5 on validation loss, best weights restored."""
 
     image_size: int = 224
+    # "densenet121" (the paper's), "torchvision:NAME" or "package.module:factory" (model/network.py).
+    model: str = "densenet121"
     weights: str | None = "imagenet"  # None (from scratch), "imagenet" or a local file
     lr: float = 1e-4
     lr_schedule: str = "constant"  # "cosine" decays to 0 over max_epochs
@@ -220,7 +222,7 @@ def train_on_split(
         if len(part) == 0:
             raise ValueError(f"the {name} split is empty; the data set is too small to split 80/10/10")
     seed_everything(config.seed)  # the head's initialisation depends on it too
-    model = build_densenet121(num_classes=len(split_classes(split)), weights=config.weights)
+    model = build_model(config.model, num_classes=len(split_classes(split)), weights=config.weights)
     result = fit(model, train_set, val_set, config, device, progress, on_epoch)
     memory_format = torch.contiguous_format
     test_loader = DataLoader(test_set, batch_size=max(config.batch_size, 64))

@@ -100,18 +100,26 @@ class CamMaps:
     feature_shape: tuple[int, int]
 
 
-def last_conv_block(model: nn.Module) -> nn.Module:
-    """DenseNet-121's last convolutional block output: ``backbone.features.norm5`` of a ``CXRClassifier``."""
+def target_layer(model: nn.Module) -> tuple[str, nn.Module]:
+    """The layer Grad-CAM maps (name, module): DenseNet-121's last block output ``backbone.features.norm5``
+    for the paper's model; for any other model, its last ``nn.Conv2d`` — the last layer that still
+    sees the image as a grid (for a ResNet, ``layer4``'s last convolution)."""
     from torch import nn
 
-    backbone = getattr(model, "backbone", None)
-    features = getattr(backbone, "features", None)
-    norm5 = getattr(features, "norm5", None)
-    if not isinstance(norm5, nn.Module):
+    norm5 = getattr(getattr(getattr(model, "backbone", None), "features", None), "norm5", None)
+    if isinstance(norm5, nn.Module):
+        return "backbone.features.norm5", norm5
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
         raise ValueError(
-            f"expected a CXRClassifier (backbone.features.norm5), got {type(model).__name__} without that layer"
+            f"expected a convolutional model for Grad-CAM, got {type(model).__name__} without nn.Conv2d"
         )
-    return norm5
+    return convs[-1]
+
+
+def last_conv_block(model: nn.Module) -> nn.Module:
+    """:func:`target_layer`'s module."""
+    return target_layer(model)[1]
 
 
 def _copy_before_inplace(tensor: torch.Tensor) -> torch.Tensor:

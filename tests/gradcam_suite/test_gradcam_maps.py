@@ -13,7 +13,7 @@ from gradcam_nets import GapNet, InplaceReluNet, hand_cam
 from torch import nn
 
 from model.network import build_densenet121
-from reports.gradcam import grad_cam, last_conv_block
+from reports.gradcam import grad_cam, last_conv_block, target_layer
 
 # Float32 activations and the package's 1e-7 in its scaling: agreement to ~1e-6 is all float32 allows.
 ATOL = 1e-5
@@ -181,11 +181,13 @@ def test_densenet121_maps() -> None:
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
 
 
-def test_last_conv_block_needs_a_cxr_classifier() -> None:
+def test_the_target_layer_is_norm5_for_densenet_and_the_last_conv_otherwise() -> None:
     model = build_densenet121(weights=None)
     assert last_conv_block(model) is model.backbone.features.norm5
-    with pytest.raises(ValueError, match="backbone.features.norm5"):
-        last_conv_block(GapNet())
+    gap = GapNet()
+    assert target_layer(gap) == ("conv", gap.conv)
+    with pytest.raises(ValueError, match="without nn.Conv2d"):
+        target_layer(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)))
 
 
 def test_hand_model_matches_the_torch_forward(inplace_net: InplaceReluNet) -> None:
