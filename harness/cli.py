@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gradcam.add_argument("run_dir", type=Path, help="a directory written by `run`")
     gradcam.add_argument(
+        "--cam-layer",
+        help="the layer to map, by its name in model.named_modules() (default: DenseNet-121's "
+        "backbone.features.norm5, else the model's last convolution)",
+    )
+    gradcam.add_argument(
         "--per-class", type=_positive_int, default=4, help="images per true class (default 4)"
     )
     gradcam.add_argument(
@@ -434,6 +439,7 @@ def _gradcam(args: argparse.Namespace) -> int:
         attacks=args.attacks,
         device=pipeline.resolve_device(args.device),
         trust=args.trust,
+        cam_layer=args.cam_layer,
     )
     return _run_gradcam(request, not args.quiet)
 

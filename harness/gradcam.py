@@ -65,6 +65,9 @@ class GradcamRequest:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     trust: bool = False
     cam_batch_size: int = 16
+    # The layer to map, by its name in model.named_modules() (e.g. "backbone.layer3"); default:
+    # reports.gradcam.target_layer (DenseNet's norm5, else the last convolution).
+    cam_layer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,7 @@ def compute(request: GradcamRequest, progress: bool = True) -> GradcamOutcome:
     split = load_split(split_path)
     model, _ = load_checkpoint(checkpoint, trust=request.trust, device=device)
     model.eval()
-    layer_name, layer = rg.target_layer(model)
+    layer_name, layer = rg.target_layer(model, request.cam_layer)
 
     # Whole attack batches, as the runner cut them: sample s sat in batch s // batch_size.
     load_started = time.perf_counter()

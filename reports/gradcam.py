@@ -100,11 +100,19 @@ class CamMaps:
     feature_shape: tuple[int, int]
 
 
-def target_layer(model: nn.Module) -> tuple[str, nn.Module]:
-    """The layer Grad-CAM maps (name, module): DenseNet-121's last block output ``backbone.features.norm5``
-    for the paper's model; for any other model, its last ``nn.Conv2d`` — the last layer that still
-    sees the image as a grid (for a ResNet, ``layer4``'s last convolution)."""
+def target_layer(model: nn.Module, name: str | None = None) -> tuple[str, nn.Module]:
+    """The layer Grad-CAM maps (name, module): ``name`` when given (``--cam-layer``); else DenseNet-121's
+    last block output ``backbone.features.norm5`` for the paper's model; for any other model, its last
+    ``nn.Conv2d`` — the last layer that still sees the image as a grid (for a ResNet, ``layer4``'s last
+    convolution)."""
     from torch import nn
+
+    if name is not None:
+        modules = dict(model.named_modules())
+        if name not in modules or not name:
+            convs = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)][-3:]
+            raise ValueError(f"--cam-layer {name!r}: no such module in {type(model).__name__} (e.g. {convs})")
+        return name, modules[name]
 
     norm5 = getattr(getattr(getattr(model, "backbone", None), "features", None), "norm5", None)
     if isinstance(norm5, nn.Module):

@@ -25,6 +25,9 @@ def test_a_torchvision_model_gets_a_new_head_and_normalisation_inside() -> None:
     assert model.backbone.fc.out_features == 3
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
     assert target_layer(model)[0] == "backbone.layer4.1.conv2"
+    assert target_layer(model, "backbone.layer3") == ("backbone.layer3", model.backbone.layer3)
+    with pytest.raises(ValueError, match="--cam-layer 'backbone.layer9': no such module in CXRClassifier"):
+        target_layer(model, "backbone.layer9")
 
 
 def test_a_factory_builds_the_user_s_module() -> None:
@@ -98,5 +101,7 @@ def test_resnet18_on_the_real_chest_xrays_end_to_end(tmp_path: Path) -> None:
     run = load_run(run_dir)
     assert run.manifest["classes"] == ["Covid", "Normal", "Viral Pneumonia"]
     assert set(run.results["label"]) <= {0, 1, 2}
-    assert main(["-q", "gradcam", str(run_dir), "--per-class", "1"]) == EXIT_OK
+    assert (
+        main(["-q", "gradcam", str(run_dir), "--per-class", "1", "--cam-layer", "backbone.layer4"]) == EXIT_OK
+    )
     assert (run_dir / "gradcam").is_dir()
