@@ -370,15 +370,18 @@ def _run(args: argparse.Namespace) -> int:
     from model.checkpoint import load_card
 
     preset = _load_preset(args)
-    data = args.data
-    if data is None:
-        data = Path(load_card(args.checkpoint).get("data", {}).get("root", ""))
-        if not str(data) or not data.is_dir():
+    if args.data is None:
+        # The card's root is already the folder the split's image paths are relative to: no layout to
+        # detect again (a folder holding several manifests would be ambiguous).
+        data_root = Path(load_card(args.checkpoint).get("data", {}).get("root", ""))
+        if not str(data_root) or not data_root.is_dir():
             raise ValueError("--data is needed: the checkpoint's card names no data folder that exists here")
+    else:
+        data_root = pipeline.find_dataset_root(args.data)
     request = pipeline.RunRequest(
         preset=preset,
         checkpoint=args.checkpoint,
-        data_root=pipeline.find_dataset_root(data),
+        data_root=data_root,
         out=args.out,
         split_path=args.split,
         libraries=args.libraries,
