@@ -357,8 +357,8 @@ def _train(args: argparse.Namespace) -> int:
     preset = _load_preset(args)
     device = pipeline.resolve_device(args.device)
     started = time.perf_counter()
-    root = pipeline.prepare_data(preset, args.out, args.data, not args.quiet)
-    trained = pipeline.train_model(preset, root, args.out, device, not args.quiet, weights=args.weights)
+    source = pipeline.prepare_data(preset, args.out, args.data, not args.quiet)
+    trained = pipeline.train_model(preset, source, args.out, device, not args.quiet, weights=args.weights)
     _print_trained(preset, trained, device, args.out)
     print(f"total time: {time.perf_counter() - started:.0f} s")
     return EXIT_OK
@@ -406,14 +406,14 @@ def _demo(args: argparse.Namespace) -> int:
     executor = _executor(args)  # before training: a missing Ray should not cost a training run
     progress = not args.quiet
     started = time.perf_counter()
-    root = pipeline.prepare_data(preset, args.out, args.data, progress)
+    source = pipeline.prepare_data(preset, args.out, args.data, progress)
     model_dir = args.out / "model"
-    trained = pipeline.train_model(preset, root, model_dir, device, progress, weights=args.weights)
+    trained = pipeline.train_model(preset, source, model_dir, device, progress, weights=args.weights)
     _print_trained(preset, trained, device, model_dir)
     request = pipeline.RunRequest(
         preset=preset,
         checkpoint=trained.checkpoint,
-        data_root=root,
+        data_root=pipeline.find_dataset_root(source),
         out=args.out / "run",
         device=device,
         command=" ".join(["python -m harness", *sys.argv[1:]]),

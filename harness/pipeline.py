@@ -64,11 +64,12 @@ def resolve_device(name: str = "auto") -> torch.device:
 def prepare_data(preset: Preset, out: Path, data: Path | None, progress: bool = True) -> Path:
     """The data root to train on: ``data`` if given, else a synthetic set generated into OUT/data.
 
-    ``data`` may be any layout `model.data.detect_layout` knows; the root returned is the folder the
-    image paths are relative to (for a manifest, the CSV's folder, which is detected again from it).
+    ``data`` may be any layout `model.data.detect_layout` knows. What is returned is the *source* the
+    later steps read: a manifest ``.csv`` itself (its folder may hold other CSVs), else the folder the
+    image paths are relative to; ``find_dataset_root(source)`` gives that folder in both cases.
     """
     if data is not None:
-        return find_dataset_root(data)
+        return Path(data) if Path(data).is_file() else find_dataset_root(data)
     if preset.data.source != "synthetic":
         raise ValueError(
             f"preset {preset.name!r} reads a data folder: pass --data PATH (a COVID-19 Radiography "
@@ -82,25 +83,26 @@ def prepare_data(preset: Preset, out: Path, data: Path | None, progress: bool = 
     return write_dataset(out / "data", spec, progress=progress)
 
 
-def prepare_split(preset: Preset, root: Path, model_dir: Path, progress: bool = True) -> pd.DataFrame:
+def prepare_split(preset: Preset, source: Path, model_dir: Path, progress: bool = True) -> pd.DataFrame:
     """Reuse ``model_dir/split.csv`` if present (checked against ``root``), else scan and split.
 
     A data set that comes split keeps its split; what was made up (the no-``test/`` fallback) is
     logged and kept in ``split.attrs["split_note"]``.
     """
+    root = find_dataset_root(source)
     split_path = model_dir / SPLIT_NAME
     if split_path.is_file():
         split = load_split(split_path, root)
         # The assignment is a pure function of the listing, the given split and the seed, so
         # recomputing it tells whether the saved split was made from this data with this seed.
-        if not split_matches(split, root, preset.data.split_seed):
+        if not split_matches(split, source, preset.data.split_seed):
             raise DataError(
                 f"{str(split_path)!r} was not made with split_seed={preset.data.split_seed} from the data "
                 f"in {str(root)!r}; use a new --out folder or delete it to split again"
             )
         log.info("reusing split %s (%d images)", split_path, len(split))
         return split
-    scan = scan_dataset(root, skip_corrupt=preset.data.skip_corrupt, progress=progress)
+    scan = scan_dataset(source, skip_corrupt=preset.data.skip_corrupt, progress=progress)
     if scan.skipped:
         log.warning("left out %d corrupt image(s); they are listed in %s", len(scan.skipped), model_dir)
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ def prepare_split(preset: Preset, root: Path, model_dir: Path, progress: bool = 
 
 def train_model(
     preset: Preset,
-    root: Path,
+    source: Path,
     model_dir: Path,
     device: torch.device,
     progress: bool = True,
@@ -127,7 +129,8 @@ def train_model(
 ) -> TrainedModel:
     """Train per the preset (or reuse a checkpoint trained on the same data with the same recipe)."""
     config = preset.train if weights is None else _with_weights(preset, weights)
-    split = prepare_split(preset, root, model_dir, progress)
+    root = find_dataset_root(source)  # what the split's image paths are relative to
+    split = prepare_split(preset, source, model_dir, progress)
     fingerprint = data_fingerprint(split, root)
     recipe = asdict(config)
     weights_path = model_dir / CHECKPOINT_NAME
@@ -162,7 +165,8 @@ def train_model(
         "image_size": config.image_size,
         "data": {
             "root": str(root),
-            "layout": detect_layout(root).kind.value,
+            "source": str(source),
+            "layout": detect_layout(source).kind.value,
             "split_note": split.attrs.get("split_note", ""),
             "fingerprint": fingerprint,
             "split_seed": preset.data.split_seed,

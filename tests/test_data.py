@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -573,3 +574,29 @@ def test_a_training_set_that_leaves_one_image_over_still_trains(tmp_path: Path) 
         preset, root, tmp_path / "out" / "model", torch.device("cpu"), progress=False
     )
     assert trained.card["data"]["counts"]["train"] == {"Covid": 6, "Normal": 6, "Viral Pneumonia": 5}
+
+
+def test_a_manifest_beside_another_trains_and_runs_from_the_card(tmp_path: Path) -> None:
+    """Two manifests in one folder: the one given is used through train and run (no re-detection)."""
+    from harness.cli import EXIT_OK, main
+
+    data = tmp_path / "data"
+    rows = []
+    for k, name in enumerate(("cat", "dog", "eel")):
+        for i in range(10):
+            _write_png(data / "img" / f"{name}-{i}.png", value=40 * k + i)
+            rows.append((f"img/{name}-{i}.png", name))
+    chosen = _manifest(data, rows)
+    (data / "other.csv").write_text("path,label\nimg/cat-0.png,cat\nimg/dog-0.png,dog\n")
+    out = tmp_path / "out"
+    assert (
+        main(["-q", "train", "--preset", "smoke", "--data", str(chosen), "--out", str(out / "model")])
+        == EXIT_OK
+    )
+    card = json.loads((out / "model" / "model.json").read_text())
+    assert card["classes"] == ["cat", "dog", "eel"] and card["data"]["source"] == str(chosen)
+    checkpoint = out / "model" / "model.safetensors"
+    assert (
+        main(["-q", "run", "--preset", "smoke", "--checkpoint", str(checkpoint), "--out", str(out / "run")])
+        == EXIT_OK
+    )
