@@ -144,8 +144,15 @@ def load_checkpoint(
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
+        expected, found = set(model.state_dict()), set(state)
+        missing, unexpected = sorted(expected - found), sorted(found - expected)
+        detail = (
+            f"{len(missing)} tensor(s) missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+            if missing or unexpected
+            else str(err).splitlines()[-1].strip()  # same names, other shapes
+        )
         raise CheckpointError(
-            f"{str(path)!r} does not hold the {model_spec(card)} model its card names: {err}"
+            f"{str(path)!r} does not hold the {model_spec(card)} model its card names: {detail}"
         ) from err
     model.to(device).eval()
     return model, card
