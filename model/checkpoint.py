@@ -144,8 +144,8 @@ def load_checkpoint(
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        expected, found = set(model.state_dict()), set(state)
-        missing, unexpected = sorted(expected - found), sorted(found - expected)
+        wanted_keys, given_keys = set(model.state_dict()), set(state)
+        missing, unexpected = sorted(wanted_keys - given_keys), sorted(given_keys - wanted_keys)
         detail = (
             f"{len(missing)} tensor(s) missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
             if missing or unexpected
