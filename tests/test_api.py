@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from small_nets import SMALL_CLASSES, SMALL_SHAPE, SmallNet, synthetic_batch
 from torch import nn
 
 import adapters
@@ -15,43 +16,17 @@ import harness
 from harness.api import CrossCheckResult, crosscheck, state_sha256
 from harness.testing import assert_robust
 
-SHAPE = (1, 12, 16)
-CLASSES = 3
+SHAPE = SMALL_SHAPE
+CLASSES = SMALL_CLASSES
 EPS = ["2/255", 0.01]
 FAST = {"eps": EPS, "steps": 2}
 
 
-def synthetic_batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grey images whose class is a brighter vertical band (left/middle/right), of random strength."""
-    c, h, w = SHAPE
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, CLASSES, (n,), generator=g)
-    x = 0.35 + 0.1 * torch.randn(n, c, h, w, generator=g)
-    strength = 0.1 + 0.3 * torch.rand(n, generator=g)
-    band = w // CLASSES
-    for i in range(n):
-        k = int(y[i])
-        x[i, :, :, k * band : (k + 1) * band] += strength[i]
-    return x.clamp(0.0, 1.0), y
+class TinyNet(SmallNet):
+    """The shared small net with its normalisation inside the model, as the API requires."""
 
-
-class TinyNet(nn.Module):
     def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(SHAPE[0], 8, 3, padding=1),
-            nn.BatchNorm2d(8),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1),
-            nn.BatchNorm2d(16),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.head = nn.Linear(16, CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features((x - 0.4) / 0.2))  # normalisation inside the model
+        super().__init__(normalize=(0.4, 0.2))
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from adapter_checks import SmallNet, one_thread, synthetic_batch
+from small_nets import train_briefly
 from torch import nn
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -32,16 +33,7 @@ def small_net() -> nn.Module:
     torch.manual_seed(0)
     net = SmallNet()
     x, y = synthetic_batch(512, seed=100)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(1)
-    with one_thread():
-        for _ in range(100):
-            idx = torch.randint(0, len(x), (64,), generator=g)
-            loss = F.cross_entropy(net(x[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return net.eval()
+    return train_briefly(net, x, y, steps=100, batch=64, seed=1)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-import torch.nn.functional as F
 from mutants import BUGS, COPIED_FROM, MUTANTS, Mutant, installed_differs, needs_copied_releases
+from small_nets import SMALL_CLASSES, SmallNet, one_thread, synthetic_batch, train_briefly
 from torch import nn
 
 import adapters
@@ -27,8 +27,7 @@ from adapters.base import ATTACKS, EPS_TOLERANCE
 
 EPS = 4 / 255
 STEPS = 3
-SHAPE = (1, 12, 16)  # C, H, W
-CLASSES = 3
+CLASSES = SMALL_CLASSES
 FULL = 16  # the runner's fixed batch size in these tests
 SMALL = 5  # the run's last, smaller batch
 LIBRARIES = tuple(name for name in adapters.names() if name != "reference")
@@ -38,70 +37,25 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    # Tiny tensors: on a shared 2-core machine a second OpenMP thread only spin-waits.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class _Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(SHAPE[0], 8, 3, padding=1),
-            nn.BatchNorm2d(8),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, stride=2, padding=1),
-            nn.BatchNorm2d(16),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.head = nn.Linear(16, CLASSES)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 def _images(n: int, seed: int) -> Batch:
-    """Grey images whose class is a brighter vertical band; a saturated top row (1) and bottom row (0)."""
-    c, h, w = SHAPE
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, CLASSES, (n,), generator=g)
-    x = 0.35 + 0.1 * torch.randn(n, c, h, w, generator=g)
-    band = w // CLASSES
-    for i in range(n):
-        k = int(y[i])
-        x[i, :, :, k * band : (k + 1) * band] += 0.1 + 0.3 * float(torch.rand(1, generator=g))
+    """The shared synthetic task, with a saturated top row (1) and bottom row (0)."""
+    x, y = synthetic_batch(n, seed)
     x[:, :, 0, :] = 1.0  # clipping bugs show at exactly 1 ...
     x[:, :, -1, :] = 0.0  # ... and at exactly 0
-    return x.clamp(0.0, 1.0), y
+    return x, y
 
 
 @pytest.fixture(scope="module")
 def net() -> nn.Module:
     """Briefly trained (BatchNorm running stats off their defaults), returned in eval mode."""
     torch.manual_seed(0)
-    model = _Net()
+    model = SmallNet()
     x, y = _images(256, seed=1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(2)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(30):
-            idx = torch.randint(0, len(x), (32,), generator=g)
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(before)
-    optimizer.zero_grad(set_to_none=True)
-    return model.eval()
+    return train_briefly(model, x, y, steps=30, batch=32, seed=2)
 
 
 @pytest.fixture(scope="module")
