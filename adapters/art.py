@@ -30,7 +30,7 @@ from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, seeded_global_rngs
+from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
 
 
 def _classifier(model: nn.Module, x: torch.Tensor, num_classes: int) -> PyTorchClassifier:
@@ -95,13 +95,9 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     return torch.clamp(x + torch.from_numpy(noise).to(x.device), 0.0, 1.0)
 
 
-def _passes(spec: AttackSpec) -> tuple[float, float]:
-    # PGD: +2 forwards, the clean and the adversarial batch predicted to log a success rate.
-    return (1.0, 1.0) if spec.attack == "fgsm" else (float(spec.steps + 2), float(spec.steps))
-
-
 ADAPTER = GuardedAdapter(
     name="art",
     attack_fn=_attack,
-    declaration=Declaration(loss_reduction="mean", passes=_passes, start=_start),
+    # PGD: +2 forwards, the clean and the adversarial batch predicted to log a success rate.
+    declaration=Declaration(loss_reduction="mean", passes=pass_counts(pgd_extra_forwards=2), start=_start),
 )

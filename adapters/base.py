@@ -146,6 +146,20 @@ class Declaration:
             raise ValueError(f"expected loss_reduction in {LOSS_REDUCTIONS}, got {self.loss_reduction!r}")
 
 
+def pass_counts(
+    fgsm: tuple[float, float] = (1.0, 1.0), pgd_extra_forwards: int = 0
+) -> Callable[[AttackSpec], tuple[float, float]]:
+    """A :attr:`Declaration.passes`: (forward, backward) per sample — ``fgsm`` for FGSM; for PGD one of
+    each per step plus ``pgd_extra_forwards`` forwards (a library that predicts to log or report)."""
+
+    def count(spec: AttackSpec) -> tuple[float, float]:
+        if spec.attack == "fgsm":
+            return fgsm
+        return float(spec.steps + pgd_extra_forwards), float(spec.steps)
+
+    return count
+
+
 # (model, x, y, spec, num_classes) -> x_adv. Receives a validated batch (fresh copies), a model
 # already in eval mode with gradients enabled, and the class count read from the model's output.
 AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, AttackSpec, int], torch.Tensor]

@@ -59,6 +59,18 @@ class Evidence:
     pixels_total: int  # C·H·W
 
 
+def identical(x_adv: torch.Tensor) -> Evidence:
+    """The evidence of an x_adv that is its own expectation (the reference's own cells): nothing differs."""
+    n = int(x_adv.shape[0])
+    zeros = torch.zeros(n, dtype=torch.int64, device=x_adv.device)
+    return Evidence(
+        linf_to_expected=torch.zeros(n, dtype=torch.float64, device=x_adv.device),
+        pixels_differ=zeros,
+        pixels_differ_near_zero=zeros,
+        pixels_total=int(x_adv[0].numel()),
+    )
+
+
 def compare(x_adv: torch.Tensor, expectation: Expectation) -> Evidence:
     """Count, per sample, the pixels where ``x_adv`` differs from the expectation beyond round-off."""
     # float64 makes the difference of two float32 values exact: the comparison adds no round-off.

@@ -26,7 +26,7 @@ import warnings
 import torch
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, seeded_global_rngs
+from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
 
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -63,12 +63,11 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     return torch.clamp(x + noise, 0.0, 1.0)
 
 
-def _passes(spec: AttackSpec) -> tuple[float, float]:
-    return (2.0, 1.0) if spec.attack == "fgsm" else (float(spec.steps + 1), float(spec.steps))
-
-
 ADAPTER = GuardedAdapter(
     name="foolbox",
     attack_fn=_attack,
-    declaration=Declaration(loss_reduction="sum", passes=_passes, start=_start),
+    # +1 forward for FGSM and PGD alike: Foolbox runs the model on its output to report success.
+    declaration=Declaration(
+        loss_reduction="sum", passes=pass_counts(fgsm=(2.0, 1.0), pgd_extra_forwards=1), start=_start
+    ),
 )

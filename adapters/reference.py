@@ -41,6 +41,7 @@ from .base import (
     as_eps_list,
     attack_session,
     check_output,
+    pass_counts,
 )
 
 NAME = "reference"
@@ -122,10 +123,6 @@ def _attack(
     return pgd(model, x, y, spec.eps, spec.step_size, spec.steps, spec.random_start, spec.seed)
 
 
-def _passes(spec: AttackSpec) -> tuple[float, float]:
-    return (1.0, 1.0) if spec.attack == "fgsm" else (float(spec.steps), float(spec.steps))
-
-
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     return uniform_start(x, spec.eps, spec.seed)
 
@@ -133,7 +130,7 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 ADAPTER = GuardedAdapter(
     name=NAME,
     attack_fn=_attack,
-    declaration=Declaration(loss_reduction="sum", passes=_passes, start=_start),
+    declaration=Declaration(loss_reduction="sum", passes=pass_counts(), start=_start),
 )
 
 

@@ -21,7 +21,7 @@ import torch
 import torchattacks
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, seeded_global_rngs
+from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
 
 
 def _attack(
@@ -46,12 +46,8 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     return torch.clamp(x + noise, min=0, max=1)
 
 
-def _passes(spec: AttackSpec) -> tuple[float, float]:
-    return (1.0, 1.0) if spec.attack == "fgsm" else (float(spec.steps), float(spec.steps))
-
-
 ADAPTER = GuardedAdapter(
     name="torchattacks",
     attack_fn=_attack,
-    declaration=Declaration(loss_reduction="mean", passes=_passes, start=_start),
+    declaration=Declaration(loss_reduction="mean", passes=pass_counts(), start=_start),
 )

@@ -43,9 +43,9 @@ from adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,
     Evidence,
-    Expectation,
     ExpectationCache,
     compare,
+    identical,
 )
 from adapters.reference import fgsm_grid
 from harness import kernels
@@ -264,30 +264,28 @@ def check_kernels(isa: str | None, device: torch.device) -> None:
         )
 
 
+# The vector extensions that decide which kernels torch may pick.
+_VECTOR_FLAGS = frozenset({"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile"})
+
+
 def _cpu_flags() -> list[str]:
-    """The vector extensions of the CPU that decide which kernels torch may pick."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return sorted(
-                    f
-                    for f in flags
-                    if f in {"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile"}
-                )
-    except OSError:
-        pass
-    return []
+    """The CPU's vector extensions among :data:`_VECTOR_FLAGS` (empty where /proc/cpuinfo is absent)."""
+    return sorted(_VECTOR_FLAGS.intersection((_cpuinfo("flags") or "").split()))
 
 
-def _cpu_model() -> str:
+def _cpuinfo(field_name: str) -> str | None:
+    """The first ``field_name`` line of /proc/cpuinfo (Linux), or None."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field_name):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or "unknown"
 
 
 # --- evaluation of one batch of adversarial images -------------------------------------------------
@@ -828,7 +826,7 @@ def _run_group(
                 forward_expected, backward_expected = _passes(stats)
                 evidence = _CellEvidence(
                     True,
-                    compare(x_adv, _itself(x_adv)),
+                    identical(x_adv),
                     forward_expected,
                     backward_expected,
                     "; ".join(stats.state_changes),
@@ -892,10 +890,6 @@ def _spec(cell: Cell) -> adapters.AttackSpec:
 
 def _passes(stats: AttackStats) -> tuple[float, float]:
     return stats.forward_passes_per_sample, stats.backward_passes_per_sample
-
-
-def _itself(x_adv: torch.Tensor) -> Expectation:
-    return Expectation(x_adv, torch.ones_like(x_adv), exact=True)
 
 
 def _amortised(stats: AttackStats, k: int) -> AttackStats:

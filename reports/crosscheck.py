@@ -298,6 +298,7 @@ def _verdict_row(
         else math.nan
     )
     seconds_per_cell = lib.groupby("seed")["seconds"].first()
+    exact = _is_exact(lib)
     row: dict[str, Any] = {
         "library": library,
         "attack": attack,
@@ -309,10 +310,10 @@ def _verdict_row(
         "seeds": ",".join(str(int(s)) for s in sorted(lib["seed"].unique())),
         "verdict": "invalid",
         "reason": "",
-        "judged_on": "x_adv" if _is_exact(lib) else "statistics",
+        "judged_on": "x_adv" if exact else "statistics",
         "samples_xadv_differ": 0,
         "samples_near_zero_flips": 0,
-        "max_pixels_differ": int(lib["pixels_differ"].max()) if _is_exact(lib) else -1,
+        "max_pixels_differ": int(lib["pixels_differ"].max()) if exact else -1,
         "acc_library": _acc(lib),
         "acc_reference": _acc(ref),
         "delta_acc_pp": math.nan,
@@ -385,7 +386,7 @@ def _verdict_row(
     # Information for exact cells, the criterion for statistical ones.
     b, c = discordant(paired["pred_adv"] == paired["label"], paired["pred_ref"] == paired["label"])
     row["pvalue"] = mcnemar_exact(b, c)
-    if _is_exact(lib):
+    if exact:
         row.update(_judge_exact(name, lib, attack, eps, random_start, call))
     else:
         why = (
