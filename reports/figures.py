@@ -6,6 +6,7 @@ Each function writes one PNG and returns its path. Random-start cells follow the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,33 @@ STYLES: dict[str, tuple[str, str]] = {
 }
 
 
+# Which eps ticks to label first on a crowded log axis: the ends, then the roundest mantissas.
+_MANTISSA_RANK: tuple[float, ...] = (1, 5, 2, 3, 2.5, 4, 6, 8, 7, 9)
+
+
+def tick_labels(grid: np.ndarray, min_gap_decades: float = 0.15) -> list[str]:
+    """A label for each eps tick (sorted ascending), blank where it would crowd a label already placed on
+    the log axis: the FGSM sweep 0.1…0.9/255 is dense. The ends are labelled first, then round values."""
+
+    def rank(i: int) -> tuple[int, float]:
+        if i in (0, len(grid) - 1):
+            return (-1, 0.0)
+        mantissa = round(float(grid[i]) / 10 ** math.floor(math.log10(grid[i])), 6)
+        return (
+            _MANTISSA_RANK.index(mantissa) if mantissa in _MANTISSA_RANK else len(_MANTISSA_RANK),
+            float(grid[i]),
+        )
+
+    placed: list[float] = []
+    labels = [""] * len(grid)
+    for i in sorted(range(len(grid)), key=rank):
+        position = math.log10(grid[i])
+        if all(abs(position - p) >= min_gap_decades for p in placed):
+            placed.append(position)
+            labels[i] = f"{grid[i]:.3g}"
+    return labels
+
+
 def robustness_curves(results: pd.DataFrame, out_path: str | Path) -> Path:
     """Accuracy vs eps (log x), one panel per attack variant, one line per library, Clopper-Pearson 95 % CI shaded."""
     cells = cell_summary(results)
@@ -50,7 +78,7 @@ def robustness_curves(results: pd.DataFrame, out_path: str | Path) -> Path:
             ax.fill_between(x, 100 * curve["cp_low"], 100 * curve["cp_high"], alpha=0.12)
         ax.set_xscale("log")
         grid = np.unique(panel["eps"].to_numpy() * 255)
-        ax.set_xticks(grid, [f"{g:.3g}" for g in grid], fontsize=7)
+        ax.set_xticks(grid, tick_labels(grid), fontsize=7)
         ax.minorticks_off()
         ax.set(xlabel="eps (× 1/255)", ylabel="accuracy (%)", title=label, ylim=(-2, 102))
         ax.grid(alpha=0.3, which="both")

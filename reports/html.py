@@ -1,8 +1,9 @@
 """One self-contained ``report.html`` (figures embedded as base64 PNG, no external links), plus the terminal summary.
 
-Order of the page: the verdict summary first (what a user opened it for), then the rules the verdicts
-follow, the sanity flags, the figures and Tables 2–6, the paper comparison, and last the manifest and
-how to reproduce the run.
+The first screen answers what a user opened the report for: three lines in words, the verdict matrix
+(library × attack × eps, coloured by verdict, each cell linking to its reason) and the robustness
+curves. The paper's tables come next; the long tables (every verdict's reason, the rules, 8-bit
+survival, the agreement numbers, the manifest) follow collapsed under ``<details>``.
 """
 
 from __future__ import annotations
@@ -11,19 +12,22 @@ import base64
 import html
 import json
 import logging
+import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from reports import figures, gradcam, paper
 from reports.crosscheck import FAILING_VERDICTS, MISMATCH_KINDS, RULES, VERDICTS, verdicts
 from reports.load import Run
 from reports.sanity import Finding, run_all
-from reports.schema import check_manifest, eps_label, library_label
-from reports.summary import SEED_POLICY
+from reports.schema import REFERENCE, check_manifest, eps_label, library_label, ordered_libraries
+from reports.stats import clopper_pearson_ci
+from reports.summary import SEED_POLICY, cell_summary
 from reports.tables import TABLE_TITLES, build_tables, choose_eps, format_value
 
 log = logging.getLogger(__name__)
@@ -50,7 +54,36 @@ th { background: #f2f2f2; } td.text { text-align: left; max-width: 48em; }
 .counts span { display: inline-block; padding: 0.2em 0.6em; margin-right: 0.4em; border-radius: 3px; }
 img { max-width: 100%; } pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 .small { font-size: 0.85em; color: #555; }
+.summary { font-size: 1.02em; line-height: 1.45; margin: 0.4em 0 0.8em; padding-left: 1.2em; }
+table.matrix { font-size: 0.78em; } table.matrix td { text-align: center; padding: 0; min-width: 3.1em; }
+table.matrix td a { display: block; padding: 0.2em 0.25em; color: #222; text-decoration: none; }
+table.matrix td a:hover { outline: 2px solid #555; } table.matrix th.row { text-align: left; }
+table.matrix td.none { background: #fafafa; } table.matrix .group { border-left: 2px solid #777; } table.matrix thead th { text-align: center; }
+h1 { margin: 0.2em 0; } p.counts { margin: 0.3em 0 0.6em; }
+details { margin: 0.5em 0; } summary { cursor: pointer; font-weight: 600; }
+tr:target { outline: 3px solid #333; }
+#first-screen img { max-height: 270px; }
 """
+
+# A cell link lands on a row inside a collapsed <details>: open it first. Inline (the file stays
+# self-contained) and tiny; the report reads fine without it.
+_OPEN_TARGET_JS = """
+function openTarget() {
+  var el = location.hash ? document.getElementById(location.hash.slice(1)) : null;
+  for (var d = el; d; d = d.parentElement) { if (d.tagName === "DETAILS") { d.open = true; } }
+  if (el) { el.scrollIntoView(); }
+}
+window.addEventListener("hashchange", openTarget);
+window.addEventListener("DOMContentLoaded", openTarget);
+"""
+
+# Verdict marks beside the colour, so the matrix also reads in grey scale.
+VERDICT_MARKS: dict[str, str] = {
+    "agree": "✓",
+    "inconclusive": "?",
+    "disagree": "✗",
+    "invalid": "!",
+}
 
 
 def exit_code(verdict_frame: pd.DataFrame) -> int:
@@ -94,12 +127,16 @@ def _esc(value: Any) -> str:
 
 
 def _table(
-    frame: pd.DataFrame, text_columns: Sequence[str] = (), row_colours: Sequence[str] | None = None
+    frame: pd.DataFrame,
+    text_columns: Sequence[str] = (),
+    row_colours: Sequence[str] | None = None,
+    row_ids: Sequence[str] | None = None,
 ) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
     for i, row in enumerate(frame.itertuples(index=False)):
         style = f' style="background:{row_colours[i]}"' if row_colours is not None else ""
+        style += f' id="{html.escape(row_ids[i])}"' if row_ids is not None else ""
         cells = "".join(
             f'<td class="text">{_esc(v)}</td>'
             if col in text_columns or isinstance(v, str)
@@ -115,11 +152,157 @@ def _image(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _verdict_section(verdict_frame: pd.DataFrame) -> str:
-    counts = verdict_frame["verdict"].value_counts()
-    badges = "".join(
-        f'<span style="background:{VERDICT_COLOURS[v]}">{int(counts.get(v, 0))} {v}</span>' for v in VERDICTS
+def cell_anchor(library: str, attack_label: str, eps: float) -> str:
+    """The HTML id of a verdict's row, which its matrix cell links to: ``v-art-pgd-10-0.1``."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in f"{library}-{attack_label}".lower())
+    return f"v-{'-'.join(part for part in slug.split('-') if part)}-{eps * 255:.6g}"
+
+
+def _phrase_cell(row: Any) -> str:
+    return f"{library_label(str(row.library))} {row.attack_label} at {row.eps_label}"
+
+
+def _arbiter_name(library: str) -> str:
+    return "the reference" if library == REFERENCE else library_label(library)
+
+
+def summary_lines(
+    verdict_frame: pd.DataFrame,
+    findings: Sequence[Finding],
+    cells: pd.DataFrame,
+    clean: pd.DataFrame,
+    eps: float,
+) -> list[str]:
+    """Three sentences for the top of the report: the verdicts, the model's robustness, the sanity checks.
+
+    ``cells`` is :func:`reports.summary.cell_summary` of the run (the numbers the curves plot).
+    """
+    libraries = [lib for lib in ordered_libraries(verdict_frame["library"]) if lib != REFERENCE]
+    checked = verdict_frame[verdict_frame["library"] != REFERENCE]
+    counts = checked["verdict"].value_counts()
+    on_xadv = checked[checked["judged_on"] == "x_adv"]
+    names = ", ".join(library_label(lib) for lib in libraries)
+    bad = checked[checked["verdict"] != "agree"]
+    if checked.empty:
+        verdict_line = "No library besides the reference ran, so there is nothing to cross-check."
+    elif bad.empty:
+        verdict_line = (
+            f"All {len(libraries)} libraries ({names}) agree with the reference in all {len(checked)} cells; "
+            f"in the {len(on_xadv)} cells judged on x_adv itself, every sample's x_adv equals the one the "
+            "library must return, up to float32 round-off."
+        )
+    else:
+        tally = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS if counts.get(v, 0))
+        shown = "; ".join(f"{_phrase_cell(r)}: {r.verdict}" for r in bad.head(3).itertuples())
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        verdict_line = f"Of {len(checked)} cells over {names}: {tally}. Not agreeing: {shown}{more}."
+
+    k, n = int((clean["pred_clean"] == clean["label"]).sum()), len(clean)
+    low, high = clopper_pearson_ci(k, n) if n else (math.nan, math.nan)
+    robustness = (
+        f"Clean accuracy {100 * k / max(n, 1):.1f} % (95 % CI {100 * low:.1f}–{100 * high:.1f} %, n = {n})"
     )
+    arbiter = cells[
+        cells["library"] == (REFERENCE if (cells["library"] == REFERENCE).any() else cells["library"].iloc[0])
+    ]
+    at_eps = arbiter[np.isclose(arbiter["eps"], eps, rtol=1e-9, atol=0)]
+    if len(at_eps):
+        robustness += (
+            f"; at eps {eps_label(eps)} {_arbiter_name(str(at_eps['library'].iloc[0]))} leaves "
+            + ", ".join(f"{100 * r.acc:.1f} % under {r.attack_label}" for r in at_eps.itertuples())
+        )
+    top = arbiter[np.isclose(arbiter["eps"], arbiter["eps"].max(), rtol=1e-9, atol=0)]
+    if len(top) and not np.isclose(top["eps"].iloc[0], eps, rtol=1e-9, atol=0):
+        robustness += f"; at the largest eps {eps_label(float(top['eps'].iloc[0]))}, " + ", ".join(
+            f"{100 * r.acc:.1f} % under {r.attack_label}" for r in top.itertuples()
+        )
+    robustness += "."
+
+    flagged = [f.name for f in findings if f.tested and not f.passed and f.severity != "info"]
+    passed = sum(1 for f in findings if f.tested and f.passed)
+    untested = sum(1 for f in findings if not f.tested)
+    notes = sum(1 for f in findings if f.tested and not f.passed and f.severity == "info")
+    sanity = f"Sanity checks: {passed} pass, {len(flagged)} flagged" + (
+        f" ({', '.join(flagged)})" if flagged else ""
+    )
+    sanity += (
+        (f", {notes} note(s)" if notes else "")
+        + (f", {untested} not tested by this grid" if untested else "")
+        + "."
+    )
+    return [verdict_line, robustness, sanity]
+
+
+def _matrix(verdict_frame: pd.DataFrame, cells: pd.DataFrame) -> str:
+    """One row per library, one column per attack variant × eps; each cell coloured by its verdict, showing
+    the accuracy under attack and linking to the verdict's reason. Rows per library (not per library ×
+    attack) keep seven libraries on the first screen."""
+    accuracy = {(str(r.library), str(r.attack_label), float(r.eps)): float(r.acc) for r in cells.itertuples()}
+    by_key = {(str(r.library), str(r.attack_label), float(r.eps)): r for r in verdict_frame.itertuples()}
+    columns = [
+        (label, sorted(set(verdict_frame.loc[verdict_frame["attack_label"] == label, "eps"].astype(float))))
+        for label in dict.fromkeys(verdict_frame["attack_label"].astype(str))
+    ]
+    attack_head = "".join(
+        f'<th colspan="{len(grid)}" class="group">{html.escape(label)}</th>' for label, grid in columns
+    )
+    eps_head = "".join(
+        f'<th class="group">{e * 255:.3g}</th>' if i == 0 else f"<th>{e * 255:.3g}</th>"
+        for _, grid in columns
+        for i, e in enumerate(grid)
+    )
+    rows = []
+    for library in ordered_libraries(verdict_frame["library"]):
+        tds = []
+        for label, grid in columns:
+            for i, e in enumerate(grid):
+                group = ' class="group"' if i == 0 else ""
+                row = by_key.get((library, label, e))
+                if row is None:
+                    tds.append(f'<td class="none{" group" if i == 0 else ""}"></td>')
+                    continue
+                verdict = str(row.verdict)
+                acc = accuracy.get((library, label, e), math.nan)
+                text = (
+                    f"{VERDICT_MARKS.get(verdict, '')} {100 * acc:.0f}"
+                    if acc == acc
+                    else VERDICT_MARKS.get(verdict, "")
+                )
+                tds.append(
+                    f'<td{group} style="background:{VERDICT_COLOURS.get(verdict, "#fff")}">'
+                    f'<a href="#{cell_anchor(library, label, e)}" title="{html.escape(verdict)}: '
+                    f'{html.escape(str(row.reason))}">{html.escape(text)}</a></td>'
+                )
+        name = library_label(library) + (" (arbiter)" if library == REFERENCE else "")
+        rows.append(f'<tr><th class="row">{html.escape(name)}</th>{"".join(tds)}</tr>')
+    legend = " ".join(
+        f'<span style="background:{VERDICT_COLOURS[v]}">{VERDICT_MARKS[v]} {v}</span>' for v in VERDICTS
+    )
+    return (
+        '<table class="matrix" id="verdict-matrix"><thead>'
+        f'<tr><th class="row" rowspan="2">library \\ eps (×1/255)</th>{attack_head}</tr>'
+        f"<tr>{eps_head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f'<p class="small counts">{legend} Colour: does the library compute the attack it claims? '
+        "Number: accuracy under attack (%, as the curves). Click a cell for its reason.</p>"
+    )
+
+
+def _first_screen(
+    verdict_frame: pd.DataFrame, lines: Sequence[str], cells: pd.DataFrame, images: Mapping[str, str]
+) -> str:
+    summary = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    curves = images.get("robustness", "<p>No robustness curves: the run has no attacked cells.</p>")
+    return (
+        '<section id="first-screen">'
+        f'<ol class="summary" id="summary">{summary}</ol>'
+        f"{_matrix(verdict_frame, cells)}"
+        f'<div id="curves">{curves}</div>'
+        "</section>"
+    )
+
+
+def _verdict_details(verdict_frame: pd.DataFrame) -> str:
+    """Every verdict with its reason, collapsed; each row carries the id its matrix cell links to."""
     shown = pd.DataFrame(
         {
             "library": verdict_frame["library"].map(library_label),
@@ -143,21 +326,25 @@ def _verdict_section(verdict_frame: pd.DataFrame) -> str:
         }
     )
     colours = [VERDICT_COLOURS.get(v, "#fff") for v in verdict_frame["verdict"]]
+    ids = [cell_anchor(str(r.library), str(r.attack_label), float(r.eps)) for r in verdict_frame.itertuples()]
     bad = verdict_frame[verdict_frame["verdict"] != "agree"]
-    if bad.empty:
-        headline = "<p>Every library agrees with the reference at every attack and eps.</p>"
-    else:
-        # The rows that need action, above the full table, so nobody has to scan for the colour.
-        items = "".join(
-            f"<li><b>{html.escape(str(r.verdict))}</b>: {html.escape(str(r.reason))}</li>"
+    # The rows that need action stay open above the collapsed full table.
+    needs_action = (
+        "<ul>"
+        + "".join(
+            f'<li><a href="#{cell_anchor(str(r.library), str(r.attack_label), float(r.eps))}">'
+            f"<b>{html.escape(str(r.verdict))}</b></a>: {html.escape(str(r.reason))}</li>"
             for r in bad.itertuples()
         )
-        headline = f"<ul>{items}</ul>"
+        + "</ul>"
+        if len(bad)
+        else ""
+    )
     return (
-        '<section id="verdicts"><h2>Verdicts: do the libraries agree with the reference?</h2>'
-        f'<p class="counts">{badges}</p>{headline}'
-        + _table(shown, text_columns=("reason",), row_colours=colours)
-        + "</section>"
+        '<section id="verdicts"><h2>Verdicts: every cell and its reason</h2>'
+        f"{needs_action}<details><summary>All {len(verdict_frame)} verdicts with their reasons</summary>"
+        + _table(shown, text_columns=("reason",), row_colours=colours, row_ids=ids)
+        + "</details></section>"
     )
 
 
@@ -165,9 +352,9 @@ def _rules_section() -> str:
     items = "".join(f"<li>{html.escape(rule)}</li>" for rule in RULES)
     kinds = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in MISMATCH_KINDS.items())
     return (
-        '<section id="rules"><h2>Cross-check rules</h2>'
+        '<section id="rules"><details><summary>The cross-check rules the verdicts follow</summary>'
         f"<ol>{items}</ol><p>Each sample's x_adv is classified against the exact x_adv its library must return:</p>"
-        f"<ul>{kinds}</ul><p>{html.escape(SEED_POLICY)}</p></section>"
+        f"<ul>{kinds}</ul><p>{html.escape(SEED_POLICY)}</p></details></section>"
     )
 
 
@@ -201,17 +388,27 @@ def _tables_section(tables: Mapping[str, pd.DataFrame], eps: float, images: Mapp
     )
     for key in ("table2_per_class", "table3_asr", "table4_accuracy", "table5_fgsm_sweep", "table6_pgd_sweep"):
         parts.append(f"<h3>{html.escape(TABLE_TITLES[key])}</h3>{_table(tables[key])}")
-    if "robustness" in images:
-        parts.append(f"<h3>Robustness curves</h3>{images['robustness']}")
     if "confusion" in images:
         parts.append(f"<h3>Confusion matrices at {html.escape(eps_label(eps))}</h3>{images['confusion']}")
-    parts.append(
-        f"<h3>{html.escape(TABLE_TITLES['eight_bit_survival'])}</h3>{_table(tables['eight_bit_survival'])}"
-    )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _long_tables_section(tables: Mapping[str, pd.DataFrame], images: Mapping[str, str]) -> str:
+    """The tables a reader opens when a verdict or a number needs explaining, collapsed."""
+    survival = tables["eight_bit_survival"]
+    parts = [
+        '<section id="long-tables"><h2>Detail</h2>',
+        f"<details><summary>{html.escape(TABLE_TITLES['eight_bit_survival'])} ({len(survival)} rows)</summary>"
+        f"{_table(survival)}</details>",
+    ]
     if "linf_to_ref" in images:
-        parts.append(f"<h3>Distance to the reference</h3>{images['linf_to_ref']}")
+        parts.append(
+            f"<details><summary>Distance to the reference</summary>{images['linf_to_ref']}</details>"
+        )
     parts.append(
-        f"<h3>Agreement table (all numbers)</h3>{_table(tables['agreement'], text_columns=('reason',))}"
+        f"<details><summary>Agreement table: every number behind the verdicts ({len(tables['agreement'])} rows)"
+        f"</summary>{_table(tables['agreement'], text_columns=('reason',))}</details>"
     )
     parts.append("</section>")
     return "".join(parts)
@@ -274,18 +471,19 @@ def _manifest_section(manifest: Mapping[str, Any], history_image: str | None) ->
             f"<code>{html.escape(str(manifest.get('preset', '')))}</code> with the configuration below "
             "(same config hash, checkpoint sha256 and seeds).</p>"
         )
+    config = json.dumps(manifest.get("config", {}), indent=2, sort_keys=True, default=str)
     parts = [
-        '<section id="manifest"><h2>Manifest</h2>',
+        '<section id="manifest"><h2>Manifest and how to reproduce</h2>',
         _table(key_rows, text_columns=("item", "value")),
-        "<h3>Versions</h3>",
-        _table(kv(manifest.get("versions")), text_columns=("name", "value")),
-        "<h3>Hardware</h3>",
-        _table(kv(manifest.get("hardware")), text_columns=("name", "value")),
-        f"<h3>Configuration</h3><pre>{html.escape(json.dumps(manifest.get('config', {}), indent=2, sort_keys=True, default=str))}</pre>",
         f"<h3>How to reproduce</h3>{reproduce}",
+        "<details><summary>Versions</summary>",
+        _table(kv(manifest.get("versions")), text_columns=("name", "value")),
+        "</details><details><summary>Hardware and CPU kernels</summary>",
+        _table(kv(manifest.get("hardware")), text_columns=("name", "value")),
+        f"</details><details><summary>Configuration</summary><pre>{html.escape(config)}</pre></details>",
     ]
     if history_image:
-        parts.append(f"<h3>Training curves</h3>{history_image}")
+        parts.append(f"<details><summary>Training curves</summary>{history_image}</details>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -319,19 +517,24 @@ def write_report(
         paths = figures.make_figures(run.results, classes, eps, fig_dir, history_csv=history_path)
         images = {name: _image(path, name) for name, path in paths.items()}
     title = f"advparity report — {manifest.get('preset', '')} — {manifest.get('created_at', '')}"
+    lines = summary_lines(v, f, cell_summary(run.results), run.clean, eps)
     document = "".join(
         [
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style>",
+            f"<script>{_OPEN_TARGET_JS}</script></head><body>",
             f"<h1>{html.escape(title)}</h1>",
             f'<p class="small">{len(run.clean)} test samples, {run.results["sample"].nunique()} attacked; '
             f"config hash {html.escape(str(manifest.get('config_hash', '')))}.</p>",
-            _verdict_section(v),
-            _rules_section(),
-            _findings_section(f),
+            _first_screen(v, lines, cell_summary(run.results), images),
             _tables_section(t, eps, images),
             # The paper's Grad-CAM claim, measured: a part of the paper comparison (RUN_DIR/gradcam/).
             _paper_section(t, gradcam.report_block(run.run_dir)),
+            _verdict_details(v),
+            _rules_section(),
+            _findings_section(f),
+            _long_tables_section(t, images),
             _manifest_section(manifest, images.get("training")),
             "</body></html>",
         ]

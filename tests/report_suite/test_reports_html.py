@@ -1,4 +1,5 @@
-"""The HTML report and the run-directory round trip: written, self-contained, verdict table and reasons first."""
+"""The HTML report and the run-directory round trip: written, self-contained, the summary, verdict matrix
+and curves first, every matrix cell linked to its verdict's reason."""
 
 from __future__ import annotations
 
@@ -21,13 +22,21 @@ from report_frames import (
     flipped_preds,
     replace_cell,
 )
+from scipy.stats import binomtest
 
 from reports.crosscheck import verdicts
-from reports.html import exit_code, verdict_summary_text, write_report
+from reports.html import (
+    VERDICT_COLOURS,
+    cell_anchor,
+    exit_code,
+    summary_lines,
+    verdict_summary_text,
+    write_report,
+)
 from reports.load import Run, load_run
 from reports.pipeline import report
 
-SECTIONS = ("verdicts", "rules", "sanity", "tables", "paper", "manifest")
+SECTIONS = ("first-screen", "tables", "paper", "verdicts", "rules", "sanity", "long-tables", "manifest")
 
 
 def _disagreeing_results() -> pd.DataFrame:
@@ -85,31 +94,50 @@ def written(run_dir: Path) -> tuple[Run, Path, str]:
 
 
 class _Scan(HTMLParser):
-    """Collects external references, images, section ids, and the rows of the verdict table."""
+    """Collects external references, in-page links, ids, images, section ids, the rows of the verdict
+    table and the cells of the verdict matrix (their links and colours)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.external: list[str] = []
+        self.fragments: list[str] = []
+        self.ids: list[str] = []
         self.images: list[str] = []
         self.sections: list[str] = []
         self.tags: set[str] = set()
         self._section = ""
+        self._in_matrix = False
+        self._cell_style = ""
         self.verdict_rows = 0
+        self.matrix_cells: list[tuple[str, str]] = []  # (href, background style)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.add(tag)
         values = dict(attrs)
+        if values.get("id"):
+            self.ids.append(str(values["id"]))
         if tag == "section":
             self._section = values.get("id") or ""
             self.sections.append(self._section)
         if tag == "tr" and self._section == "verdicts":
             self.verdict_rows += 1
+        if tag == "table":
+            self._in_matrix = values.get("id") == "verdict-matrix"
+        if tag == "td" and self._in_matrix:
+            self._cell_style = values.get("style") or ""
+        if tag == "a" and self._in_matrix:
+            self.matrix_cells.append((values.get("href") or "", self._cell_style))
         for name in ("src", "href"):
             value = values.get(name)
-            if value is not None and not value.startswith("data:image/png;base64,"):
-                self.external.append(value)
+            if value is None or value.startswith("data:image/png;base64,"):
+                continue
+            (self.fragments if value.startswith("#") else self.external).append(value)
         if tag == "img":
             self.images.append(values.get("src") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._in_matrix = False
 
 
 def test_load_run_round_trip(run_dir: Path) -> None:
@@ -140,7 +168,10 @@ def test_report_is_written_and_self_contained(written: tuple[Run, Path, str]) ->
     scan = _Scan()
     scan.feed(document)
     assert scan.external == []
-    assert not {"script", "link", "iframe"} & scan.tags
+    # In-page links only, each to an element that exists; one inline script (opens collapsed rows).
+    assert scan.fragments and {f[1:] for f in scan.fragments} <= set(scan.ids)
+    assert document.count("<script") == 1 and "<script>" in document
+    assert not {"link", "iframe"} & scan.tags
     # Robustness curves, confusion matrices, linf_to_ref histogram, training curves (history found).
     assert len(scan.images) == 4
     for src in scan.images:
@@ -148,13 +179,32 @@ def test_report_is_written_and_self_contained(written: tuple[Run, Path, str]) ->
     assert scan.sections == list(SECTIONS)
 
 
-def test_report_shows_the_verdict_table_first_with_reasons(written: tuple[Run, Path, str]) -> None:
+def test_report_opens_with_summary_matrix_and_curves(written: tuple[Run, Path, str]) -> None:
     run, _, document = written
     v = verdicts(run.results)
     scan = _Scan()
     scan.feed(document)
+    # Summary, then the matrix, then the curves, all before the paper's tables.
+    order = [
+        document.index(marker)
+        for marker in ('id="summary"', 'id="verdict-matrix"', 'id="curves"', 'id="tables"')
+    ]
+    assert order == sorted(order)
+    assert document.index("robustness") < document.index('id="tables"')
+    # One matrix cell per verdict, each linking to the row holding that verdict's reason, in its colour.
+    assert len(scan.matrix_cells) == len(v)
+    expected = {
+        f"#{cell_anchor(r.library, r.attack_label, r.eps)}": VERDICT_COLOURS[r.verdict]
+        for r in v.itertuples()
+    }
+    assert dict((href, style.removeprefix("background:")) for href, style in scan.matrix_cells) == expected
+    bad = v[v["verdict"] == "disagree"].iloc[0]
+    anchor = cell_anchor(bad["library"], bad["attack_label"], bad["eps"])
+    assert expected[f"#{anchor}"] == VERDICT_COLOURS["disagree"]
+    row_start = document.index(f'id="{anchor}"')
+    assert escape(bad["reason"]) in document[row_start : document.index("</tr>", row_start)]
     assert scan.verdict_rows == len(v) + 1  # header + one row per verdict
-    assert document.index('id="verdicts"') < document.index('id="sanity"') < document.index('id="tables"')
+    assert document.index('id="verdicts"') < document.index('id="sanity"')
     for reason in v["reason"]:
         assert escape(reason) in document
     assert "1 disagree" in document
@@ -196,3 +246,58 @@ def test_pipeline_writes_everything(run_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "figures" / "robustness_curves.png").is_file()
     assert "DISAGREE" in out.summary
     assert all(f.passed for f in out.findings)
+
+
+def test_summary_lines_say_what_was_found(written: tuple[Run, Path, str]) -> None:
+    from reports.sanity import run_all
+    from reports.summary import cell_summary
+    from reports.tables import choose_eps
+
+    run, _, document = written
+    results = run.results
+    v = verdicts(results)
+    lines = summary_lines(
+        v, run_all(results, run.clean), cell_summary(results), run.clean, choose_eps(results)
+    )
+    assert len(lines) == 3
+    assert lines[0] == (
+        "Of 18 cells over ART, torchattacks, Foolbox: 17 agree, 1 disagree. "
+        "Not agreeing: torchattacks FGSM at 0.3/255: disagree."
+    )
+    # Clean accuracy and its Clopper-Pearson interval, from the clean frame by hand.
+    k = int((run.clean["pred_clean"] == run.clean["label"]).sum())
+    lo, hi = binomtest(k, len(run.clean)).proportion_ci(method="exact")
+    assert lines[1].startswith(
+        f"Clean accuracy {100 * k / len(run.clean):.1f} % (95 % CI {100 * lo:.1f}–{100 * hi:.1f} %, n = {len(run.clean)})"
+    )
+    for line in lines:
+        assert escape(line) in document
+    agreeing = agreeing_run()
+    all_agree = summary_lines(
+        verdicts(agreeing), run_all(agreeing, clean_frame()), cell_summary(agreeing), clean_frame(), 0.1 / 255
+    )
+    assert all_agree[0].startswith(
+        "All 3 libraries (ART, torchattacks, Foolbox) agree with the reference in all 18 cells"
+    )
+
+
+def test_eps_tick_labels_never_crowd() -> None:
+    from reports.figures import tick_labels
+
+    demo_grid = np.array([0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 2, 4])
+    labels = tick_labels(demo_grid)
+    assert [lab for lab in labels if lab] == [
+        "0.01",
+        "0.025",
+        "0.05",
+        "0.1",
+        "0.2",
+        "0.3",
+        "0.5",
+        "1",
+        "2",
+        "4",
+    ]
+    placed = np.log10(demo_grid[[bool(lab) for lab in labels]])
+    assert np.diff(placed).min() >= 0.15
+    assert tick_labels(np.array([0.1, 0.3, 0.5, 1, 2])) == ["0.1", "0.3", "0.5", "1", "2"]
