@@ -21,7 +21,7 @@ PRESET   ?= demo
 CI_OUT   ?= runs/ci
 BASELINE ?= reports/baselines/ci.json
 
-.PHONY: demo test regress lint install clean
+.PHONY: demo test regress lint install clean clean-runs
 
 $(BIN)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "advparity needs Python >= 3.10, got " + sys.version.split()[0])'
@@ -54,5 +54,10 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Results are not build output: `clean` never touches runs/, where a paper run may have cost hours.
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+
+# Only the two directories these make targets write (both reproducible from scratch); other runs stay.
+clean-runs:
+	rm -rf $(DEMO_OUT) $(CI_OUT)

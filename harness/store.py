@@ -62,7 +62,7 @@ LOCK = ".lock"
 # verify()'s reason for a cell not on disk (the others come from reports.cells.check_cell).
 NOT_WRITTEN = "not written"
 
-# The per-sample row contract (DESIGN.md §Contracts), then the extra columns advparity records.
+# The per-sample row contract (docs/design.md, Contracts), then the extra columns advparity records.
 ROW_COLUMNS: tuple[str, ...] = (
     "library", "attack", "eps", "steps", "alpha", "random_start", "seed", "sample", "label",
     "pred_clean", "pred_adv", "conf_clean", "conf_adv", "linf", "linf_to_ref", "in_bounds",

@@ -1,4 +1,4 @@
-"""Cross-check verdicts: does each library compute the attack it claims? (DESIGN.md §Cross-check rules)
+"""Cross-check verdicts: does each library compute the attack it claims? (docs/design.md, Cross-check rules)
 
 One verdict per library × attack × eps × steps × random start, the reference included as its own row.
 The evidence is x_adv itself. For every call the runner computed the exact x_adv the library must

@@ -87,7 +87,7 @@ VERDICT_MARKS: dict[str, str] = {
 
 
 def exit_code(verdict_frame: pd.DataFrame) -> int:
-    """1 if any verdict is ``disagree`` or ``invalid`` (DESIGN.md CLI exit codes), else 0."""
+    """1 if any verdict is ``disagree`` or ``invalid`` (docs/design.md, Exit codes), else 0."""
     return int(bool(verdict_frame["verdict"].isin(FAILING_VERDICTS).any()))
 
 

@@ -1,7 +1,7 @@
 """The paper's published numbers, kept as data so a run can be compared with them.
 
 Source: Kamil, Farma, Basuki, "Robustness Under Attack: Assessing Adversarial Fragility in Deep Learning
-Models for COVID-19 Radiography Prediction" (shared/paper/robustness-under-attack-covid19-cxr.md).
+Models for COVID-19 Radiography Prediction" (Universitas Muhammadiyah Malang; see the README, Citing).
 DenseNet-121 (ImageNet-pretrained), COVID-19 Radiography Database, 224 px, test split n = 2,117.
 Class names are mapped to the Kaggle folder names used by ``model.data.CLASSES``.
 

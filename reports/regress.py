@@ -84,7 +84,7 @@ class Change:
     what: str
 
 
-# What decides the last bits of a CPU or GPU run (DESIGN.md §Reproducibility): (label, section, key).
+# What decides the last bits of a CPU or GPU run (docs/design.md, Reproducibility): (label, section, key).
 ROUND_OFF_ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("architecture", "hardware", "machine"),
     ("CPU kernels", "hardware", "cpu_capability"),

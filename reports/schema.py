@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# One row per sample per cell (DESIGN.md §Contracts). Without these no verdict can be computed.
+# One row per sample per cell (docs/design.md, Contracts). Without these no verdict can be computed.
 RESULT_COLUMNS: tuple[str, ...] = (
     "library",
     "attack",

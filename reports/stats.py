@@ -1,6 +1,6 @@
 """The paper's statistics, done right: small pure functions, arrays in, numbers out.
 
-Units: confidence intervals and accuracies are *proportions* in [0, 1] (DESIGN.md §Contracts); the two
+Units: confidence intervals and accuracies are *proportions* in [0, 1] (docs/design.md, Contracts); the two
 attack-success rates are *percent*, because the paper defines its ASR as ``100 − adversarial accuracy (%)``
 and the field's rate is shown beside it.
 """
