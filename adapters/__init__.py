@@ -38,6 +38,9 @@ Adding a library
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from typing import Literal
 
 from .base import (
     Adapter,
@@ -58,6 +61,9 @@ __all__ = [
     "AttackStats",
     "Declaration",
     "GuardedAdapter",
+    "Availability",
+    "LibraryUnavailable",
+    "availability",
     "get",
     "names",
     "run_attack",
@@ -69,7 +75,68 @@ _MODULES: dict[str, str] = {
     "art": "adapters.art",
     "torchattacks": "adapters.torchattacks",
     "foolbox": "adapters.foolbox",
+    "advertorch": "adapters.advertorch",
 }
+
+
+# The pip distribution behind each library, to tell "not installed" from "installed but cannot run",
+# and the advparity extra that installs it (``pip install 'advparity[<extra>]'``); the core three are
+# dependencies of advparity itself.
+DISTRIBUTIONS: dict[str, str] = {
+    "art": "adversarial-robustness-toolbox",
+    "torchattacks": "torchattacks",
+    "foolbox": "foolbox",
+    "advertorch": "advertorch",
+}
+EXTRAS: dict[str, str] = {
+    "advertorch": "advertorch",
+}
+
+AvailabilityState = Literal["ready", "not installed", "unavailable"]
+
+
+class LibraryUnavailable(ImportError):
+    """A library that is installed but cannot be imported or set up; ``reason`` is its error."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name} is installed but cannot run: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an adapter can run here: ``ready``, ``not installed`` (skipped with one line) or
+    ``unavailable`` (installed but broken: the run records it and its verdict says why)."""
+
+    name: str
+    state: AvailabilityState
+    reason: str = ""
+    version: str = ""
+
+
+def _install_hint(name: str) -> str:
+    extra = EXTRAS.get(name)
+    return f"pip install 'advparity[{extra}]'" if extra else f"pip install {DISTRIBUTIONS[name]}"
+
+
+def availability(name: str) -> Availability:
+    """Import ``name``'s adapter (and with it the library) and say whether it can run here."""
+    if name not in _MODULES:
+        raise ValueError(f"expected an adapter name in {names()}, got {name!r}")
+    version = ""
+    if name in DISTRIBUTIONS:
+        try:
+            version = importlib.metadata.version(DISTRIBUTIONS[name])
+        except importlib.metadata.PackageNotFoundError:
+            return Availability(
+                name, "not installed", f"{DISTRIBUTIONS[name]} is not installed ({_install_hint(name)})"
+            )
+    try:
+        get(name)
+    except LibraryUnavailable as err:
+        return Availability(name, "unavailable", err.reason, version)
+    return Availability(name, "ready", "", version)
 
 
 def names() -> list[str]:
@@ -78,8 +145,15 @@ def names() -> list[str]:
 
 
 def get(name: str) -> GuardedAdapter:
-    """The adapter called ``name`` (one of :func:`names`)."""
+    """The adapter called ``name`` (one of :func:`names`); :class:`LibraryUnavailable` where its library
+    is missing or cannot be imported (:func:`availability` tells which)."""
     if name not in _MODULES:
         raise ValueError(f"expected an adapter name in {names()}, got {name!r}")
-    adapter: GuardedAdapter = importlib.import_module(_MODULES[name]).ADAPTER
+    try:
+        module = importlib.import_module(_MODULES[name])
+    except Exception as err:
+        # Any failure while importing a library that is installed (a symbol removed from torch, a
+        # dependency's API change) is that library's state on this machine, not advparity's bug.
+        raise LibraryUnavailable(name, f"{type(err).__name__}: {err}") from err
+    adapter: GuardedAdapter = module.ADAPTER
     return adapter

@@ -35,7 +35,7 @@ from adapters.expected import NEAR_ZERO_GRADIENT, PIXEL_ROUND_OFF
 from harness.config import AttackConfig, parse_eps
 from harness.config import eps_label as _eps_label
 from harness.runner import REFERENCE, configure_torch, run_manifest, run_tensors
-from reports.crosscheck import FAILING_VERDICTS, VERDICTS, verdicts
+from reports.crosscheck import FAILING_VERDICTS, VERDICTS, counts_text, verdicts
 from reports.load import load_run
 
 API_PRESET = "api"  # the manifest's "preset" for API runs (a regression baseline compares it)
@@ -63,7 +63,7 @@ class CrossCheckResult:
 
     def summary(self) -> str:
         """One line: the verdict counts, e.g. ``cross-check OK: 12 agree, 0 inconclusive, ...``."""
-        counts = ", ".join(f"{n} {v}" for v, n in self.counts().items())
+        counts = counts_text(self.counts())
         head = "OK" if self.ok else "FAIL"
         failing = self.verdicts[self.verdicts["verdict"].isin(FAILING_VERDICTS)]
         first = f"; first: {failing.iloc[0]['reason']}" if len(failing) else ""
@@ -146,7 +146,9 @@ def crosscheck(
     finally:
         restore(model, state, "crosscheck")
     run = load_run(run_dir)
-    return CrossCheckResult(verdicts=verdicts(run.results), results=run.results, run_dir=run_dir, _tmp=tmp)
+    return CrossCheckResult(
+        verdicts=verdicts(run.results, run.unavailable), results=run.results, run_dir=run_dir, _tmp=tmp
+    )
 
 
 def attack_config(

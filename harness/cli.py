@@ -536,7 +536,7 @@ def _check_baseline_worthy(run: Run, accept_disagreements: bool) -> None:
             f"{run.run_dir} is missing {len(missing)} of its cells (e.g. {missing[0]}): a baseline must cover "
             "the whole grid; finish the run first (run it again with the same arguments)"
         )
-    frame = verdicts(run.results)
+    frame = verdicts(run.results, run.unavailable)
     failing = frame[frame["verdict"].isin(FAILING_VERDICTS)]
     if len(failing) and not accept_disagreements:
         raise ValueError(

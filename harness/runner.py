@@ -93,6 +93,8 @@ class RunSummary:
     clean_seconds: float
     resumed: bool
     cells_redone: int = 0  # found on disk but failing their check (RunStore.verify): deleted and run again
+    # Libraries of the preset that did not run here: {library: {state, reason, version}}.
+    libraries_not_run: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def overhead(self) -> float:
@@ -635,6 +637,8 @@ def _run_opened(
     started: float,
 ) -> RunSummary:
     """Everything after loading: clean predictions, then every unfinished cell through ``executor``."""
+    cells, libraries_not_run = _runnable(cells)
+    store.write_library_status(libraries_not_run)
     samples = np.arange(len(x_all))
     clean_started = time.perf_counter()
     pred_clean_all, conf_clean_all = _clean_predictions(model, x_all, attack_config.batch_size, device)
@@ -693,7 +697,32 @@ def _run_opened(
         clean_seconds=clean_seconds,
         resumed=resumed,
         cells_redone=len(resume.redone),
+        libraries_not_run=libraries_not_run,
     )
+
+
+def _runnable(cells: list[Cell]) -> tuple[list[Cell], dict[str, dict[str, str]]]:
+    """The cells whose library can run here, and ``{library: {state, reason}}`` for those that cannot.
+
+    A library that is not installed is skipped with one line; one that is installed but cannot run
+    (advertorch under current torch) is skipped too, and recorded so that the report gives it the
+    verdict ``unavailable`` with its error as the reason.
+    """
+    not_run: dict[str, dict[str, str]] = {}
+    for library in dict.fromkeys(cell.library for cell in cells):
+        status = adapters.availability(library)
+        if status.state == "not installed":
+            log.warning("%s: skipped, %s", library, status.reason)
+        elif status.state == "unavailable":
+            log.warning(
+                "%s %s is installed but cannot run (%s): its cells get the verdict unavailable",
+                library,
+                status.version,
+                status.reason,
+            )
+        if status.state != "ready":
+            not_run[library] = {"state": status.state, "reason": status.reason, "version": status.version}
+    return [cell for cell in cells if cell.library not in not_run], not_run
 
 
 # --- executors: where the groups run ----------------------------------------------------------------

@@ -58,6 +58,9 @@ MANIFEST = "manifest.json"
 CLEAN = "clean.parquet"
 CELLS = "cells"
 LOCK = ".lock"
+# The preset's libraries that could not run at the last run start (not installed, or installed but
+# broken), rewritten each time: installing a library and running again adds its cells to the same run.
+LIBRARY_STATUS = "libraries.json"
 
 # verify()'s reason for a cell not on disk (the others come from reports.cells.check_cell).
 NOT_WRITTEN = "not written"
@@ -340,6 +343,12 @@ class RunStore:
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         _write_atomic_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
         return False
+
+    def write_library_status(self, not_run: dict[str, dict[str, str]]) -> Path:
+        """Record which of the preset's libraries did not run here and why (:data:`LIBRARY_STATUS`)."""
+        path = self.run_dir / LIBRARY_STATUS
+        _write_atomic_bytes(path, json.dumps(not_run, indent=2, sort_keys=True).encode())
+        return path
 
     def manifest(self) -> dict[str, Any]:
         path = self.run_dir / MANIFEST

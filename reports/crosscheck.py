@@ -37,6 +37,7 @@ reported as information beside every random-start row.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -70,8 +71,17 @@ MEANINGFUL_SHIFT_PP = 1.0
 # Pass counts are means over batches of whole-row counts: equal means equal up to float division.
 PASS_TOLERANCE = 1e-9
 
-VERDICTS: tuple[str, ...] = ("agree", "inconclusive", "disagree", "invalid")
+VERDICTS: tuple[str, ...] = ("agree", "inconclusive", "disagree", "invalid", "unavailable")
 FAILING_VERDICTS: tuple[str, ...] = ("disagree", "invalid")
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """``12 agree, 0 inconclusive, 0 disagree, 0 invalid`` — and ``, 2 unavailable`` only when there are any."""
+    return ", ".join(
+        f"{int(counts.get(v, 0))} {v}" for v in VERDICTS if v != "unavailable" or counts.get(v, 0)
+    )
+
+
 GROUP_KEYS: list[str] = ["attack", "eps", "steps", "random_start"]
 
 RULES: tuple[str, ...] = (
@@ -412,8 +422,35 @@ def _count_statistical_tests(frame: pd.DataFrame) -> int:
     return int(statistical.groupby(["library", *GROUP_KEYS]).ngroups) if len(statistical) else 0
 
 
-def verdicts(results: pd.DataFrame) -> pd.DataFrame:
+def _unavailable_row(library: str, key: tuple[Any, ...], cell: pd.DataFrame, error: str) -> dict[str, Any]:
+    attack, eps, steps, random_start = key
+    label = attack_label(str(attack), int(steps), bool(random_start))
+    return {
+        "library": library,
+        "attack": attack,
+        "attack_label": label,
+        "eps": eps,
+        "eps_label": eps_label(float(eps)),
+        "steps": steps,
+        "random_start": random_start,
+        "seeds": "",
+        "verdict": "unavailable",
+        "reason": f"{library_label(library)} {label} @ {eps_label(float(eps))}: the library is installed but "
+        f"cannot run here, so nothing was attacked: {error}",
+        "judged_on": "not run",
+        "n": 0,
+        "n_differ": 0,
+        "samples_xadv_differ": 0,
+        "samples_near_zero_flips": 0,
+    }
+
+
+def verdicts(results: pd.DataFrame, unavailable: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One verdict row per library × attack × eps × steps × random start; see the module docstring for the rules.
+
+    ``unavailable`` maps libraries that are installed but could not run to their error
+    (``Run.unavailable``): each gets the verdict ``unavailable`` at every attack and eps of the run,
+    with the error as the reason — not a failure of the library's arithmetic, and not silence either.
 
     Columns: ``library, attack, attack_label, eps, eps_label, steps, random_start, seeds, verdict``
     (one of :data:`VERDICTS`), ``reason, judged_on`` (``x_adv`` or ``statistics``),
@@ -433,6 +470,8 @@ def verdicts(results: pd.DataFrame) -> pd.DataFrame:
         ref = cell[cell["library"] == REFERENCE]
         for library in ordered_libraries(cell["library"]):
             rows.append(_verdict_row(library, key, cell[cell["library"] == library], ref, n_tests))
+        for library, error in (unavailable or {}).items():
+            rows.append(_unavailable_row(library, key, cell, error))
     out = pd.DataFrame(rows)
     order = (
         out["library"].map(lambda s: library_sort_key(s)[0]),

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from reports import figures, gradcam, paper
-from reports.crosscheck import FAILING_VERDICTS, MISMATCH_KINDS, RULES, VERDICTS, verdicts
+from reports.crosscheck import FAILING_VERDICTS, MISMATCH_KINDS, RULES, VERDICTS, counts_text, verdicts
 from reports.load import Run
 from reports.sanity import Finding, run_all
 from reports.schema import REFERENCE, check_manifest, eps_label, library_label, ordered_libraries
@@ -37,6 +37,7 @@ VERDICT_COLOURS: dict[str, str] = {
     "inconclusive": "#f6ecc0",
     "disagree": "#fbd3c4",
     "invalid": "#f3c1c1",
+    "unavailable": "#e2e2e2",
 }
 FINDING_COLOURS: dict[str, str] = {
     "pass": "#d8f0d8",
@@ -83,6 +84,7 @@ VERDICT_MARKS: dict[str, str] = {
     "inconclusive": "?",
     "disagree": "✗",
     "invalid": "!",
+    "unavailable": "–",
 }
 
 
@@ -94,7 +96,7 @@ def exit_code(verdict_frame: pd.DataFrame) -> int:
 def verdict_summary_text(verdict_frame: pd.DataFrame) -> str:
     """A few lines for the terminal: counts by verdict, then the reason of every row that does not agree."""
     counts = verdict_frame["verdict"].value_counts()
-    head = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
+    head = counts_text(counts)
     on_xadv = int((verdict_frame["judged_on"] == "x_adv").sum())
     lines = [
         f"Cross-check: {head} ({len(verdict_frame)} verdicts; {on_xadv} judged on x_adv itself, "
@@ -172,13 +174,17 @@ def summary_lines(
     cells: pd.DataFrame,
     clean: pd.DataFrame,
     eps: float,
+    libraries_not_run: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
-    """Three sentences for the top of the report: the verdicts, the model's robustness, the sanity checks.
+    """Three sentences for the top of the report: the verdicts, the model's robustness, the sanity checks
+    and the libraries that did not run.
 
-    ``cells`` is :func:`reports.summary.cell_summary` of the run (the numbers the curves plot).
+    ``cells`` is :func:`reports.summary.cell_summary` of the run (the numbers the curves plot);
+    ``libraries_not_run`` is ``Run.libraries_not_run``.
     """
-    libraries = [lib for lib in ordered_libraries(verdict_frame["library"]) if lib != REFERENCE]
-    checked = verdict_frame[verdict_frame["library"] != REFERENCE]
+    ran = verdict_frame[verdict_frame["verdict"] != "unavailable"]
+    libraries = [lib for lib in ordered_libraries(ran["library"]) if lib != REFERENCE]
+    checked = ran[ran["library"] != REFERENCE]
     counts = checked["verdict"].value_counts()
     on_xadv = checked[checked["judged_on"] == "x_adv"]
     names = ", ".join(library_label(lib) for lib in libraries)
@@ -230,6 +236,17 @@ def summary_lines(
         + (f", {untested} not tested by this grid" if untested else "")
         + "."
     )
+    if libraries_not_run:
+        sanity += (
+            " Not run: "
+            + "; ".join(
+                f"{library_label(lib)} ("
+                + ("installed but cannot run" if status.get("state") == "unavailable" else "not installed")
+                + f": {status.get('reason', '')})"
+                for lib, status in libraries_not_run.items()
+            )
+            + "."
+        )
     return [verdict_line, robustness, sanity]
 
 
@@ -506,7 +523,7 @@ def write_report(
     """
     manifest = check_manifest(run.manifest)
     classes = list(manifest["classes"])
-    v = verdicts(run.results) if verdict_frame is None else verdict_frame
+    v = verdicts(run.results, run.unavailable) if verdict_frame is None else verdict_frame
     f = run_all(run.results, run.clean) if findings is None else list(findings)
     eps = choose_eps(run.results)
     t = build_tables(run.results, run.clean, manifest, eps=eps, verdict_frame=v) if tables is None else tables
@@ -517,7 +534,7 @@ def write_report(
         paths = figures.make_figures(run.results, classes, eps, fig_dir, history_csv=history_path)
         images = {name: _image(path, name) for name, path in paths.items()}
     title = f"advparity report — {manifest.get('preset', '')} — {manifest.get('created_at', '')}"
-    lines = summary_lines(v, f, cell_summary(run.results), run.clean, eps)
+    lines = summary_lines(v, f, cell_summary(run.results), run.clean, eps, run.libraries_not_run)
     document = "".join(
         [
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',

@@ -1,4 +1,5 @@
-"""The one place ``reports`` touches files of a run directory: ``manifest.json``, ``clean.parquet``, ``cells/*.parquet``.
+"""The one place ``reports`` touches files of a run directory: ``manifest.json``, ``clean.parquet``, ``cells/*.parquet``,
+``libraries.json``.
 
 Cells are read through :func:`reports.cells.read_cells`, which checks each against its checksum record.
 """
@@ -6,7 +7,7 @@ Cells are read through :func:`reports.cells.read_cells`, which checks each again
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,18 @@ class Run:
     clean: pd.DataFrame
     manifest: dict[str, Any]
     run_dir: Path
+    # The preset's libraries that did not run: {library: {"state", "reason", "version"}}, where state is
+    # "not installed" or "unavailable" (installed but cannot run).
+    libraries_not_run: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """{library: reason} for the libraries installed here that could not run."""
+        return {
+            lib: str(status.get("reason", ""))
+            for lib, status in self.libraries_not_run.items()
+            if status.get("state") == "unavailable"
+        }
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -49,4 +62,14 @@ def load_run(run_dir: str | Path) -> Run:
     # one is refused with a CellFileError (a ValueError) that says how to redo it.
     results = read_cells(run_dir)
     clean = check_clean(pd.read_parquet(clean_path))
-    return Run(results=check_results(results), clean=clean, manifest=manifest, run_dir=run_dir)
+    status_path = run_dir / "libraries.json"
+    not_run = json.loads(status_path.read_text(encoding="utf-8")) if status_path.is_file() else {}
+    if not isinstance(not_run, dict):
+        raise ValueError(f"expected {status_path} to hold a JSON object, got {type(not_run).__name__}")
+    return Run(
+        results=check_results(results),
+        clean=clean,
+        manifest=manifest,
+        run_dir=run_dir,
+        libraries_not_run=not_run,
+    )

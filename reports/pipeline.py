@@ -41,7 +41,7 @@ def report(
     """
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.run_dir
-    v = verdicts(run.results)
+    v = verdicts(run.results, run.unavailable)
     findings = run_all(run.results, run.clean)
     tables = build_tables(run.results, run.clean, run.manifest, eps=choose_eps(run.results), verdict_frame=v)
     table_paths = write_tables(tables, out / "tables")

@@ -219,7 +219,7 @@ def _numbers(run: Run) -> dict[str, dict[str, Any]]:
 
 
 def _verdicts(run: Run) -> dict[str, str]:
-    frame = verdicts(run.results)
+    frame = verdicts(run.results, run.unavailable)
     return {
         _cell_name(r.library, r.attack, r.eps, int(r.steps), bool(r.random_start)): str(r.verdict)
         for r in frame.itertuples(index=False)

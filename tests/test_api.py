@@ -61,7 +61,10 @@ def test_every_library_agrees_on_a_users_module(result: CrossCheckResult, tmp_pa
     assert result.ok, result.summary()
     assert (v["verdict"] == "agree").all(), v[["library", "attack", "eps", "verdict", "reason"]]
     libraries = [lib for lib in v["library"].unique() if lib != "reference"]
-    assert sorted(libraries) == sorted(n for n in adapters.names() if n != "reference")
+    # By default every registered library that can run here; one that is not installed is skipped.
+    runnable = [n for n in adapters.names() if n != "reference" and adapters.availability(n).state == "ready"]
+    assert {"art", "torchattacks", "foolbox"} <= set(runnable)
+    assert sorted(libraries) == sorted(runnable)
     assert (v.loc[v["library"] != "reference", "judged_on"] == "x_adv").all()
     assert sorted(v["eps"].unique()) == sorted([2 / 255, 0.01])
     assert set(v["attack"]) == {"fgsm", "pgd"}
@@ -213,3 +216,34 @@ def test_an_out_folder_resumes_the_same_run_and_refuses_another_model(
         other.head.bias[1] += 0.5
     with pytest.raises(RunDirError, match="another configuration"):
         crosscheck(other, x, y, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_library_that_cannot_run_is_unavailable_not_a_crash(
+    model: TinyNet, data: tuple[torch.Tensor, torch.Tensor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # advertorch installed but failing on import (as 0.2.3 does under current torch), planted here.
+    import importlib.metadata
+    import sys
+
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda dist: "0.2.3" if dist == "advertorch" else real_version(dist)
+    )
+    monkeypatch.setitem(sys.modules, "advertorch", None)
+    monkeypatch.delitem(sys.modules, "adapters.advertorch", raising=False)
+    result = crosscheck(
+        model, *data, libraries=["torchattacks", "advertorch"], eps=["2/255"], steps=2, out=tmp_path / "run"
+    )
+    v = result.verdicts
+    unavailable = v[v["library"] == "advertorch"]
+    assert len(unavailable) == 2  # FGSM and PGD at the one eps
+    assert (unavailable["verdict"] == "unavailable").all()
+    assert unavailable["reason"].str.contains("installed but cannot run here").all()
+    assert unavailable["reason"].str.contains("ImportError|ModuleNotFoundError").all()
+    assert (v.loc[v["library"] != "advertorch", "verdict"] == "agree").all()
+    assert result.ok  # not a failure of any library's arithmetic
+    assert "1 unavailable" not in result.summary() and "2 unavailable" in result.summary()
+    status = json.loads((tmp_path / "run" / "libraries.json").read_text())
+    assert status["advertorch"]["state"] == "unavailable"
+    page = result.report(tmp_path / "report").read_text(encoding="utf-8")
+    assert "Not run: advertorch (installed but cannot run" in page

@@ -13,7 +13,46 @@ from adapters import AttackSpec
 
 
 def test_names_are_the_contract() -> None:
-    assert adapters.names() == ["reference", "art", "torchattacks", "foolbox"]
+    assert adapters.names() == ["reference", "art", "torchattacks", "foolbox", "advertorch"]
+
+
+def test_the_core_libraries_are_ready() -> None:
+    # advparity depends on these three: they must never fall back to "not installed" or "unavailable".
+    for name in ("reference", "art", "torchattacks", "foolbox"):
+        assert adapters.availability(name).state == "ready", adapters.availability(name)
+
+
+def test_a_library_that_is_not_installed_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    real_version = importlib.metadata.version
+
+    def version(dist: str) -> str:
+        if dist == "advertorch":
+            raise importlib.metadata.PackageNotFoundError(dist)
+        return real_version(dist)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    status = adapters.availability("advertorch")
+    assert status.state == "not installed"
+    assert "pip install 'advparity[advertorch]'" in status.reason
+
+
+def test_an_installed_library_that_cannot_import_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What advertorch 0.2.3 does under current torch, planted in a module of our own: the import fails
+    # inside the library, and get()/availability() report it instead of raising it.
+    import importlib.metadata
+    import sys
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda dist: "0.2.3")
+    monkeypatch.setitem(sys.modules, "advertorch", None)  # `import advertorch` raises ImportError
+    monkeypatch.delitem(sys.modules, "adapters.advertorch", raising=False)
+    status = adapters.availability("advertorch")
+    assert status.state == "unavailable"
+    assert status.reason.startswith("ModuleNotFoundError") or status.reason.startswith("ImportError")
+    assert status.version == "0.2.3"
+    with pytest.raises(adapters.LibraryUnavailable, match="advertorch is installed but cannot run"):
+        adapters.get("advertorch")
 
 
 @pytest.mark.parametrize("name", ["reference", "art", "torchattacks", "foolbox"])
