@@ -34,7 +34,9 @@ def test_pgd_without_random_start_is_refused_before_deeprobust_runs(
 
     monkeypatch.setattr(pgd_class, "generate", spy)
     adapter = adapters.get("deeprobust")
-    with pytest.raises(ValueError, match=r"expected random_start=True, got False .* always starts at a random"):
+    with pytest.raises(
+        ValueError, match=r"expected random_start=True, got False .* always starts at a random"
+    ):
         adapter.generate(small_net, *small_batch, AttackSpec("pgd", 4 / 255, steps=2, random_start=False))
     assert calls == []
     # The spy does see a call the adapter does make, so the empty list above is evidence.
