@@ -36,6 +36,10 @@ any current SciPy. :func:`attack_module` therefore loads only the modules these 
 ``attack/base_attack.py``, ``attack/pgd.py`` and ``attack/fgsm.py``, unmodified, which import nothing
 but NumPy and torch — without executing the two package ``__init__`` files. So DeepRobust is installed
 with ``pip install --no-deps deeprobust``; none of its declared dependencies is needed for these attacks.
+
+Releases: written against 0.2.11; the three files are byte-identical from 0.2.5 on. In 0.2.3 and
+0.2.4 ``PGD.parse_params`` has no ``bound`` argument (the L∞ update is the same), so this adapter,
+which sets it, needs ≥ 0.2.5.
 """
 
 from __future__ import annotations
