@@ -1,8 +1,8 @@
-"""One attack interface over ART, torchattacks and Foolbox, arbitrated by a plain-PyTorch reference.
+"""One attack interface over ART, torchattacks, Foolbox and DeepRobust, arbitrated by a plain-PyTorch reference.
 
     >>> import adapters
     >>> adapters.names()
-    ['reference', 'art', 'torchattacks', 'foolbox']
+    ['reference', 'art', 'torchattacks', 'foolbox', 'deeprobust']
     >>> spec = adapters.AttackSpec("pgd", eps=1 / 255)          # steps=10, alpha=eps/4, random start
     >>> x_adv = adapters.get("art").generate(model, x, y, spec)  # doctest: +SKIP
     >>> result = adapters.run_attack(adapters.get("art"), model, x, y, spec)  # doctest: +SKIP
@@ -75,6 +75,7 @@ _MODULES: dict[str, str] = {
     "art": "adapters.art",
     "torchattacks": "adapters.torchattacks",
     "foolbox": "adapters.foolbox",
+    "deeprobust": "adapters.deeprobust",
     "advertorch": "adapters.advertorch",
 }
 
@@ -86,9 +87,11 @@ DISTRIBUTIONS: dict[str, str] = {
     "art": "adversarial-robustness-toolbox",
     "torchattacks": "torchattacks",
     "foolbox": "foolbox",
+    "deeprobust": "deeprobust",
     "advertorch": "advertorch",
 }
 EXTRAS: dict[str, str] = {
+    "deeprobust": "deeprobust",
     "advertorch": "advertorch",
 }
 

@@ -11,13 +11,28 @@ from scipy.stats import binomtest
 # mutation tests (tests/small_nets.py); re-exported here under the names the adapter tests use.
 from small_nets import SMALL_CLASSES, SMALL_SHAPE, SmallNet, one_thread, synthetic_batch  # noqa: F401
 
-from adapters.base import EPS_TOLERANCE
+from adapters.base import EPS_TOLERANCE, AttackSpec
 
 # The eps grids of issue 4: the paper's and larger ones, in pixel units.
 PAPER_EPS = (0.01 / 255, 0.025 / 255, 0.05 / 255, 0.1 / 255, 0.3 / 255)
 LARGE_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 ALL_EPS = PAPER_EPS + LARGE_EPS
-LIBRARIES = ("art", "torchattacks", "foolbox")
+LIBRARIES = ("art", "torchattacks", "foolbox", "deeprobust")
+# Libraries whose PGD cannot start at x: DeepRobust's always draws a random start, so its adapter
+# refuses random_start=False (adapters/deeprobust.py). No-start PGD is compared for the others; the
+# refusal itself is tested (test_adapters_deeprobust.py), and tests in which the start plays no part
+# give these libraries a seeded random start instead.
+RANDOM_START_ONLY = frozenset({"deeprobust"})
+
+
+def runs_spec(name: str, spec: AttackSpec) -> bool:
+    """Whether adapter ``name`` computes ``spec`` rather than refusing it (only no-start PGD is refused)."""
+    return spec.attack == "fgsm" or spec.random_start or name not in RANDOM_START_ONLY
+
+
+def libraries_for(spec: AttackSpec) -> tuple[str, ...]:
+    """The libraries of :data:`LIBRARIES` that compute ``spec``."""
+    return tuple(name for name in LIBRARIES if runs_spec(name, spec))
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,15 @@
 The paper's budget is FGSM = 1 forward + 1 backward per sample and PGD = ``steps`` of each. What each
 library really spends was measured, and is asserted here so a library update that changes it shows:
 ART's PGD predicts the clean and the adversarial batch once more to log a success rate (+2 forwards,
-even with logging off); Foolbox runs the model once more on its output to report success (+1).
+even with logging off); Foolbox runs the model once more on its output to report success (+1);
+DeepRobust's PGD runs the model on the clean batch first to count errors it never returns (+1).
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from adapter_checks import RANDOM_START_ONLY, runs_spec
 from torch import nn
 
 import adapters
@@ -27,16 +29,25 @@ EXPECTED = {
     ("art", "pgd"): lambda steps: (steps + 2, steps),
     ("foolbox", "fgsm"): lambda steps: (2, 1),
     ("foolbox", "pgd"): lambda steps: (steps + 1, steps),
+    ("deeprobust", "fgsm"): lambda steps: (1, 1),
+    ("deeprobust", "pgd"): lambda steps: (steps + 1, steps),
 }
+STEPS = 3
+# Every adapter, attack and start it computes (DeepRobust refuses no-start PGD).
+CASES = [
+    (name, attack, random_start)
+    for name in adapters.names()
+    for attack in ("fgsm", "pgd")
+    for random_start in (False, True)
+    if runs_spec(name, AttackSpec(attack, 2 / 255, STEPS, None, random_start))  # type: ignore[arg-type]
+]
 
 
-@pytest.mark.parametrize("random_start", [False, True])
-@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize(("name", "attack", "random_start"), CASES)
 def test_passes_per_sample_are_as_measured(
     name: str, attack: str, random_start: bool, small_net: nn.Module, small_batch: Batch
 ) -> None:
-    steps = 3
+    steps = STEPS
     result = run_attack(
         adapters.get(name), small_net, *small_batch, AttackSpec(attack, 2 / 255, steps, None, random_start)
     )
@@ -72,7 +83,8 @@ class _LeftHalf(nn.Module):
 @pytest.mark.parametrize("name", adapters.names())
 def test_zero_gradient_components_are_counted_per_sample(name: str, small_batch: Batch) -> None:
     x, y = small_batch
-    spec = AttackSpec("pgd", 2 / 255, steps=3, random_start=False)
+    # The right half's gradient is 0 wherever PGD starts: a library without a start at x gets a random one.
+    spec = AttackSpec("pgd", 2 / 255, steps=3, random_start=name in RANDOM_START_ONLY)
     stats = run_attack(adapters.get(name), _LeftHalf().eval(), x, y, spec).stats
     ignored = 1 * 12 * 8
     assert stats.elements_per_sample == 12 * 16

@@ -13,7 +13,7 @@ from adapters import AttackSpec
 
 
 def test_names_are_the_contract() -> None:
-    assert adapters.names() == ["reference", "art", "torchattacks", "foolbox", "advertorch"]
+    assert adapters.names() == ["reference", "art", "torchattacks", "foolbox", "deeprobust", "advertorch"]
 
 
 def test_the_core_libraries_are_ready() -> None:
@@ -55,7 +55,7 @@ def test_an_installed_library_that_cannot_import_is_unavailable(monkeypatch: pyt
         adapters.get("advertorch")
 
 
-@pytest.mark.parametrize("name", ["reference", "art", "torchattacks", "foolbox"])
+@pytest.mark.parametrize("name", ["reference", "art", "torchattacks", "foolbox", "deeprobust"])
 def test_get_returns_an_adapter_with_that_name(name: str) -> None:
     adapter = adapters.get(name)
     assert isinstance(adapter, adapters.Adapter)
