@@ -67,6 +67,7 @@ __all__ = [
     "get",
     "names",
     "run_attack",
+    "runnable",
 ]
 
 # Imported on first use: ART alone takes seconds to import, and a run may not need every library.
@@ -140,6 +141,11 @@ def availability(name: str) -> Availability:
     except LibraryUnavailable as err:
         return Availability(name, "unavailable", err.reason, version)
     return Availability(name, "ready", "", version)
+
+
+def runnable() -> list[str]:
+    """The adapters whose library can run here (:func:`availability` is ``ready``), the reference first."""
+    return [name for name in names() if availability(name).state == "ready"]
 
 
 def names() -> list[str]:

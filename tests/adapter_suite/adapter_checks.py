@@ -11,13 +11,16 @@ from scipy.stats import binomtest
 # mutation tests (tests/small_nets.py); re-exported here under the names the adapter tests use.
 from small_nets import SMALL_CLASSES, SMALL_SHAPE, SmallNet, one_thread, synthetic_batch  # noqa: F401
 
+import adapters
 from adapters.base import EPS_TOLERANCE, AttackSpec
 
 # The eps grids of issue 4: the paper's and larger ones, in pixel units.
 PAPER_EPS = (0.01 / 255, 0.025 / 255, 0.05 / 255, 0.1 / 255, 0.3 / 255)
 LARGE_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 ALL_EPS = PAPER_EPS + LARGE_EPS
-LIBRARIES = ("art", "torchattacks", "foolbox", "deeprobust")
+# Every library that can run here: the three advparity depends on always (test_adapters_spec.py checks),
+# the optional ones where installed (test_optional_libraries_installed says which are not).
+LIBRARIES = tuple(name for name in adapters.runnable() if name != "reference")
 # Libraries whose PGD cannot start at x: DeepRobust's always draws a random start, so its adapter
 # refuses random_start=False (adapters/deeprobust.py). No-start PGD is compared for the others; the
 # refusal itself is tested (test_adapters_deeprobust.py), and tests in which the start plays no part

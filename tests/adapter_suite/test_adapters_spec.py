@@ -16,6 +16,15 @@ def test_names_are_the_contract() -> None:
     assert adapters.names() == ["reference", "art", "torchattacks", "foolbox", "deeprobust", "advertorch"]
 
 
+@pytest.mark.parametrize("name", [n for n in adapters.names() if n in adapters.EXTRAS])
+def test_optional_libraries_installed(name: str) -> None:
+    """Says, in the test summary, which optional libraries this environment does not test."""
+    status = adapters.availability(name)
+    if status.state != "ready":
+        pytest.skip(f"{name} {status.state}: {status.reason}")
+    assert adapters.get(name).name == name
+
+
 def test_the_core_libraries_are_ready() -> None:
     # advparity depends on these three: they must never fall back to "not installed" or "unavailable".
     for name in ("reference", "art", "torchattacks", "foolbox"):

@@ -1112,12 +1112,18 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
 )
 
-# DeepRobust's mutants live in mutants_deeprobust.py, which imports Mutant from here: merged last.
-from mutants_deeprobust import COPIED_FROM as _DEEPROBUST_COPIED_FROM  # noqa: E402
-from mutants_deeprobust import MUTANTS as _DEEPROBUST_MUTANTS  # noqa: E402
+# The optional libraries' mutants live in mutants_<module>.py, which import Mutant from here: merged
+# last, and only where the library can run (an optional library may not be installed).
+import importlib  # noqa: E402
 
-COPIED_FROM.update(_DEEPROBUST_COPIED_FROM)
-MUTANTS = (*MUTANTS, *_DEEPROBUST_MUTANTS)
+import adapters  # noqa: E402
+
+OPTIONAL_MUTANT_MODULES: dict[str, str] = {"deeprobust": "mutants_deeprobust"}
+for _library, _module_name in OPTIONAL_MUTANT_MODULES.items():
+    if _library in adapters.runnable():
+        _module = importlib.import_module(_module_name)
+        COPIED_FROM.update(_module.COPIED_FROM)
+        MUTANTS = (*MUTANTS, *_module.MUTANTS)
 
 # The suite plants bugs in the releases `make install` pins (ATTACK_LIBS in the Makefile); under other
 # releases (tox's libs-oldest, a newer release) it says so instead of failing on stale copies. Defined

@@ -30,7 +30,7 @@ STEPS = 3
 CLASSES = SMALL_CLASSES
 FULL = 16  # the runner's fixed batch size in these tests
 SMALL = 5  # the run's last, smaller batch
-LIBRARIES = tuple(name for name in adapters.names() if name != "reference")
+LIBRARIES = tuple(name for name in adapters.runnable() if name != "reference")
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
