@@ -69,6 +69,7 @@ _MODULES: dict[str, str] = {
     "art": "adapters.art",
     "torchattacks": "adapters.torchattacks",
     "foolbox": "adapters.foolbox",
+    "secml-torch": "adapters.secml_torch",
 }
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+# Attacks a library is known to compute differently from the reference (tests/departures.py).
+from departures import DEPARTURES, departs  # noqa: F401
 from scipy.stats import binomtest
 
 # The small BatchNorm net, its synthetic task and the one-thread guard are shared with the API and
@@ -17,7 +20,7 @@ from adapters.base import EPS_TOLERANCE
 PAPER_EPS = (0.01 / 255, 0.025 / 255, 0.05 / 255, 0.1 / 255, 0.3 / 255)
 LARGE_EPS = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 ALL_EPS = PAPER_EPS + LARGE_EPS
-LIBRARIES = ("art", "torchattacks", "foolbox")
+LIBRARIES = ("art", "torchattacks", "foolbox", "secml-torch")
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from adapters import AttackSpec
 
 
 def test_names_are_the_contract() -> None:
-    assert adapters.names() == ["reference", "art", "torchattacks", "foolbox"]
+    assert adapters.names() == ["reference", "art", "torchattacks", "foolbox", "secml-torch"]
 
 
-@pytest.mark.parametrize("name", ["reference", "art", "torchattacks", "foolbox"])
+@pytest.mark.parametrize("name", ["reference", "art", "torchattacks", "foolbox", "secml-torch"])
 def test_get_returns_an_adapter_with_that_name(name: str) -> None:
     adapter = adapters.get(name)
     assert isinstance(adapter, adapters.Adapter)
