@@ -2,8 +2,9 @@
 """Planted bugs ("mutants") in the real attack libraries, for the mutation suite.
 
 Each :class:`Mutant` plants one plausible implementation bug *inside* an installed library (ART,
-torchattacks or Foolbox) with ``monkeypatch.setattr``; the project's adapters stay untouched. The
-cross-check must then flag that library's cells for the mutant's attack.
+torchattacks, Foolbox, or secml-torch in ``mutants_secml_torch.py``) with ``monkeypatch.setattr``; the
+project's adapters stay untouched. The cross-check must then flag that library's cells for the
+mutant's attack.
 
 Where a method is replaced, its body is copied from the installed source (ART 1.20.1, torchattacks
 3.5.1, Foolbox 3.3.4) with exactly one plausible change, marked by a ``# MUTATION:`` comment on the
@@ -82,12 +83,6 @@ def installed_differs() -> str:
     )
 
 
-# The suite plants bugs in the releases `make install` pins (ATTACK_LIBS in the Makefile); under other
-# releases (tox's libs-oldest, a newer release) it says so instead of failing on stale copies.
-needs_copied_releases = pytest.mark.skipif(
-    bool(installed_differs()), reason=f"mutants copied from other releases: {installed_differs()}"
-)
-
 BUGS: tuple[str, ...] = (
     "step size",
     "step count",
@@ -108,7 +103,7 @@ BUGS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class Mutant:
     name: str  # short kebab-case id
-    library: str  # "art" | "torchattacks" | "foolbox" (adapters.names() spelling)
+    library: str  # "art" | "torchattacks" | "foolbox" | "secml-torch" (adapters.names() spelling)
     attack: str  # "fgsm" | "pgd": the attack whose cells the bug affects
     bug: str  # one of BUGS
     description: str  # what the library now does wrong, for the README table
@@ -1115,4 +1110,18 @@ MUTANTS: tuple[Mutant, ...] = (
         "Foolbox FGSM is built with steps=0, so it returns x unchanged.",
         _foolbox_fgsm_zero_steps,
     ),
+)
+
+# secml-torch's mutants live in mutants_secml_torch.py (it imports Mutant from here, hence at the end).
+from mutants_secml_torch import COPIED_FROM as _SECML_TORCH_COPIED_FROM  # noqa: E402
+from mutants_secml_torch import MUTANTS as _SECML_TORCH_MUTANTS  # noqa: E402
+
+MUTANTS = MUTANTS + _SECML_TORCH_MUTANTS
+COPIED_FROM.update(_SECML_TORCH_COPIED_FROM)
+
+# The suite plants bugs in the releases `make install` pins (ATTACK_LIBS in the Makefile); under other
+# releases (tox's libs-oldest, a newer release) it says so instead of failing on stale copies. Defined
+# after every library's releases are in COPIED_FROM.
+needs_copied_releases = pytest.mark.skipif(
+    bool(installed_differs()), reason=f"mutants copied from other releases: {installed_differs()}"
 )
