@@ -3,8 +3,10 @@
     python tests/mutation_suite/suite.py --table      # trains the smoke model, runs every mutant
 
 The smoke preset as it ships (8 test images, FGSM at 0.1, 1 and 4/255, random-start PGD-3 at 2/255,
-reference seeds 0 and 1, library seed 0), with one change: 5 images per attack call instead of 8,
-so that every run ends with a smaller, last batch (5 + 3) and a bug that only hits that batch can show.
+reference seeds 0 and 1, library seed 0), with two changes: 5 images per attack call instead of 8,
+so that every run ends with a smaller, last batch (5 + 3) and a bug that only hits that batch can show;
+and every registered adapter in its grid (the preset lists the four it shipped with), so that each
+library's mutants can run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
+import adapters  # noqa: E402
 from harness.config import Preset, load_preset  # noqa: E402
 from harness.runner import RunRequest, run  # noqa: E402
 from reports.crosscheck import FAILING_VERDICTS, verdicts  # noqa: E402
@@ -32,7 +35,8 @@ BATCH_SIZE = 5  # of the smoke preset's 8 test images: batches of 5 and 3
 
 def suite_preset() -> Preset:
     preset = load_preset("smoke")
-    return dataclasses.replace(preset, attack=dataclasses.replace(preset.attack, batch_size=BATCH_SIZE))
+    attack = dataclasses.replace(preset.attack, batch_size=BATCH_SIZE, libraries=tuple(adapters.names()))
+    return dataclasses.replace(preset, attack=attack)
 
 
 def cross_check(
