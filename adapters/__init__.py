@@ -1,8 +1,8 @@
-"""One attack interface over ART, torchattacks and Foolbox, arbitrated by a plain-PyTorch reference.
+"""One attack interface over ART, torchattacks, Foolbox and secml-torch, judged by a plain-PyTorch reference.
 
     >>> import adapters
     >>> adapters.names()
-    ['reference', 'art', 'torchattacks', 'foolbox']
+    ['reference', 'art', 'torchattacks', 'foolbox', 'secml-torch']
     >>> spec = adapters.AttackSpec("pgd", eps=1 / 255)          # steps=10, alpha=eps/4, random start
     >>> x_adv = adapters.get("art").generate(model, x, y, spec)  # doctest: +SKIP
     >>> result = adapters.run_attack(adapters.get("art"), model, x, y, spec)  # doctest: +SKIP
