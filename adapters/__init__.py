@@ -1,8 +1,9 @@
-"""One attack interface over ART, torchattacks, Foolbox and DeepRobust, arbitrated by a plain-PyTorch reference.
+"""One attack interface over ART, torchattacks, Foolbox, secml-torch, adv-lib, DeepRobust and advertorch,
+judged by a plain-PyTorch reference.
 
     >>> import adapters
     >>> adapters.names()
-    ['reference', 'art', 'torchattacks', 'foolbox', 'deeprobust']
+    ['reference', 'art', 'torchattacks', 'foolbox', 'secml-torch', 'deeprobust', 'advertorch']
     >>> spec = adapters.AttackSpec("pgd", eps=1 / 255)          # steps=10, alpha=eps/4, random start
     >>> x_adv = adapters.get("art").generate(model, x, y, spec)  # doctest: +SKIP
     >>> result = adapters.run_attack(adapters.get("art"), model, x, y, spec)  # doctest: +SKIP
@@ -76,6 +77,7 @@ _MODULES: dict[str, str] = {
     "art": "adapters.art",
     "torchattacks": "adapters.torchattacks",
     "foolbox": "adapters.foolbox",
+    "secml-torch": "adapters.secml_torch",
     "deeprobust": "adapters.deeprobust",
     "advertorch": "adapters.advertorch",
 }
@@ -88,10 +90,12 @@ DISTRIBUTIONS: dict[str, str] = {
     "art": "adversarial-robustness-toolbox",
     "torchattacks": "torchattacks",
     "foolbox": "foolbox",
+    "secml-torch": "secml-torch",
     "deeprobust": "deeprobust",
     "advertorch": "advertorch",
 }
 EXTRAS: dict[str, str] = {
+    "secml-torch": "secml",
     "deeprobust": "deeprobust",
     "advertorch": "advertorch",
 }

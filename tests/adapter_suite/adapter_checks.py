@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+# Attacks a library is known to compute differently from the reference (tests/departures.py).
+from departures import DEPARTURES, departs  # noqa: F401
 from scipy.stats import binomtest
 
 # The small BatchNorm net, its synthetic task and the one-thread guard are shared with the API and

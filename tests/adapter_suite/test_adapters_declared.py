@@ -2,7 +2,9 @@
 library does: the expected x_adv built from the declaration equals the library's output bit for bit.
 
 Batches of 13 (not a power of two, so a mean-reduced loss's 1/N is inexact and the declared reduction
-matters) and 16 images; random-start PGD included, each library from its own start.
+matters) and 16 images; random-start PGD included, each library from its own start. Where a library is
+known to compute another attack (``tests/departures.py``), its output must still differ from the
+expectation in every sample, while its passes and state are held to the declaration as for any other.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 
 import pytest
 import torch
-from adapter_checks import LIBRARIES, runs_spec, synthetic_batch
+from adapter_checks import LIBRARIES, departs, runs_spec, synthetic_batch
 from torch import nn
 
 import adapters
@@ -57,9 +59,14 @@ def test_library_output_equals_the_declared_expectation_bit_for_bit(
         else cache.pgd(spec, adapter.declaration)
     )
     assert expected.exact
-    assert torch.equal(result.x_adv, expected.x_adv)
     evidence = compare(result.x_adv, expected)
-    assert evidence.pixels_differ.sum() == 0 and evidence.linf_to_expected.max() == 0
+    if departs(name, spec.attack):
+        assert (evidence.pixels_differ > 0).all(), (
+            f"{name} {spec.attack} now matches: update tests/departures.py"
+        )
+    else:
+        assert torch.equal(result.x_adv, expected.x_adv)
+        assert evidence.pixels_differ.sum() == 0 and evidence.linf_to_expected.max() == 0
     assert (result.stats.forward_passes_per_sample, result.stats.backward_passes_per_sample) == (
         adapter.declaration.passes(spec)
     )
@@ -75,7 +82,11 @@ def test_densenet_random_start_pgd_equals_its_expectation(
     spec = AttackSpec("pgd", 2 / 255, steps=2, seed=3)
     adapter = adapters.get(name)
     x_adv = adapter.generate(densenet, x, y, spec)
-    assert torch.equal(x_adv, pgd_expectation(densenet, x, y, spec, adapter.declaration).x_adv)
+    expected = pgd_expectation(densenet, x, y, spec, adapter.declaration)
+    if departs(name, spec.attack):
+        assert (compare(x_adv, expected).pixels_differ > 0).all()
+    else:
+        assert torch.equal(x_adv, expected.x_adv)
 
 
 def test_the_starts_are_different_draws_so_equality_is_evidence(small_net: nn.Module) -> None:

@@ -1,4 +1,5 @@
-"""Every library's FGSM and PGD (no random start) produce the reference's x_adv.
+"""Every library's FGSM and PGD (no random start) produce the reference's x_adv — except where a library
+is known to compute another attack (``tests/departures.py``): there its x_adv must still differ.
 
 Measured (torch 2.14.1 CPU, ART 1.20.1, torchattacks 3.5.1, Foolbox 3.3.4, DeepRobust 0.2.11):
 bit-identical on both models over the whole grid. DeepRobust's PGD has no start at x (it always
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from adapter_checks import ALL_EPS, LIBRARIES, libraries_for, mismatch
+from adapter_checks import ALL_EPS, LIBRARIES, departs, libraries_for, mismatch
 from torch import nn
 
 import adapters
@@ -31,7 +32,12 @@ def _assert_matches_reference(model: nn.Module, batch: Batch, spec: AttackSpec) 
     x_ref = adapters.get("reference").generate(model, x, y, spec)
     for name in libraries_for(spec):
         found = mismatch(adapters.get(name).generate(model, x, y, spec), x_ref)
-        assert found.elements == 0, f"{name} {spec}: {found}"
+        if departs(name, spec.attack):
+            # PGD-10 at the smallest eps reaches the ball's corner within a few steps: measured as few as
+            # one component apart from the reference, but never none.
+            assert found.elements > 0, f"{name} {spec} now matches the reference: update tests/departures.py"
+        else:
+            assert found.elements == 0, f"{name} {spec}: {found}"
 
 
 @pytest.mark.parametrize("eps", ALL_EPS, ids=lambda e: f"{e * 255:g}/255")

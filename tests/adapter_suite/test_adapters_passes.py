@@ -3,7 +3,8 @@
 The paper's budget is FGSM = 1 forward + 1 backward per sample and PGD = ``steps`` of each. What each
 library really spends was measured, and is asserted here so a library update that changes it shows:
 ART's PGD predicts the clean and the adversarial batch once more to log a success rate (+2 forwards,
-even with logging off); Foolbox runs the model once more on its output to report success (+1);
+even with logging off); Foolbox runs the model once more on its output to report success (+1), and so
+does secml-torch's FGSM, which is Foolbox's (its native PGD spends exactly ``steps`` of each);
 DeepRobust's PGD runs the model on the clean batch first to count errors it never returns (+1).
 """
 
@@ -31,6 +32,8 @@ EXPECTED = {
     ("foolbox", "pgd"): lambda steps: (steps + 1, steps),
     ("deeprobust", "fgsm"): lambda steps: (1, 1),
     ("deeprobust", "pgd"): lambda steps: (steps + 1, steps),
+    ("secml-torch", "fgsm"): lambda steps: (2, 1),
+    ("secml-torch", "pgd"): lambda steps: (steps, steps),
 }
 STEPS = 3
 # Every adapter, attack and start it computes (DeepRobust refuses no-start PGD).

@@ -5,6 +5,10 @@ Setting (measured, 256 images, small BN net, eps 16/255, 3 steps): clean accurac
 accuracy 41–46 % over seeds, 14–18 discordant samples between two reference seeds. Each library runs
 with a seed the reference did not use, so its noise is independent of every reference run (with the
 same seed torchattacks and Foolbox would reproduce the reference exactly — test_adapters_parity.py).
+
+secml-torch's PGD is known to be weaker (``tests/departures.py``): measured 64 % accuracy against the
+reference's 27–28 %, 92–95 discordant samples all one way (it starts at the ball's corner and returns
+an iterate from before its last step). The test asserts that the comparison sees it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import itertools
 
 import pytest
 import torch
-from adapter_checks import LIBRARIES, correct, mcnemar_exact, synthetic_batch
+from adapter_checks import LIBRARIES, correct, departs, mcnemar_exact, synthetic_batch
 from torch import nn
 
 import adapters
@@ -66,6 +70,10 @@ def test_random_start_pgd_agrees_with_reference(
     spread = _max_reference_discordance(reference_runs)
     for ref in reference_runs:
         b, c, p = mcnemar_exact(lib, ref)
+        if departs(name, "pgd"):
+            # b: samples the library leaves correct that the reference fools: a weaker attack.
+            assert p < ALPHA_LEVEL and b > c + spread, f"{name} now agrees (p={p:.3g}, b={b}, c={c})"
+            continue
         assert p >= ALPHA_LEVEL, f"{name}: McNemar p={p:.3g} (b={b}, c={c}) against a reference seed"
         # |b - c| is the accuracy gap in samples; the reference's own seeds disagree on up to `spread`
         assert abs(b - c) <= spread, f"{name}: accuracy gap {abs(b - c)} samples > reference spread {spread}"

@@ -13,7 +13,15 @@ from adapters import AttackSpec
 
 
 def test_names_are_the_contract() -> None:
-    assert adapters.names() == ["reference", "art", "torchattacks", "foolbox", "deeprobust", "advertorch"]
+    assert adapters.names() == [
+        "reference",
+        "art",
+        "torchattacks",
+        "foolbox",
+        "secml-torch",
+        "deeprobust",
+        "advertorch",
+    ]
 
 
 @pytest.mark.parametrize("name", [n for n in adapters.names() if n in adapters.EXTRAS])
@@ -64,7 +72,7 @@ def test_an_installed_library_that_cannot_import_is_unavailable(monkeypatch: pyt
         adapters.get("advertorch")
 
 
-@pytest.mark.parametrize("name", ["reference", "art", "torchattacks", "foolbox", "deeprobust"])
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_get_returns_an_adapter_with_that_name(name: str) -> None:
     adapter = adapters.get(name)
     assert isinstance(adapter, adapters.Adapter)

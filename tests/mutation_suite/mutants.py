@@ -2,7 +2,7 @@
 """Planted bugs ("mutants") in the real attack libraries, for the mutation suite.
 
 Each :class:`Mutant` plants one plausible implementation bug *inside* an installed library (ART,
-torchattacks, Foolbox, or DeepRobust in ``mutants_deeprobust.py``) with ``monkeypatch.setattr``; the
+torchattacks, Foolbox, or an optional library in ``mutants_<module>.py``) with ``monkeypatch.setattr``; the
 project's adapters stay untouched. The cross-check must then flag that library's cells for the
 mutant's attack.
 
@@ -103,7 +103,7 @@ BUGS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class Mutant:
     name: str  # short kebab-case id
-    library: str  # "art" | "torchattacks" | "foolbox" | "deeprobust" (adapters.names() spelling)
+    library: str  # adapters.names() spelling: "art", "torchattacks", "foolbox", "secml-torch", ...
     attack: str  # "fgsm" | "pgd": the attack whose cells the bug affects
     bug: str  # one of BUGS
     description: str  # what the library now does wrong, for the README table
@@ -1118,7 +1118,10 @@ import importlib  # noqa: E402
 
 import adapters  # noqa: E402
 
-OPTIONAL_MUTANT_MODULES: dict[str, str] = {"deeprobust": "mutants_deeprobust"}
+OPTIONAL_MUTANT_MODULES: dict[str, str] = {
+    "secml-torch": "mutants_secml_torch",
+    "deeprobust": "mutants_deeprobust",
+}
 for _library, _module_name in OPTIONAL_MUTANT_MODULES.items():
     if _library in adapters.runnable():
         _module = importlib.import_module(_module_name)
@@ -1127,7 +1130,7 @@ for _library, _module_name in OPTIONAL_MUTANT_MODULES.items():
 
 # The suite plants bugs in the releases `make install` pins (ATTACK_LIBS in the Makefile); under other
 # releases (tox's libs-oldest, a newer release) it says so instead of failing on stale copies. Defined
-# after the merge above, so that DeepRobust's release is checked too.
+# after the merge above, so that the optional libraries' releases are checked too.
 needs_copied_releases = pytest.mark.skipif(
     bool(installed_differs()), reason=f"mutants copied from other releases: {installed_differs()}"
 )
