@@ -63,6 +63,7 @@ __all__ = [
     "Declaration",
     "GuardedAdapter",
     "Availability",
+    "CORE_LIBRARIES",
     "LibraryUnavailable",
     "availability",
     "get",
@@ -82,6 +83,9 @@ _MODULES: dict[str, str] = {
     "advertorch": "adapters.advertorch",
 }
 
+
+# The libraries advparity depends on (always installed); the others are optional extras.
+CORE_LIBRARIES: tuple[str, ...] = ("art", "torchattacks", "foolbox")
 
 # The pip distribution behind each library, to tell "not installed" from "installed but cannot run",
 # and the advparity extra that installs it (``pip install 'advparity[<extra>]'``); the core three are

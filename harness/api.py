@@ -103,7 +103,8 @@ def crosscheck(
     int64 ``[N]``. ``eps`` takes ``"1/255"`` strings and floats in (0, 1] (``8`` is refused: write
     ``"8/255"``). ``alpha`` is PGD's step, a rule like ``"eps/4"`` or a fraction of eps (``0.25``).
     ``reference_seeds`` default to ``seeds`` plus one more, so the reference's seed-to-seed spread is
-    reported beside random-start PGD. ``libraries`` default to every adapter; the reference always runs.
+    reported beside random-start PGD. ``libraries`` default to the three advparity depends on (``adapters.CORE_LIBRARIES``; pass
+    ``adapters.runnable()`` for every library installed here); the reference always runs.
 
     The model is left exactly as it was (modes, parameters, buffers, ``.grad``): it runs in eval mode
     during the call. Torch's determinism settings (TF32 off, deterministic cuDNN) stay set afterwards,
@@ -176,7 +177,7 @@ def attack_config(
     unknown = [a for a in attacks if a not in ("fgsm", "pgd")]
     if unknown or not attacks:
         raise ValueError(f"expected attacks among ('fgsm', 'pgd'), got {list(attacks)}")
-    chosen = list(adapters.names()) if libraries is None else list(libraries)
+    chosen = list(adapters.CORE_LIBRARIES) if libraries is None else list(libraries)
     if REFERENCE not in chosen:
         chosen.insert(0, REFERENCE)  # the arbiter every library is compared to
     library_seeds = tuple(int(s) for s in seeds)

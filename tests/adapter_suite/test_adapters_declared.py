@@ -38,7 +38,7 @@ SPECS = {
 # Every adapter with every spec it computes (DeepRobust refuses no-start PGD: test_adapters_deeprobust.py).
 CASES = [
     pytest.param(name, spec, id=f"{name}-{label}")
-    for name in adapters.names()
+    for name in adapters.runnable()
     for label, spec in SPECS.items()
     if runs_spec(name, spec)
 ]

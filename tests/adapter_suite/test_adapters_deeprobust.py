@@ -44,7 +44,7 @@ def test_pgd_without_random_start_is_refused_before_deeprobust_runs(
     assert calls == [1]
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_only_random_start_only_libraries_refuse_pgd_without_start(
     name: str, small_net: nn.Module, small_batch: Batch
 ) -> None:

@@ -60,7 +60,7 @@ BAD_BATCHES: dict[str, tuple[Callable[[Batch], Batch], str]] = {
 }
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 @pytest.mark.parametrize("case", sorted(BAD_BATCHES))
 def test_bad_batch_is_rejected_before_the_library_runs(
     name: str, case: str, small_net: nn.Module, small_batch: Batch
@@ -73,7 +73,7 @@ def test_bad_batch_is_rejected_before_the_library_runs(
     assert not spy.called
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_spec_that_is_not_an_attack_spec_is_rejected(
     name: str, small_net: nn.Module, small_batch: Batch
 ) -> None:

@@ -171,7 +171,7 @@ def test_sign_flips_come_only_from_mean_reduction_in_roundoff_components(n: int)
 # --- random start: seeding --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_random_start_is_seeded(name: str, small_net: nn.Module, small_batch: Batch) -> None:
     x, y = small_batch
     adapter = adapters.get(name)

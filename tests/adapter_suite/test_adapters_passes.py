@@ -39,7 +39,7 @@ STEPS = 3
 # Every adapter, attack and start it computes (DeepRobust refuses no-start PGD).
 CASES = [
     (name, attack, random_start)
-    for name in adapters.names()
+    for name in adapters.runnable()
     for attack in ("fgsm", "pgd")
     for random_start in (False, True)
     if runs_spec(name, AttackSpec(attack, 2 / 255, STEPS, None, random_start))  # type: ignore[arg-type]
@@ -61,7 +61,7 @@ def test_passes_per_sample_are_as_measured(
     assert adapters.get(name).last_stats is result.stats
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_passes_are_counted_for_a_sequential_model(name: str, small_batch: Batch) -> None:
     """ART unrolls nn.Sequential child by child; a hook on the top module would count nothing."""
     torch.manual_seed(0)
@@ -83,7 +83,7 @@ class _LeftHalf(nn.Module):
         return self.linear(x[..., :8].flatten(1))
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_zero_gradient_components_are_counted_per_sample(name: str, small_batch: Batch) -> None:
     x, y = small_batch
     # The right half's gradient is 0 wherever PGD starts: a library without a start at x gets a random one.

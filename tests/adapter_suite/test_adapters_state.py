@@ -62,7 +62,7 @@ def _assert_same_state(before: dict[str, object], after: dict[str, object], who:
 
 
 @pytest.mark.parametrize("attack", ["fgsm", "pgd"])
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_model_state_is_restored_exactly(
     name: str, attack: str, small_net: nn.Module, small_batch: Batch
 ) -> None:
@@ -78,7 +78,7 @@ def test_model_state_is_restored_exactly(
     assert not x_adv.requires_grad
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_densenet_state_is_restored_exactly(name: str, densenet: nn.Module, densenet_batch: Batch) -> None:
     model = _awkward_copy(densenet)
     before = _state(model)
@@ -86,7 +86,7 @@ def test_densenet_state_is_restored_exactly(name: str, densenet: nn.Module, dens
     _assert_same_state(before, _state(model), name)
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_attack_runs_in_eval_mode_whatever_the_callers_mode(
     name: str, small_net: nn.Module, small_batch: Batch
 ) -> None:
@@ -98,7 +98,7 @@ def test_attack_runs_in_eval_mode_whatever_the_callers_mode(
     assert torch.equal(x_eval, x_train)
 
 
-@pytest.mark.parametrize("name", adapters.names())
+@pytest.mark.parametrize("name", adapters.runnable())
 def test_global_rng_states_are_untouched(name: str, small_net: nn.Module, small_batch: Batch) -> None:
     torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()
     adapters.get(name).generate(small_net, *small_batch, AttackSpec("pgd", 4 / 255, steps=1, seed=3))

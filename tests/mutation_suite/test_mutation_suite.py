@@ -19,7 +19,7 @@ from suite import caught, cross_check
 
 import adapters
 
-ALL = tuple(adapters.names())
+ALL = tuple(adapters.runnable())
 
 
 def test_the_unmutated_libraries_all_agree(trained: tuple[Path, Path], tmp_path: Path) -> None:
