@@ -140,10 +140,23 @@ class Declaration:
     loss_reduction: LossReduction
     passes: Callable[[AttackSpec], tuple[float, float]]
     start: StartFn | None
+    # The attacks the library offers (adv-lib has no FGSM); a run plans no cells for the others.
+    attacks: tuple[str, ...] = ("fgsm", "pgd")
+    # False where the library's PGD always draws a random start (DeepRobust): no-start PGD is not offered.
+    pgd_without_random_start: bool = True
 
     def __post_init__(self) -> None:
         if self.loss_reduction not in LOSS_REDUCTIONS:
             raise ValueError(f"expected loss_reduction in {LOSS_REDUCTIONS}, got {self.loss_reduction!r}")
+        unknown = [a for a in self.attacks if a not in ("fgsm", "pgd")]
+        if unknown or not self.attacks:
+            raise ValueError(f"expected attacks among ('fgsm', 'pgd'), got {self.attacks!r}")
+
+    def offers(self, spec: AttackSpec) -> bool:
+        """Whether the library computes ``spec`` at all (it may still compute it wrongly)."""
+        if spec.attack not in self.attacks:
+            return False
+        return spec.attack != "pgd" or spec.random_start or self.pgd_without_random_start
 
 
 def pass_counts(
@@ -229,6 +242,11 @@ class GuardedAdapter:
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> AttackResult:
         """Like :meth:`generate`, but also returns what the call spent."""
+        if isinstance(spec, AttackSpec) and not self.declaration.offers(spec):
+            what = "PGD without a random start" if spec.attack == "pgd" else spec.attack.upper()
+            raise ValueError(
+                f"{self.name} offers no {what}; expected one of its attacks {self.declaration.attacks}"
+            )
         result = run_guarded(self.name, self.attack_fn, model, x, y, spec)
         self.last_stats = result.stats
         return result

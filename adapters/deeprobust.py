@@ -142,5 +142,11 @@ ADAPTER = GuardedAdapter(
     name="deeprobust",
     attack_fn=_attack,
     # PGD: +1 forward, the clean batch predicted to count errors that pgd_attack never returns.
-    declaration=Declaration(loss_reduction="mean", passes=pass_counts(pgd_extra_forwards=1), start=_start),
+    # No-start PGD is not offered: the guard refuses it before the adapter's own check below.
+    declaration=Declaration(
+        loss_reduction="mean",
+        passes=pass_counts(pgd_extra_forwards=1),
+        start=_start,
+        pgd_without_random_start=False,
+    ),
 )

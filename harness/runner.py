@@ -702,7 +702,8 @@ def _run_opened(
 
 
 def _runnable(cells: list[Cell]) -> tuple[list[Cell], dict[str, dict[str, str]]]:
-    """The cells whose library can run here, and ``{library: {state, reason}}`` for those that cannot.
+    """The cells whose library can run here and offers their attack, and ``{library: {state, reason,
+    version}}`` for the libraries that cannot run.
 
     A library that is not installed is skipped with one line; one that is installed but cannot run
     (advertorch under current torch) is skipped too, and recorded so that the report gives it the
@@ -722,7 +723,14 @@ def _runnable(cells: list[Cell]) -> tuple[list[Cell], dict[str, dict[str, str]]]
             )
         if status.state != "ready":
             not_run[library] = {"state": status.state, "reason": status.reason, "version": status.version}
-    return [cell for cell in cells if cell.library not in not_run], not_run
+    runnable = [cell for cell in cells if cell.library not in not_run]
+    # An attack the library does not offer (adv-lib has no FGSM) is not a cell: nothing to judge.
+    offered = [cell for cell in runnable if adapters.get(cell.library).declaration.offers(_spec(cell))]
+    for library, attack in dict.fromkeys((c.library, c.attack) for c in runnable if c not in offered):
+        log.warning(
+            "%s offers no %s (as its adapter declares): those cells are not run", library, attack.upper()
+        )
+    return offered, not_run
 
 
 # --- executors: where the groups run ----------------------------------------------------------------

@@ -24,16 +24,12 @@ ALL_EPS = PAPER_EPS + LARGE_EPS
 # Every library that can run here: the three advparity depends on always (test_adapters_spec.py checks),
 # the optional ones where installed (test_optional_libraries_installed says which are not).
 LIBRARIES = tuple(name for name in adapters.runnable() if name != "reference")
-# Libraries whose PGD cannot start at x: DeepRobust's always draws a random start, so its adapter
-# refuses random_start=False (adapters/deeprobust.py). No-start PGD is compared for the others; the
-# refusal itself is tested (test_adapters_deeprobust.py), and tests in which the start plays no part
-# give these libraries a seeded random start instead.
-RANDOM_START_ONLY = frozenset({"deeprobust"})
 
 
 def runs_spec(name: str, spec: AttackSpec) -> bool:
-    """Whether adapter ``name`` computes ``spec`` rather than refusing it (only no-start PGD is refused)."""
-    return spec.attack == "fgsm" or spec.random_start or name not in RANDOM_START_ONLY
+    """Whether adapter ``name`` offers ``spec`` (its Declaration: adv-lib has no FGSM, DeepRobust no
+    PGD without a random start) rather than refusing it."""
+    return adapters.get(name).declaration.offers(spec)
 
 
 def libraries_for(spec: AttackSpec) -> tuple[str, ...]:

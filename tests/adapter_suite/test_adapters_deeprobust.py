@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from adapter_checks import RANDOM_START_ONLY, synthetic_batch
+from adapter_checks import synthetic_batch
 from torch import nn
 
 import adapters
@@ -34,9 +34,7 @@ def test_pgd_without_random_start_is_refused_before_deeprobust_runs(
 
     monkeypatch.setattr(pgd_class, "generate", spy)
     adapter = adapters.get("deeprobust")
-    with pytest.raises(
-        ValueError, match=r"expected random_start=True, got False .* always starts at a random"
-    ):
+    with pytest.raises(ValueError, match=r"deeprobust offers no PGD without a random start"):
         adapter.generate(small_net, *small_batch, AttackSpec("pgd", 4 / 255, steps=2, random_start=False))
     assert calls == []
     # The spy does see a call the adapter does make, so the empty list above is evidence.
@@ -45,13 +43,16 @@ def test_pgd_without_random_start_is_refused_before_deeprobust_runs(
 
 
 @pytest.mark.parametrize("name", adapters.runnable())
-def test_only_random_start_only_libraries_refuse_pgd_without_start(
+def test_only_libraries_that_declare_it_refuse_pgd_without_start(
     name: str, small_net: nn.Module, small_batch: Batch
 ) -> None:
-    """Keeps RANDOM_START_ONLY, which the other adapter tests consult, true to the adapters."""
+    """Keeps Declaration.pgd_without_random_start, which runs and the other adapter tests consult,
+    true to the adapters: DeepRobust alone declares it False."""
     spec = AttackSpec("pgd", 4 / 255, steps=1, random_start=False)
-    if name in RANDOM_START_ONLY:
-        with pytest.raises(ValueError, match="expected random_start=True"):
+    declaration = adapters.get(name).declaration
+    assert declaration.pgd_without_random_start == (name != "deeprobust")
+    if not declaration.offers(spec):
+        with pytest.raises(ValueError, match="offers no PGD without a random start"):
             adapters.get(name).generate(small_net, *small_batch, spec)
     else:
         adapters.get(name).generate(small_net, *small_batch, spec)

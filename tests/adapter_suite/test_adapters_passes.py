@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from adapter_checks import RANDOM_START_ONLY, runs_spec
+from adapter_checks import runs_spec
 from torch import nn
 
 import adapters
@@ -87,7 +87,9 @@ class _LeftHalf(nn.Module):
 def test_zero_gradient_components_are_counted_per_sample(name: str, small_batch: Batch) -> None:
     x, y = small_batch
     # The right half's gradient is 0 wherever PGD starts: a library without a start at x gets a random one.
-    spec = AttackSpec("pgd", 2 / 255, steps=3, random_start=name in RANDOM_START_ONLY)
+    spec = AttackSpec(
+        "pgd", 2 / 255, steps=3, random_start=not adapters.get(name).declaration.pgd_without_random_start
+    )
     stats = run_attack(adapters.get(name), _LeftHalf().eval(), x, y, spec).stats
     ignored = 1 * 12 * 8
     assert stats.elements_per_sample == 12 * 16

@@ -15,7 +15,6 @@ import logging
 import numpy as np
 import pytest
 import torch
-from adapter_checks import RANDOM_START_ONLY
 from torch import nn
 
 import adapters
@@ -92,7 +91,9 @@ def test_attack_runs_in_eval_mode_whatever_the_callers_mode(
 ) -> None:
     """A train-mode model gives the same x_adv as the eval-mode one: BatchNorm used running stats."""
     # Both calls draw the same seeded start, so a library without a start at x can take one.
-    spec = AttackSpec("pgd", 4 / 255, steps=3, random_start=name in RANDOM_START_ONLY)
+    spec = AttackSpec(
+        "pgd", 4 / 255, steps=3, random_start=not adapters.get(name).declaration.pgd_without_random_start
+    )
     x_eval = adapters.get(name).generate(small_net, *small_batch, spec)
     x_train = adapters.get(name).generate(_awkward_copy(small_net), *small_batch, spec)
     assert torch.equal(x_eval, x_train)
