@@ -14,6 +14,8 @@ so that only a sum-reduced loss leaves them exactly 0 when N is not a power of t
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -25,7 +27,10 @@ from adapters.base import LossReduction
 from adapters.expected import ExpectationCache, compare
 from adapters.reference import pgd_from
 
-pytest.importorskip("adv_lib", reason="adv-lib is not installed (see adapters/adv_lib.py)")
+with warnings.catch_warnings():
+    # adv-lib warns on import (distutils' LooseVersion), as adapters/adv_lib.py says; nothing to act on.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*distutils.*")
+    pytest.importorskip("adv_lib", reason="adv-lib is not installed (see adapters/adv_lib.py)")
 
 from adapters.adv_lib import ADAPTER  # noqa: E402
 
