@@ -48,6 +48,16 @@ Import: adv-lib's ``adv_lib.utils.projections`` compares torch versions with
 ``distutils.version.LooseVersion``, which needs Python <= 3.11 or setuptools' distutils shim and warns
 (DeprecationWarning) at import; every attack module imports ``visdom`` (for an optional plotting
 callback), so visdom must be installed even though no attack here uses it.
+
+Install: visdom ships only a source package whose setup.py imports ``pkg_resources``, which setuptools
+dropped in 82.0.0, so pip's isolated build (newest setuptools) fails. After torch (which pulls in the
+newest setuptools), in the environment's own setuptools and without isolation::
+
+    python -m pip install "setuptools>=70.1,<82"   # keeps pkg_resources; >=70.1 builds wheels itself
+    python -m pip install --no-build-isolation visdom==0.2.4
+    python -m pip install adv-lib==0.2.8            # visdom is then already satisfied
+
+adv-lib 0.2.2 (the oldest release on PyPI; the same ``pgd_linf``) passes the same tests.
 """
 
 from __future__ import annotations
