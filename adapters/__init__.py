@@ -3,7 +3,7 @@ judged by a plain-PyTorch reference.
 
     >>> import adapters
     >>> adapters.names()
-    ['reference', 'art', 'torchattacks', 'foolbox', 'secml-torch', 'deeprobust', 'advertorch']
+    ['reference', 'art', 'torchattacks', 'foolbox', 'secml-torch', 'adv-lib', 'deeprobust', 'advertorch']
     >>> spec = adapters.AttackSpec("pgd", eps=1 / 255)          # steps=10, alpha=eps/4, random start
     >>> x_adv = adapters.get("art").generate(model, x, y, spec)  # doctest: +SKIP
     >>> result = adapters.run_attack(adapters.get("art"), model, x, y, spec)  # doctest: +SKIP
@@ -79,6 +79,7 @@ _MODULES: dict[str, str] = {
     "torchattacks": "adapters.torchattacks",
     "foolbox": "adapters.foolbox",
     "secml-torch": "adapters.secml_torch",
+    "adv-lib": "adapters.adv_lib",
     "deeprobust": "adapters.deeprobust",
     "advertorch": "adapters.advertorch",
 }
@@ -95,11 +96,13 @@ DISTRIBUTIONS: dict[str, str] = {
     "torchattacks": "torchattacks",
     "foolbox": "foolbox",
     "secml-torch": "secml-torch",
+    "adv-lib": "adv-lib",
     "deeprobust": "deeprobust",
     "advertorch": "advertorch",
 }
 EXTRAS: dict[str, str] = {
     "secml-torch": "secml",
+    "adv-lib": "adv-lib",
     "deeprobust": "deeprobust",
     "advertorch": "advertorch",
 }

@@ -17,6 +17,11 @@ DEPARTURES: dict[tuple[str, str], str] = {
         "secml-torch's native PGD returns, per sample, the highest-loss iterate among x_0 … x_{T-1} (the "
         "T-th step is computed and discarded), and its L∞ random start is x + eps for every pixel >= 2·eps"
     ),
+    # tests/adapter_suite/test_adapters_adv_lib.py
+    ("adv-lib", "pgd"): (
+        "adv-lib's pgd_linf returns, per sample, the last misclassified iterate among x_0 … x_{T-1} (the "
+        "T-th step is computed and discarded), and the clean image where none was misclassified"
+    ),
 }
 
 

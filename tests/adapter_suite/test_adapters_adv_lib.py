@@ -110,16 +110,15 @@ def test_loss_reduction_is_the_declared_sum(n: int) -> None:
 
 
 @pytest.mark.parametrize("random_start", [False, True])
-@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
 def test_passes_per_sample_are_as_declared(
-    attack: str, random_start: bool, small_net: nn.Module, small_batch: Batch
+    random_start: bool, small_net: nn.Module, small_batch: Batch
 ) -> None:
-    """Measured: one forward and one backward per iteration, nothing else; FGSM is one iteration."""
-    spec = AttackSpec(attack, 2 / 255, 3, None, random_start)  # type: ignore[arg-type]
+    """Measured: one forward and one backward per iteration, nothing else."""
+    spec = AttackSpec("pgd", 2 / 255, 3, None, random_start)
     stats = run_attack(ADAPTER, small_net, *small_batch, spec).stats
     passes = (stats.forward_passes_per_sample, stats.backward_passes_per_sample)
     assert passes == ADAPTER.declaration.passes(spec)
-    assert passes == ((1.0, 1.0) if attack == "fgsm" else (3.0, 3.0))
+    assert passes == (3.0, 3.0)
 
 
 def test_passes_are_counted_for_a_sequential_model(small_batch: Batch) -> None:
@@ -160,35 +159,39 @@ def test_pgd_returns_the_last_misclassified_iterate_else_the_clean_image(
     assert bool((final_fools & returned_clean).any())
 
 
-def test_fgsm_one_step_form_returns_the_clean_image(
+def test_no_fgsm_is_offered(small_net: nn.Module, small_batch: Batch) -> None:
+    """adv-lib has no FGSM: the adapter declares PGD only, and the guard refuses FGSM before adv-lib runs."""
+    assert ADAPTER.declaration.attacks == ("pgd",)
+    with pytest.raises(ValueError, match=r"adv-lib offers no FGSM"):
+        ADAPTER.generate(small_net, *small_batch, AttackSpec("fgsm", 8 / 255))
+
+
+def test_one_step_pgd_returns_the_clean_image(
     small_net: nn.Module, small_batch: Batch, densenet: nn.Module, densenet_batch: Batch
 ) -> None:
-    """pgd_linf with one iteration evaluates only x_0 = x and returns x, on any model."""
+    """Why its one-step form cannot stand in for FGSM: pgd_linf with one iteration evaluates only
+    x_0 = x and returns x, on any model."""
     for model, (x, y) in ((small_net, small_batch), (densenet, densenet_batch)):
-        result = ADAPTER.run(model, x, y, AttackSpec("fgsm", 8 / 255))
+        result = ADAPTER.run(
+            model, x, y, AttackSpec("pgd", 8 / 255, steps=1, alpha=8 / 255, random_start=False)
+        )
         assert torch.equal(result.x_adv, x)
         assert (result.stats.forward_passes_per_sample, result.stats.backward_passes_per_sample) == (1.0, 1.0)
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [AttackSpec("fgsm", 4 / 255), AttackSpec("pgd", 4 / 255, steps=3, random_start=False)],
-    ids=["fgsm", "pgd-no-start"],
-)
-def test_output_is_not_the_expectation_its_declaration_gives(spec: AttackSpec, small_net: nn.Module) -> None:
-    """Why adv-lib is not registered: the harness's expected x_adv (the reference's FGSM/PGD with the
-    declared loss reduction) is far from what adv-lib returns, beyond any round-off."""
+@pytest.mark.parametrize("random_start", [False, True])
+def test_output_is_not_the_expectation_its_declaration_gives(
+    random_start: bool, small_net: nn.Module
+) -> None:
+    """What the cross-check sees (tests/departures.py): the exact PGD x_adv built from adv-lib's own start
+    with its loss reduction is far from what adv-lib returns, beyond any round-off."""
+    spec = AttackSpec("pgd", 4 / 255, steps=3, random_start=random_start)
     x, y = synthetic_batch(13, seed=21)
     x_adv = ADAPTER.generate(small_net, x, y, spec)
-    cache = ExpectationCache(small_net, x, y)
-    expected = (
-        cache.fgsm([spec.eps], spec.eps, ADAPTER.declaration)
-        if spec.attack == "fgsm"
-        else cache.pgd(spec, ADAPTER.declaration)
-    )
+    expected = ExpectationCache(small_net, x, y).pgd(spec, ADAPTER.declaration)
     assert expected.exact
     evidence = compare(x_adv, expected)
-    # Every sample (measured, PGD: 12 of the 13 come back clean, one as an earlier iterate).
+    # Every sample (measured, no start: 12 of the 13 come back clean, one as an earlier iterate).
     assert (evidence.pixels_differ > 0).all()
     assert float(evidence.linf_to_expected.min()) > spec.eps / 8
 
@@ -206,10 +209,7 @@ def _awkward_copy(model: nn.Module) -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
-def test_model_inputs_and_global_rngs_are_left_as_they_were(
-    attack: str, small_net: nn.Module, small_batch: Batch
-) -> None:
+def test_model_inputs_and_global_rngs_are_left_as_they_were(small_net: nn.Module, small_batch: Batch) -> None:
     model = _awkward_copy(small_net)
     modes = [m.training for m in model.modules()]
     values = {k: v.clone() for k, v in model.state_dict().items()}
@@ -219,7 +219,7 @@ def test_model_inputs_and_global_rngs_are_left_as_they_were(
     x_before, y_before = x.clone(), y.clone()
     torch_rng, numpy_rng = torch.get_rng_state(), np.random.get_state()
     with torch.no_grad():  # the guard enables gradients for the library
-        x_adv = ADAPTER.generate(model, x, y, AttackSpec(attack, 4 / 255, steps=2, seed=3))  # type: ignore[arg-type]
+        x_adv = ADAPTER.generate(model, x, y, AttackSpec("pgd", 4 / 255, steps=2, seed=3))
     assert [m.training for m in model.modules()] == modes
     assert all(torch.equal(v, values[k]) for k, v in model.state_dict().items())
     for p, (grad, saved) in zip(model.parameters(), grads, strict=True):

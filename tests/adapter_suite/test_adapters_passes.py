@@ -34,6 +34,7 @@ EXPECTED = {
     ("deeprobust", "pgd"): lambda steps: (steps + 1, steps),
     ("secml-torch", "fgsm"): lambda steps: (2, 1),
     ("secml-torch", "pgd"): lambda steps: (steps, steps),
+    ("adv-lib", "pgd"): lambda steps: (steps, steps),
 }
 STEPS = 3
 # Every adapter, attack and start it computes (DeepRobust refuses no-start PGD).

@@ -19,6 +19,7 @@ def test_names_are_the_contract() -> None:
         "torchattacks",
         "foolbox",
         "secml-torch",
+        "adv-lib",
         "deeprobust",
         "advertorch",
     ]

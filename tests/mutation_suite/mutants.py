@@ -1120,6 +1120,7 @@ import adapters  # noqa: E402
 
 OPTIONAL_MUTANT_MODULES: dict[str, str] = {
     "secml-torch": "mutants_secml_torch",
+    "adv-lib": "mutants_adv_lib",
     "deeprobust": "mutants_deeprobust",
 }
 for _library, _module_name in OPTIONAL_MUTANT_MODULES.items():

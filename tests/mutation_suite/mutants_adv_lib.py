@@ -290,70 +290,6 @@ def _adv_lib_pgd_one_step_fewer(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(projected_gradient_descent, "_pgd_linf", _pgd_linf)
 
 
-def _adv_lib_fgsm_one_step_more(mp: pytest.MonkeyPatch) -> None:
-    def _pgd_linf(
-        model,
-        inputs,
-        labels,
-        ε,
-        targeted=False,
-        steps=40,
-        random_init=True,
-        loss_function="ce",
-        relative_step_size=0.01 / 0.3,
-        absolute_step_size=None,
-    ):
-        _loss_functions = {
-            "ce": (partial(F.cross_entropy, reduction="none"), 1),
-            "dl": (difference_of_logits, -1),
-            "dlr": (partial(difference_of_logits_ratio, targeted=targeted), -1),
-        }
-
-        device = inputs.device
-        batch_size = len(inputs)
-        batch_view = lambda tensor: tensor.view(batch_size, *[1] * (inputs.ndim - 1))  # noqa: E731
-        lower, upper = torch.maximum(-inputs, -batch_view(ε)), torch.minimum(1 - inputs, batch_view(ε))
-
-        loss_func, multiplier = _loss_functions[loss_function.lower()]
-
-        step_size: Tensor = (
-            ε * relative_step_size if absolute_step_size is None else torch.full_like(ε, absolute_step_size)
-        )
-        if targeted:
-            step_size *= -1
-
-        δ = torch.zeros_like(inputs, requires_grad=True)
-        best_adv = inputs.clone()
-        adv_found = torch.zeros(batch_size, dtype=torch.bool, device=device)
-
-        if random_init:
-            δ.data.uniform_(-1, 1).mul_(batch_view(ε))
-            clamp_(δ, lower=lower, upper=upper)
-
-        # MUTATION: was `for i in range(steps):`
-        for i in range(steps + 1):
-            adv_inputs = inputs + δ
-            logits = model(adv_inputs)
-
-            if i == 0 and loss_function.lower() in ["dl", "dlr"]:
-                labels_infhot = torch.zeros_like(logits).scatter_(1, labels.unsqueeze(1), float("inf"))
-                loss_func = partial(loss_func, labels_infhot=labels_infhot)
-
-            loss = multiplier * loss_func(logits, labels)
-            δ_grad = grad(loss.sum(), δ, only_inputs=True)[0].sign_()
-
-            is_adv = (logits.argmax(1) == labels) if targeted else (logits.argmax(1) != labels)
-            best_adv = torch.where(batch_view(is_adv), adv_inputs.detach(), best_adv)
-            adv_found.logical_or_(is_adv)
-
-            δ.data.addcmul_(batch_view(step_size), δ_grad)
-            clamp_(δ, lower=lower, upper=upper)
-
-        return adv_found, best_adv
-
-    mp.setattr(projected_gradient_descent, "_pgd_linf", _pgd_linf)
-
-
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "adv-lib-pgd-one-sided-start",
@@ -386,13 +322,5 @@ MUTANTS: tuple[Mutant, ...] = (
         "step count",
         "adv-lib PGD runs steps-1 iterations.",
         _adv_lib_pgd_one_step_fewer,
-    ),
-    Mutant(
-        "adv-lib-fgsm-one-step-more",
-        "adv-lib",
-        "fgsm",
-        "step count",
-        "adv-lib PGD runs steps+1 iterations, so its one-step FGSM form evaluates (and returns, where it fools the model) the point after its step; its PGD cells change too.",
-        _adv_lib_fgsm_one_step_more,
     ),
 )
