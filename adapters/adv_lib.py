@@ -112,5 +112,14 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 ADAPTER = GuardedAdapter(
     name="adv-lib",
     attack_fn=_attack,
-    declaration=Declaration(loss_reduction="sum", passes=pass_counts(), start=_start, attacks=("pgd",)),
+    declaration=Declaration(
+        loss_reduction="sum",
+        passes=pass_counts(),
+        start=_start,
+        attacks=("pgd",),
+        departures={
+            "pgd": "adv-lib's pgd_linf returns, per sample, the last misclassified iterate among x_0 … x_{T-1} "
+            "(the T-th step is computed and discarded), and the clean image where none was misclassified"
+        },
+    ),
 )

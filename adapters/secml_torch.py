@@ -136,5 +136,14 @@ ADAPTER = GuardedAdapter(
     name="secml-torch",
     attack_fn=_attack,
     # FGSM: +1 forward, Foolbox runs the model on its output to report success.
-    declaration=Declaration(loss_reduction="sum", passes=pass_counts(fgsm=(2.0, 1.0)), start=_start),
+    declaration=Declaration(
+        loss_reduction="sum",
+        passes=pass_counts(fgsm=(2.0, 1.0)),
+        start=_start,
+        departures={
+            "pgd": "secml-torch's native PGD returns, per sample, the highest-loss iterate among x_0 … x_{T-1} "
+            "(the T-th step is computed and discarded), and its L∞ random start is x + eps for every pixel "
+            ">= 2·eps (RandomPerturbLinf returns a sample, which is then clipped as if it were a perturbation)"
+        },
+    ),
 )

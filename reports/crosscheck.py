@@ -422,6 +422,19 @@ def _count_statistical_tests(frame: pd.DataFrame) -> int:
     return int(statistical.groupby(["library", *GROUP_KEYS]).ngroups) if len(statistical) else 0
 
 
+def documented_departure(library: str, attack: str) -> str:
+    """How ``library``'s ``attack`` departs from the reference's, as its adapter documents it; '' if it
+    documents none or cannot be loaded here (a run read on another machine)."""
+    import adapters
+
+    if library not in adapters.names():
+        return ""
+    try:
+        return str(adapters.get(library).declaration.departures.get(attack, ""))
+    except ImportError:
+        return ""
+
+
 def _unavailable_row(library: str, key: tuple[Any, ...], cell: pd.DataFrame, error: str) -> dict[str, Any]:
     attack, eps, steps, random_start = key
     label = attack_label(str(attack), int(steps), bool(random_start))
@@ -472,6 +485,13 @@ def verdicts(results: pd.DataFrame, unavailable: Mapping[str, str] | None = None
             rows.append(_verdict_row(library, key, cell[cell["library"] == library], ref, n_tests))
         for library, error in (unavailable or {}).items():
             rows.append(_unavailable_row(library, key, cell, error))
+    for row in rows:
+        if row["verdict"] == "disagree":
+            known = documented_departure(str(row["library"]), str(row["attack"]))
+            if known:
+                row["reason"] += (
+                    f" The adapter documents this departure, read from the library's source: {known}."
+                )
     out = pd.DataFrame(rows)
     order = (
         out["library"].map(lambda s: library_sort_key(s)[0]),

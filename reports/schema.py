@@ -70,13 +70,19 @@ MANIFEST_KEYS: tuple[str, ...] = (
 )
 
 # The order libraries are listed in everywhere (adapters.names()); unknown libraries follow, sorted.
-LIBRARY_ORDER: tuple[str, ...] = ("reference", "art", "torchattacks", "foolbox")
+LIBRARY_ORDER: tuple[str, ...] = (
+    "reference", "art", "torchattacks", "foolbox", "secml-torch", "adv-lib", "deeprobust", "advertorch",
+)  # fmt: skip
 REFERENCE = "reference"
 LIBRARY_DISPLAY: dict[str, str] = {
     "reference": "reference",
     "art": "ART",
     "torchattacks": "torchattacks",
     "foolbox": "Foolbox",
+    "secml-torch": "secml-torch",
+    "adv-lib": "adv-lib",
+    "deeprobust": "DeepRobust",
+    "advertorch": "advertorch",
 }
 ATTACK_ORDER: tuple[str, ...] = ("fgsm", "pgd")
 

@@ -260,6 +260,9 @@ def test_the_optional_libraries_attacks_that_depart_are_flagged(
     assert result.ok == (not known.any()), result.summary()
     assert (v[~known]["verdict"] == "agree").all(), v[["library", "attack", "eps", "verdict", "reason"]]
     assert (v[known]["verdict"] == "disagree").all(), v[known][["library", "attack", "eps", "reason"]]
+    # The reason quotes what the adapter documents, so a reader learns what the library does instead.
+    assert v[known]["reason"].str.contains("The adapter documents this departure").all()
+    assert not v[~known]["reason"].str.contains("documents this departure").any()
     assert sorted(lib for lib in v["library"].unique() if lib != "reference") == sorted(
         n for n in adapters.runnable() if n != "reference"
     )
