@@ -227,6 +227,10 @@ def environment() -> dict[str, Any]:
         "torchattacks",
         "foolbox",
         "eagerpy",
+        "secml-torch",
+        "adv-lib",
+        "deeprobust",
+        "advertorch",
         "numpy",
     ):
         try:
