@@ -36,8 +36,8 @@ What the native PGD computes (``secmlt/adv/evasion/modular_attacks/modular_attac
   differently from the reference's ``x + clip((x_t + alpha·sign) - x)`` by an ulp here and there.
 
 So its PGD cannot equal the reference's PGD-T (from any declared start, with either loss reduction):
-the :class:`Declaration` has no way to say "best of the first T iterates"; the harness's cross-check
-reports its PGD cells as disagreeing, which is what this library computes.
+no :class:`Declaration` should describe "best of the first T iterates" as PGD: the harness's cross-check
+reports its PGD cells as disagreeing, and the reason quotes ``Declaration.departures``.
 
 Seeding: the random start is ``RandomPerturbLinf`` (``secmlt/optimization/random_perturb.py``) on
 ``LpUniformSampling.sample`` (``secmlt/data/lp_uniform_sampling.py``): u = ``2 · torch.rand((N,
@@ -68,6 +68,8 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 with warnings.catch_warnings():
     # foolbox 3.3.4 imports scipy.ndimage.filters, deprecated in SciPy 1.8 (as in adapters/foolbox.py).
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="foolbox")
+    # secmlt imports adv_lib where installed, which warns about distutils' LooseVersion; nothing to act on.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*distutils.*")
     import foolbox  # noqa: F401  (imported here, under the filter, before FGSM imports it lazily)
     from secmlt.adv.backends import Backends
     from secmlt.adv.evasion.base_evasion_attack import BaseEvasionAttack

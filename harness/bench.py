@@ -1,7 +1,9 @@
 """``python -m harness bench``: how fast each library's FGSM and PGD run on DenseNet-121, and what our
 adapter adds on top of calling the library directly.
 
-Each library × attack is timed two ways on the same batch:
+By default every library that can run here (``adapters.runnable()``) is timed; an attack a library
+does not offer (adv-lib has no FGSM) has no row. Each library × attack is timed two ways on the same
+batch:
 
 * **adapter**: ``adapters.get(library).run(model, x, y, spec)`` — what the harness calls, with its
   validation, model-state snapshot and restore, pass counting and output checks;
@@ -19,6 +21,7 @@ weights are, and the benchmark then needs no checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -29,11 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 import adapters
 from adapters.base import AttackSpec
 from harness.config import AttackConfig
 from harness.runner import REFERENCE, configure_torch, environment, plan_cells
+from harness.store import Cell
 
 ATTACKS = ("fgsm", "pgd")
 NUM_CLASSES = 4
@@ -48,7 +53,8 @@ class BenchConfig:
     repeats: int = 3  # timed calls per side, after one warm-up call
     eps: float = 1 / 255
     pgd_steps: int = 10  # alpha = eps/4 and random start, the paper's protocol
-    libraries: tuple[str, ...] = ("reference", "art", "torchattacks", "foolbox")
+    # Every library that can run here, read when the config is made (optional extras may be missing).
+    libraries: tuple[str, ...] = field(default_factory=lambda: tuple(adapters.runnable()))
     attacks: tuple[str, ...] = ATTACKS
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
@@ -62,12 +68,25 @@ class BenchConfig:
         unknown = [lib for lib in self.libraries if lib not in adapters.names()]
         if unknown:
             raise ValueError(f"unknown libraries {unknown}; expected some of {adapters.names()}")
+        for library in self.libraries:
+            status = adapters.availability(library)
+            if status.state != "ready":
+                raise ValueError(f"{library} cannot run here ({status.state}): {status.reason}")
         wrong = [a for a in self.attacks if a not in ATTACKS]
         if wrong:
             raise ValueError(f"unknown attacks {wrong}; expected some of {list(ATTACKS)}")
 
     def spec(self, attack: str) -> AttackSpec:
         return AttackSpec(attack, self.eps, self.pgd_steps, None, True, self.seed)  # type: ignore[arg-type]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(library, attack) in timing order, each attack a library offers (adv-lib has no FGSM)."""
+        return [
+            (library, attack)
+            for attack in self.attacks
+            for library in self.libraries
+            if adapters.get(library).declaration.offers(self.spec(attack))
+        ]
 
 
 @dataclass(frozen=True)
@@ -203,11 +222,115 @@ def _bare_foolbox(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Atta
     return clipped
 
 
+def _bare_secml_torch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    from secmlt.adv.backends import Backends
+    from secmlt.adv.evasion.base_evasion_attack import BaseEvasionAttack
+    from secmlt.adv.evasion.fgsm import FGSM
+    from secmlt.adv.evasion.perturbation_models import LpPerturbationModels
+    from secmlt.adv.evasion.pgd import PGD
+    from secmlt.models.pytorch.base_pytorch_nn import BasePyTorchClassifier
+
+    attack: BaseEvasionAttack
+    if spec.attack == "fgsm":
+        # secml-torch has no native FGSM; Foolbox's backend is the one installed (adapters/secml_torch.py).
+        attack = FGSM(
+            perturbation_model=LpPerturbationModels.LINF,
+            epsilon=spec.eps,
+            loss_function="ce",
+            y_target=None,
+            lb=0.0,
+            ub=1.0,
+            backend=Backends.FOOLBOX,
+            trackers=None,
+        )
+    else:
+        attack = PGD(
+            perturbation_model=LpPerturbationModels.LINF,
+            epsilon=spec.eps,
+            num_steps=spec.steps,
+            step_size=spec.step_size,
+            random_start=spec.random_start,
+            y_target=None,
+            lb=0.0,
+            ub=1.0,
+            backend=Backends.NATIVE,
+            trackers=None,
+        )
+    classifier = BasePyTorchClassifier(model=model, preprocessing=None, postprocessing=None, trainer=None)
+    # The loader's own generator keeps its base-seed draw off the global RNG, as in the adapter, so the
+    # random start is the first draw after the seed.
+    loader = DataLoader(
+        TensorDataset(x, y),
+        batch_size=len(x),
+        shuffle=False,
+        generator=torch.Generator().manual_seed(spec.seed),
+    )
+    torch.manual_seed(spec.seed)
+    x_adv: torch.Tensor = attack(classifier, loader).dataset.tensors[0]
+    return x_adv
+
+
+def _bare_adv_lib(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    from adv_lib.attacks import pgd_linf
+
+    if spec.attack != "pgd":
+        raise ValueError(f"adv-lib offers no {spec.attack.upper()}; expected pgd")
+    torch.manual_seed(spec.seed)
+    x_adv: torch.Tensor = pgd_linf(
+        model,
+        x,
+        y,
+        spec.eps,
+        targeted=False,
+        steps=spec.steps,
+        random_init=spec.random_start,
+        restarts=1,
+        loss_function="ce",
+        relative_step_size=spec.step_size / spec.eps,
+        absolute_step_size=spec.step_size,
+        callback=None,
+    )
+    return x_adv
+
+
+def _bare_deeprobust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    # `import deeprobust.image` fails with current SciPy; the adapter's loader imports just these modules.
+    from adapters.deeprobust import attack_module
+
+    device = x.device.type
+    # DeepRobust moves model and batch with a bare .cuda(), i.e. to the current CUDA device.
+    on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+    np.random.seed(spec.seed)  # the PGD random start is drawn from NumPy's global RNG
+    with on_device:
+        if spec.attack == "fgsm":
+            fgsm = attack_module("fgsm").FGSM(model, device=device)
+            x_adv: torch.Tensor = fgsm.generate(
+                x, y, epsilon=spec.eps, order=np.inf, clip_max=1.0, clip_min=0.0
+            )
+        else:
+            pgd = attack_module("pgd").PGD(model, device=device)
+            x_adv = pgd.generate(
+                x,
+                y,
+                epsilon=spec.eps,
+                num_steps=spec.steps,
+                step_size=spec.step_size,
+                clip_max=1.0,
+                clip_min=0.0,
+                print_process=False,
+                bound="linf",
+            )
+    return x_adv.detach()
+
+
 BARE_CALLS: dict[str, BareCall] = {
     "reference": _bare_reference,
     "art": _bare_art,
     "torchattacks": _bare_torchattacks,
     "foolbox": _bare_foolbox,
+    "secml-torch": _bare_secml_torch,
+    "adv-lib": _bare_adv_lib,
+    "deeprobust": _bare_deeprobust,
 }
 
 
@@ -242,25 +365,22 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     model = bench_model(config)
     x, y = bench_batch(config)
     measured: list[tuple[str, str, list[float], list[float], float, float]] = []
-    for attack in config.attacks:
+    for library, attack in config.pairs():
         spec = config.spec(attack)
-        for library in config.libraries:
-            if progress:
-                progress(f"{library} {attack}")
-            adapter = adapters.get(library)
-            passes: list[tuple[float, float]] = []
+        if progress:
+            progress(f"{library} {attack}")
+        adapter = adapters.get(library)
+        passes: list[tuple[float, float]] = []
 
-            def adapter_call(
-                adapter: Any = adapter, spec: AttackSpec = spec, passes: list[Any] = passes
-            ) -> None:
-                stats = adapter.run(model, x, y, spec).stats
-                passes.append((stats.forward_passes_per_sample, stats.backward_passes_per_sample))
+        def adapter_call(adapter: Any = adapter, spec: AttackSpec = spec, passes: list[Any] = passes) -> None:
+            stats = adapter.run(model, x, y, spec).stats
+            passes.append((stats.forward_passes_per_sample, stats.backward_passes_per_sample))
 
-            def bare_call(library: str = library, spec: AttackSpec = spec) -> None:
-                BARE_CALLS[library](model, x, y, spec)
+        def bare_call(library: str = library, spec: AttackSpec = spec) -> None:
+            BARE_CALLS[library](model, x, y, spec)
 
-            adapter_runs, bare_runs = measure_pair(adapter_call, bare_call, config.repeats, config.device)
-            measured.append((library, attack, adapter_runs, bare_runs, *passes[-1]))
+        adapter_runs, bare_runs = measure_pair(adapter_call, bare_call, config.repeats, config.device)
+        measured.append((library, attack, adapter_runs, bare_runs, *passes[-1]))
     reference = {attack: statistics.median(a) for lib, attack, a, *_ in measured if lib == "reference"}
     rows = []
     for library, attack, adapter_runs, bare_runs, forward, backward in measured:
@@ -293,6 +413,8 @@ class PhaseEstimate:
     n_images: int
     seconds_by_library: dict[str, float]
     cells: int
+    # Libraries of the preset that cannot run here: a run skips them, so they cost nothing.
+    not_run: tuple[str, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -300,11 +422,16 @@ class PhaseEstimate:
 
     def text(self, preset: str) -> str:
         parts = ", ".join(f"{lib} {s / 60:.1f} min" for lib, s in self.seconds_by_library.items())
+        skipped = f"; not counted, as they cannot run here: {', '.join(self.not_run)}" if self.not_run else ""
         return (
             f"{preset} preset, attack phase on {self.n_images} images ({self.cells} cells): "
             f"{self.seconds / 60:.1f} min of attacks on this device ({parts}); extrapolated from the rates "
-            "above, without the harness's own judging (about +10 %)"
+            f"above, without the harness's own judging (about +10 %){skipped}"
         )
+
+
+def _cell_spec(cell: Cell) -> AttackSpec:
+    return AttackSpec(cell.attack, cell.eps, cell.steps, cell.alpha, cell.random_start, cell.seed)  # type: ignore[arg-type]
 
 
 def estimate_phase(
@@ -314,10 +441,18 @@ def estimate_phase(
 
     The runner's accounting: the reference computes the whole FGSM grid from one gradient (one FGSM
     call per image); every other FGSM cell and every PGD (eps, seed) cell is one call per image, and a
-    PGD call's cost scales with its step count (measured at ``bench_steps``).
+    PGD call's cost scales with its step count (measured at ``bench_steps``). As in a run, a library
+    that cannot run here is skipped and an attack a library does not offer (adv-lib's FGSM) is no cell.
     """
     rate = {(r.library, r.attack): r.images_per_second for r in rows}
-    cells = plan_cells(attack)
+    planned = plan_cells(attack)
+    ready = {
+        library: adapters.availability(library).state == "ready"
+        for library in dict.fromkeys(c.library for c in planned)
+    }
+    cells = [
+        c for c in planned if ready[c.library] and adapters.get(c.library).declaration.offers(_cell_spec(c))
+    ]
     missing = sorted({(c.library, c.attack) for c in cells} - set(rate))
     if missing:
         raise ValueError(f"no measurement for {missing}; bench every library and attack the preset uses")
@@ -330,4 +465,9 @@ def estimate_phase(
         else:
             per_image = 1 / rate[(cell.library, "pgd")] * cell.steps / bench_steps
         seconds[cell.library] = seconds.get(cell.library, 0.0) + per_image * n_images
-    return PhaseEstimate(n_images=n_images, seconds_by_library=seconds, cells=len(cells))
+    return PhaseEstimate(
+        n_images=n_images,
+        seconds_by_library=seconds,
+        cells=len(cells),
+        not_run=tuple(library for library, ok in ready.items() if not ok),
+    )

@@ -50,8 +50,7 @@ def reference_seconds(batch: tuple[torch.nn.Module, torch.Tensor, torch.Tensor])
     return seconds
 
 
-@pytest.mark.parametrize("attack", ATTACKS)
-@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize(("library", "attack"), CONFIG.pairs())
 def test_attack_speed(
     benchmark: Any,
     batch: tuple[torch.nn.Module, torch.Tensor, torch.Tensor],
@@ -79,8 +78,7 @@ def test_attack_speed(
     assert result.stats.backward_passes_per_sample == (1 if attack == "fgsm" else CONFIG.pgd_steps)
 
 
-@pytest.mark.parametrize("attack", ATTACKS)
-@pytest.mark.parametrize("library", [lib for lib in LIBRARIES if lib != "reference"])
+@pytest.mark.parametrize(("library", "attack"), [(lib, a) for lib, a in CONFIG.pairs() if lib != "reference"])
 def test_adapter_overhead(
     batch: tuple[torch.nn.Module, torch.Tensor, torch.Tensor], library: str, attack: str
 ) -> None:
