@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import math
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,14 +57,14 @@ th { background: #f2f2f2; } td.text { text-align: left; max-width: 48em; }
 img { max-width: 100%; } pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 .small { font-size: 0.85em; color: #555; }
 .summary { font-size: 1.02em; line-height: 1.45; margin: 0.4em 0 0.8em; padding-left: 1.2em; }
-table.matrix { font-size: 0.78em; } table.matrix td { text-align: center; padding: 0; min-width: 3.1em; }
+table.matrix { font-size: 0.78em; line-height: 1.15; } table.matrix td { text-align: center; padding: 0; min-width: 3.1em; }
 table.matrix td a { display: block; padding: 0.2em 0.25em; color: #222; text-decoration: none; }
 table.matrix td a:hover { outline: 2px solid #555; } table.matrix th.row { text-align: left; }
 table.matrix td.none { background: #fafafa; } table.matrix .group { border-left: 2px solid #777; } table.matrix thead th { text-align: center; }
 h1 { margin: 0.2em 0; } p.counts { margin: 0.3em 0 0.6em; }
 details { margin: 0.5em 0; } summary { cursor: pointer; font-weight: 600; }
 tr:target { outline: 3px solid #333; }
-#first-screen img { max-height: 270px; }
+#first-screen img { max-height: 240px; }
 """
 
 # A cell link lands on a row inside a collapsed <details>: open it first. Inline (the file stays
@@ -94,19 +95,27 @@ def exit_code(verdict_frame: pd.DataFrame) -> int:
 
 
 def verdict_summary_text(verdict_frame: pd.DataFrame) -> str:
-    """A few lines for the terminal: counts by verdict, then the reason of every row that does not agree."""
+    """A few lines for the terminal: counts by verdict, then the reason of every row that does not agree —
+    one line per library, attack and verdict, the first cell's reason in full and the other eps named."""
     counts = verdict_frame["verdict"].value_counts()
     head = counts_text(counts)
     on_xadv = int((verdict_frame["judged_on"] == "x_adv").sum())
+    on_statistics = int((verdict_frame["judged_on"] == "statistics").sum())
     lines = [
         f"Cross-check: {head} ({len(verdict_frame)} verdicts; {on_xadv} judged on x_adv itself, "
-        f"{len(verdict_frame) - on_xadv} on statistics)."
+        f"{on_statistics} on statistics)."
     ]
     bad = verdict_frame[verdict_frame["verdict"] != "agree"]
     if bad.empty:
         lines.append("Every library agrees with the reference at every attack and eps.")
-    for row in bad.itertuples():
-        lines.append(f"  {str(row.verdict).upper()}: {row.reason}")
+    for _, group in bad.groupby(["library", "attack_label", "verdict"], sort=False):
+        first = group.iloc[0]
+        verdict = str(first["verdict"]).upper()
+        if len(group) == 1:
+            lines.append(f"  {verdict}: {first['reason']}")
+            continue
+        others = ", ".join(str(e) for e in group["eps_label"].iloc[1:])
+        lines.append(f"  {verdict}: {first['reason']} [The same verdict at {others}.]")
     return "\n".join(lines)
 
 
@@ -164,6 +173,11 @@ def _phrase_cell(row: Any) -> str:
     return f"{library_label(str(row.library))} {row.attack_label} at {row.eps_label}"
 
 
+def _short_reason(reason: str) -> str:
+    """An error for the summary line: without the file paths Python puts in import errors."""
+    return re.sub(r" \((?:/|[A-Za-z]:\\)[^)]*\)", "", reason)
+
+
 def _arbiter_name(library: str) -> str:
     return "the reference" if library == REFERENCE else library_label(library)
 
@@ -199,9 +213,14 @@ def summary_lines(
         )
     else:
         tally = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS if counts.get(v, 0))
-        shown = "; ".join(f"{_phrase_cell(r)}: {r.verdict}" for r in bad.head(3).itertuples())
-        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-        verdict_line = f"Of {len(checked)} cells over {names}: {tally}. Not agreeing: {shown}{more}."
+        # One phrase per library, attack and verdict: "secml-torch PGD-10 disagrees at 5 eps".
+        groups = bad.groupby(["library", "attack_label", "verdict"], sort=False)
+        shown = "; ".join(
+            f"{library_label(str(lib))} {label}: {verdict}"
+            + (f" at {g['eps_label'].iloc[0]}" if len(g) == 1 else f" at {len(g)} eps")
+            for (lib, label, verdict), g in groups
+        )
+        verdict_line = f"Of {len(checked)} cells over {names}: {tally}. Not agreeing: {shown}."
 
     k, n = int((clean["pred_clean"] == clean["label"]).sum()), len(clean)
     low, high = clopper_pearson_ci(k, n) if n else (math.nan, math.nan)
@@ -242,7 +261,7 @@ def summary_lines(
             + "; ".join(
                 f"{library_label(lib)} ("
                 + ("installed but cannot run" if status.get("state") == "unavailable" else "not installed")
-                + f": {status.get('reason', '')})"
+                + f": {_short_reason(str(status.get('reason', '')))})"
                 for lib, status in libraries_not_run.items()
             )
             + "."
@@ -276,7 +295,8 @@ def _matrix(verdict_frame: pd.DataFrame, cells: pd.DataFrame) -> str:
                 group = ' class="group"' if i == 0 else ""
                 row = by_key.get((library, label, e))
                 if row is None:
-                    tds.append(f'<td class="none{" group" if i == 0 else ""}"></td>')
+                    # Not run: the library does not offer this attack (adv-lib has no FGSM).
+                    tds.append(f'<td class="none{" group" if i == 0 else ""}" title="not run"></td>')
                     continue
                 verdict = str(row.verdict)
                 acc = accuracy.get((library, label, e), math.nan)

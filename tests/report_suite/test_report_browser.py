@@ -35,16 +35,36 @@ def _flips(eps: float, strength: float) -> int:
 
 
 def _write_run(root: Path) -> Path:
+    """The demo's shape: six libraries and the reference; one library without FGSM; two whose PGD differs
+    from the reference's on every sample; advertorch installed but failing on import."""
     parts = []
     for library in LIBRARIES:
-        parts += [cell(library, "fgsm", e, flipped_preds(_flips(e, 1.0))) for e in FGSM_EPS]
+        if library != "adv-lib":  # adv-lib offers no FGSM
+            parts += [cell(library, "fgsm", e, flipped_preds(_flips(e, 1.0))) for e in FGSM_EPS]
+        differ = library in ("secml-torch", "adv-lib")
         parts += [
-            cell(library, "pgd", e, flipped_preds(_flips(e, 2.0)), random_start=True, seed=0) for e in PGD_EPS
+            cell(
+                library,
+                "pgd",
+                e,
+                flipped_preds(_flips(e, 2.0 if not differ else 1.5)),
+                random_start=True,
+                seed=0,
+                linf_to_ref=e if differ else 0.0,
+                pixels_differ=3000 if differ else 0,
+            )
+            for e in PGD_EPS
         ]
     results = pd.concat(parts, ignore_index=True)
     run_dir = root / "run"
     (run_dir / "cells").mkdir(parents=True)
     (run_dir / "manifest.json").write_text(json.dumps(MANIFEST), encoding="utf-8")
+    reason = (
+        "ImportError: cannot import name 'zero_gradients' from 'torch.autograd.gradcheck' "
+        "(/opt/venv/lib/python3.11/site-packages/torch/autograd/gradcheck.py)"
+    )
+    status = {"advertorch": {"state": "unavailable", "reason": reason, "version": "0.2.3"}}
+    (run_dir / "libraries.json").write_text(json.dumps(status), encoding="utf-8")
     clean_frame().to_parquet(run_dir / "clean.parquet")
     for i, (_, part) in enumerate(results.groupby(["library", "attack", "eps"], sort=False)):
         part.to_parquet(run_dir / "cells" / f"cell-{i:03d}.parquet")
@@ -55,6 +75,11 @@ def _write_run(root: Path) -> Path:
 def report_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = _write_run(tmp_path_factory.mktemp("browser"))
     return write_report(load_run(run_dir))
+
+
+def test_the_scene_has_every_kind_of_row(report_html: Path) -> None:
+    page = report_html.read_text(encoding="utf-8")
+    assert "disagree at 5 eps" in page and "Not run: advertorch (installed but cannot run" in page
 
 
 def test_first_screen_holds_summary_matrix_and_curves(report_html: Path) -> None:

@@ -262,7 +262,7 @@ def test_summary_lines_say_what_was_found(written: tuple[Run, Path, str]) -> Non
     assert len(lines) == 3
     assert lines[0] == (
         "Of 18 cells over ART, torchattacks, Foolbox: 17 agree, 1 disagree. "
-        "Not agreeing: torchattacks FGSM at 0.3/255: disagree."
+        "Not agreeing: torchattacks FGSM: disagree at 0.3/255."
     )
     # Clean accuracy and its Clopper-Pearson interval, from the clean frame by hand.
     k = int((run.clean["pred_clean"] == run.clean["label"]).sum())
