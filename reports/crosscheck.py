@@ -14,7 +14,7 @@ round-off of zero (``pixels_differ_near_zero``). The rules, in the order they ar
 2. **disagree on passes** — the forward or backward passes per sample differ from what the adapter
    documents for this attack and step count (a skipped step, an extra gradient).
 3. **Exact cells** (every FGSM; PGD without random start; random-start PGD whose start the adapter
-   reproduces — all three libraries): per sample, x_adv is *the same* (no pixel beyond round-off),
+   reproduces — every adapter declares one): per sample, x_adv is *the same* (no pixel beyond round-off),
    *near-zero flips* (at most ``FLIP_BUDGET_SHARE`` of its pixels, at least 1, differ, each where
    the expected gradient was ≤ ``NEAR_ZERO_GRADIENT`` of the sample's largest — the sign itself is
    round-off), or *different*. **agree** iff no sample is different. Predictions and accuracy are
