@@ -166,7 +166,9 @@ def test_the_paper_preset_runs_end_to_end_on_a_data_folder_with_local_weights(
         text = text.replace(old, new)
     # The core libraries only: the optional ones cost time here and are run end to end by the mutation
     # suite (whose unmutated run also checks that the documented departures, and only they, disagree).
-    text = re.sub(r"\nlibraries = \[[^\]]*\]", '\nlibraries = ["reference", "art", "torchattacks", "foolbox"]', text)
+    text = re.sub(
+        r"\nlibraries = \[[^\]]*\]", '\nlibraries = ["reference", "art", "torchattacks", "foolbox"]', text
+    )
     text = re.sub(r"fgsm_eps = \[[^\]]*\]", 'fgsm_eps = ["0.1/255", "0.3/255"]', text)
     text = re.sub(r"pgd_eps = \[[^\]]*\]", 'pgd_eps = ["0.1/255"]', text)
     preset_path = tmp_path / "paper-shrunk.toml"
