@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
 import torch
 
 # Attacks a library is known to compute differently from the reference (tests/departures.py).
@@ -24,6 +25,14 @@ ALL_EPS = PAPER_EPS + LARGE_EPS
 # Every library that can run here: the three advparity depends on always (test_adapters_spec.py checks),
 # the optional ones where installed (test_optional_libraries_installed says which are not).
 LIBRARIES = tuple(name for name in adapters.runnable() if name != "reference")
+
+
+def require_runnable(name: str) -> None:
+    """Skip the calling test module, saying why, where library ``name`` cannot run here (not installed,
+    or installed but failing on import: secml-torch 1.5 with Foolbox 3.3.0, for one)."""
+    status = adapters.availability(name)
+    if status.state != "ready":
+        pytest.skip(f"{name} {status.state}: {status.reason}", allow_module_level=True)
 
 
 def runs_spec(name: str, spec: AttackSpec) -> bool:

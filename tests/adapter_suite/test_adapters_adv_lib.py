@@ -14,12 +14,10 @@ so that only a sum-reduced loss leaves them exactly 0 when N is not a power of t
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
-from adapter_checks import mismatch, synthetic_batch
+from adapter_checks import mismatch, require_runnable, synthetic_batch
 from torch import nn
 
 from adapters import AttackSpec, run_attack
@@ -27,11 +25,7 @@ from adapters.base import LossReduction
 from adapters.expected import ExpectationCache, compare
 from adapters.reference import pgd_from
 
-with warnings.catch_warnings():
-    # adv-lib warns on import (distutils' LooseVersion), as adapters/adv_lib.py says; nothing to act on.
-    warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*distutils.*")
-    pytest.importorskip("adv_lib", reason="adv-lib is not installed (see adapters/adv_lib.py)")
-
+require_runnable("adv-lib")  # before importing its adapter
 from adapters.adv_lib import ADAPTER  # noqa: E402
 
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from adapter_checks import synthetic_batch
+from adapter_checks import require_runnable, synthetic_batch
 from torch import nn
 
 import adapters
 from adapters import AttackSpec
-from adapters.deeprobust import _attack, attack_module
 from adapters.expected import pgd_expectation
+
+require_runnable("deeprobust")  # before importing its adapter
+from adapters.deeprobust import _attack, attack_module  # noqa: E402
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

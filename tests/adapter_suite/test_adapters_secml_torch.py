@@ -15,7 +15,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from adapter_checks import mismatch, synthetic_batch
+from adapter_checks import mismatch, require_runnable, synthetic_batch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -23,7 +23,9 @@ import adapters
 from adapters import AttackSpec
 from adapters.base import seeded_global_rngs
 from adapters.reference import pgd_from
-from adapters.secml_torch import _make
+
+require_runnable("secml-torch")  # before importing its adapter
+from adapters.secml_torch import _make  # noqa: E402
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
