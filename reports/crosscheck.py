@@ -102,6 +102,9 @@ RULES: tuple[str, ...] = (
     "pairs, not tests): disagree below it; inconclusive where the smallest accuracy shift the test "
     f"could detect at this n is above {MEANINGFUL_SHIFT_PP:g} pp; agree otherwise.",
     "The reference is the arbiter: its own row agrees by definition unless it is invalid.",
+    "A library that is installed but cannot run here (it fails on import) is unavailable at every cell, with "
+    "its error as the reason; that does not fail the run. A disagreeing attack that the adapter documents "
+    "as departing from the reference's says so in its reason, and still disagrees.",
 )
 
 MISMATCH_KINDS: dict[str, str] = {
