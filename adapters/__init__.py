@@ -28,12 +28,19 @@ Adding a library
    The :class:`Declaration` is what the cross-check holds the library to: its loss reduction (sum or
    mean), its forward/backward passes per sample for a spec, and ``start(x, spec)``, the library's PGD
    random-start point reproduced from the same random draws (read the library's source; ``None``
-   where it cannot be reproduced — its random-start PGD is then only judged statistically).
-2. Add one line ``"<lib>": "adapters.<lib>",`` to ``_MODULES`` below.
+   where it cannot be reproduced — its random-start PGD is then only judged statistically). Where the
+   library lacks an attack, ``attacks`` says which it offers (adv-lib: PGD only) and
+   ``pgd_without_random_start=False`` says its PGD always draws a start (DeepRobust): a run plans no
+   such cells. Where its attack is measured to be a different one, ``departures`` says how, in words
+   the verdict quotes; those cells still disagree.
+2. Add one line ``"<lib>": "adapters.<lib>",`` to ``_MODULES`` below; for an optional library, its pip
+   distribution to ``DISTRIBUTIONS`` and its extra to ``EXTRAS`` (and ``pyproject.toml``), so that a
+   missing one is skipped with one line and a broken one is reported as unavailable.
 3. Run ``pytest tests/adapter_suite``: the parity, state, pass-count and declaration tests iterate over
-   ``names()`` (``test_adapters_declared.py`` checks that the library's output equals the x_adv built
-   from its declaration bit for bit); add the library's measured pass counts to
-   ``tests/adapter_suite/test_adapters_passes.py`` and mutants of it to ``tests/mutation_suite``.
+   :func:`runnable` (``test_adapters_declared.py`` checks that the library's output equals the x_adv
+   built from its declaration bit for bit); add the library's measured pass counts to
+   ``tests/adapter_suite/test_adapters_passes.py`` and mutants of it to ``tests/mutation_suite``
+   (an optional library's in ``mutants_<module>.py``, listed in ``OPTIONAL_MUTANT_MODULES``).
 """
 
 from __future__ import annotations
