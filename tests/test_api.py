@@ -266,3 +266,38 @@ def test_the_optional_libraries_attacks_that_depart_are_flagged(
     assert sorted(lib for lib in v["library"].unique() if lib != "reference") == sorted(
         n for n in adapters.runnable() if n != "reference"
     )
+
+
+def test_a_library_that_is_not_installed_is_skipped_with_one_line(
+    model: TinyNet,
+    data: tuple[torch.Tensor, torch.Tensor],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import importlib.metadata
+    import logging
+
+    real_version = importlib.metadata.version
+
+    def version(dist: str) -> str:
+        if dist == "deeprobust":
+            raise importlib.metadata.PackageNotFoundError(dist)
+        return real_version(dist)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    with caplog.at_level(logging.WARNING, logger="harness.runner"):
+        result = crosscheck(
+            model,
+            *data,
+            libraries=["torchattacks", "deeprobust"],
+            eps=["2/255"],
+            steps=2,
+            out=tmp_path / "run",
+        )
+    lines = [r.getMessage() for r in caplog.records if "deeprobust" in r.getMessage()]
+    assert lines == ["deeprobust: skipped, deeprobust is not installed (pip install 'advparity[deeprobust]')"]
+    assert "deeprobust" not in set(result.verdicts["library"])  # skipped, not a verdict
+    assert result.ok
+    status = json.loads((tmp_path / "run" / "libraries.json").read_text())
+    assert status["deeprobust"]["state"] == "not installed"
