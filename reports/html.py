@@ -169,10 +169,6 @@ def cell_anchor(library: str, attack_label: str, eps: float) -> str:
     return f"v-{'-'.join(part for part in slug.split('-') if part)}-{eps * 255:.6g}"
 
 
-def _phrase_cell(row: Any) -> str:
-    return f"{library_label(str(row.library))} {row.attack_label} at {row.eps_label}"
-
-
 def _short_reason(reason: str) -> str:
     """An error for the summary line: without the file paths Python puts in import errors."""
     return re.sub(r" \((?:/|[A-Za-z]:\\)[^)]*\)", "", reason)
@@ -365,18 +361,19 @@ def _verdict_details(verdict_frame: pd.DataFrame) -> str:
     colours = [VERDICT_COLOURS.get(v, "#fff") for v in verdict_frame["verdict"]]
     ids = [cell_anchor(str(r.library), str(r.attack_label), float(r.eps)) for r in verdict_frame.itertuples()]
     bad = verdict_frame[verdict_frame["verdict"] != "agree"]
-    # The rows that need action stay open above the collapsed full table.
-    needs_action = (
-        "<ul>"
-        + "".join(
-            f'<li><a href="#{cell_anchor(str(r.library), str(r.attack_label), float(r.eps))}">'
-            f"<b>{html.escape(str(r.verdict))}</b></a>: {html.escape(str(r.reason))}</li>"
-            for r in bad.itertuples()
+    # The rows that need action stay open above the collapsed full table: one item per library, attack
+    # and verdict (the first cell's reason; the other eps link to theirs).
+    items = []
+    for (library, label, verdict), group in bad.groupby(["library", "attack_label", "verdict"], sort=False):
+        links = [
+            f'<a href="#{cell_anchor(str(library), str(label), float(e))}">{html.escape(str(name))}</a>'
+            for e, name in zip(group["eps"], group["eps_label"], strict=True)
+        ]
+        items.append(
+            f"<li><b>{html.escape(str(verdict))}</b> at {', '.join(links)}: "
+            f"{html.escape(str(group['reason'].iloc[0]))}</li>"
         )
-        + "</ul>"
-        if len(bad)
-        else ""
-    )
+    needs_action = f"<ul>{''.join(items)}</ul>" if items else ""
     return (
         '<section id="verdicts"><h2>Verdicts: every cell and its reason</h2>'
         f"{needs_action}<details><summary>All {len(verdict_frame)} verdicts with their reasons</summary>"
