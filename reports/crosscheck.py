@@ -438,7 +438,7 @@ def documented_departure(library: str, attack: str) -> str:
         return ""
 
 
-def _unavailable_row(library: str, key: tuple[Any, ...], cell: pd.DataFrame, error: str) -> dict[str, Any]:
+def _unavailable_row(library: str, key: tuple[Any, ...], error: str) -> dict[str, Any]:
     attack, eps, steps, random_start = key
     label = attack_label(str(attack), int(steps), bool(random_start))
     return {
@@ -487,7 +487,7 @@ def verdicts(results: pd.DataFrame, unavailable: Mapping[str, str] | None = None
         for library in ordered_libraries(cell["library"]):
             rows.append(_verdict_row(library, key, cell[cell["library"] == library], ref, n_tests))
         for library, error in (unavailable or {}).items():
-            rows.append(_unavailable_row(library, key, cell, error))
+            rows.append(_unavailable_row(library, key, error))
     for row in rows:
         if row["verdict"] == "disagree":
             known = documented_departure(str(row["library"]), str(row["attack"]))
