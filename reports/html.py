@@ -551,7 +551,8 @@ def write_report(
         paths = figures.make_figures(run.results, classes, eps, fig_dir, history_csv=history_path)
         images = {name: _image(path, name) for name, path in paths.items()}
     title = f"advparity report — {manifest.get('preset', '')} — {manifest.get('created_at', '')}"
-    lines = summary_lines(v, f, cell_summary(run.results), run.clean, eps, run.libraries_not_run)
+    cells = cell_summary(run.results)  # the curves' numbers: the summary and the matrix quote them
+    lines = summary_lines(v, f, cells, run.clean, eps, run.libraries_not_run)
     document = "".join(
         [
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -561,7 +562,7 @@ def write_report(
             f"<h1>{html.escape(title)}</h1>",
             f'<p class="small">{len(run.clean)} test samples, {run.results["sample"].nunique()} attacked; '
             f"config hash {html.escape(str(manifest.get('config_hash', '')))}.</p>",
-            _first_screen(v, lines, cell_summary(run.results), images),
+            _first_screen(v, lines, cells, images),
             _tables_section(t, eps, images),
             # The paper's Grad-CAM claim, measured: a part of the paper comparison (RUN_DIR/gradcam/).
             _paper_section(t, gradcam.report_block(run.run_dir)),
