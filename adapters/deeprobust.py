@@ -98,18 +98,13 @@ def _device_string(x: torch.Tensor) -> str:
     return x.device.type
 
 
-def _attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
-) -> torch.Tensor:
-    if spec.attack == "pgd" and not spec.random_start:
-        raise ValueError(
-            "deeprobust: expected random_start=True, got False — DeepRobust's PGD always starts at a "
-            "random point (pgd_attack in deeprobust/image/attack/pgd.py draws it unconditionally)"
-        )
+def generate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    """DeepRobust's FGSM or PGD for ``spec`` with every parameter set, unseeded and unguarded (the
+    adapter adds both; ``harness bench`` times this call bare)."""
     device = _device_string(x)
     # DeepRobust moves model, images and labels with a bare .cuda(): make x's device the current one.
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
-    with on_device, seeded_global_rngs(spec.seed, x.device):
+    with on_device:
         if spec.attack == "fgsm":
             fgsm = _fgsm.FGSM(model, device=device)
             x_adv = fgsm.generate(x, y, epsilon=spec.eps, order=np.inf, clip_max=1.0, clip_min=0.0)
@@ -128,6 +123,18 @@ def _attack(
             )
     # DeepRobust returns a leaf that still requires grad.
     return x_adv.detach()
+
+
+def _attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+) -> torch.Tensor:
+    if spec.attack == "pgd" and not spec.random_start:
+        raise ValueError(
+            "deeprobust: expected random_start=True, got False — DeepRobust's PGD always starts at a "
+            "random point (pgd_attack in deeprobust/image/attack/pgd.py draws it unconditionally)"
+        )
+    with seeded_global_rngs(spec.seed, x.device):
+        return generate(model, x, y, spec)
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:

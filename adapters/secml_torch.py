@@ -79,7 +79,8 @@ with warnings.catch_warnings():
     from secmlt.models.pytorch.base_pytorch_nn import BasePyTorchClassifier
 
 
-def _make(spec: AttackSpec) -> BaseEvasionAttack:
+def make_attack(spec: AttackSpec) -> BaseEvasionAttack:
+    """secml-torch's attack object for ``spec``, every argument set (the adapter's and the bench's)."""
     if spec.attack == "fgsm":
         return FGSM(
             perturbation_model=LpPerturbationModels.LINF,
@@ -108,7 +109,7 @@ def _make(spec: AttackSpec) -> BaseEvasionAttack:
 def _attack(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
 ) -> torch.Tensor:
-    attack = _make(spec)
+    attack = make_attack(spec)
     classifier = BasePyTorchClassifier(model=model, preprocessing=None, postprocessing=None, trainer=None)
     # One batch, in order. The loader's own generator keeps its base-seed draw off the global RNG,
     # which the random start draws from next.

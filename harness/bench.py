@@ -21,7 +21,6 @@ weights are, and the benchmark then needs no checkpoint.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import statistics
 import time
@@ -223,39 +222,13 @@ def _bare_foolbox(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Atta
 
 
 def _bare_secml_torch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
-    from secmlt.adv.backends import Backends
-    from secmlt.adv.evasion.base_evasion_attack import BaseEvasionAttack
-    from secmlt.adv.evasion.fgsm import FGSM
-    from secmlt.adv.evasion.perturbation_models import LpPerturbationModels
-    from secmlt.adv.evasion.pgd import PGD
     from secmlt.models.pytorch.base_pytorch_nn import BasePyTorchClassifier
 
-    attack: BaseEvasionAttack
-    if spec.attack == "fgsm":
-        # secml-torch has no native FGSM; Foolbox's backend is the one installed (adapters/secml_torch.py).
-        attack = FGSM(
-            perturbation_model=LpPerturbationModels.LINF,
-            epsilon=spec.eps,
-            loss_function="ce",
-            y_target=None,
-            lb=0.0,
-            ub=1.0,
-            backend=Backends.FOOLBOX,
-            trackers=None,
-        )
-    else:
-        attack = PGD(
-            perturbation_model=LpPerturbationModels.LINF,
-            epsilon=spec.eps,
-            num_steps=spec.steps,
-            step_size=spec.step_size,
-            random_start=spec.random_start,
-            y_target=None,
-            lb=0.0,
-            ub=1.0,
-            backend=Backends.NATIVE,
-            trackers=None,
-        )
+    # The attack object exactly as the adapter builds it (every hyper-parameter set; FGSM on Foolbox's
+    # backend, secml-torch having no native one): the bench times the call, not a second mapping.
+    from adapters.secml_torch import make_attack
+
+    attack = make_attack(spec)
     classifier = BasePyTorchClassifier(model=model, preprocessing=None, postprocessing=None, trainer=None)
     # The loader's own generator keeps its base-seed draw off the global RNG, as in the adapter, so the
     # random start is the first draw after the seed.
@@ -294,33 +267,11 @@ def _bare_adv_lib(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Atta
 
 
 def _bare_deeprobust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
-    # `import deeprobust.image` fails with current SciPy; the adapter's loader imports just these modules.
-    from adapters.deeprobust import attack_module
+    # `import deeprobust.image` fails with current SciPy: the adapter module calls the attack modules.
+    from adapters.deeprobust import generate
 
-    device = x.device.type
-    # DeepRobust moves model and batch with a bare .cuda(), i.e. to the current CUDA device.
-    on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
     np.random.seed(spec.seed)  # the PGD random start is drawn from NumPy's global RNG
-    with on_device:
-        if spec.attack == "fgsm":
-            fgsm = attack_module("fgsm").FGSM(model, device=device)
-            x_adv: torch.Tensor = fgsm.generate(
-                x, y, epsilon=spec.eps, order=np.inf, clip_max=1.0, clip_min=0.0
-            )
-        else:
-            pgd = attack_module("pgd").PGD(model, device=device)
-            x_adv = pgd.generate(
-                x,
-                y,
-                epsilon=spec.eps,
-                num_steps=spec.steps,
-                step_size=spec.step_size,
-                clip_max=1.0,
-                clip_min=0.0,
-                print_process=False,
-                bound="linf",
-            )
-    return x_adv.detach()
+    return generate(model, x, y, spec)
 
 
 BARE_CALLS: dict[str, BareCall] = {

@@ -25,7 +25,7 @@ from adapters.base import seeded_global_rngs
 from adapters.reference import pgd_from
 
 require_runnable("secml-torch")  # before importing its adapter
-from adapters.secml_torch import _make  # noqa: E402
+from adapters.secml_torch import make_attack  # noqa: E402
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -140,7 +140,7 @@ def test_the_guard_is_transparent_to_a_raw_library_call(small_net: nn.Module, sm
             TensorDataset(x, y), batch_size=len(x), generator=torch.Generator().manual_seed(spec.seed)
         )
         with seeded_global_rngs(spec.seed, x.device):
-            raw = _make(spec)(BasePyTorchClassifier(bare), loader).dataset.tensors[0]
+            raw = make_attack(spec)(BasePyTorchClassifier(bare), loader).dataset.tensors[0]
         assert torch.equal(adapters.get("secml-torch").generate(small_net, x, y, spec), raw), spec
 
 
