@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from departures import departs
+from library_states import pretend_broken_import, pretend_not_installed
 from small_nets import SMALL_CLASSES, SMALL_SHAPE, SmallNet, synthetic_batch
 from torch import nn
 
@@ -222,15 +223,7 @@ def test_a_library_that_cannot_run_is_unavailable_not_a_crash(
     model: TinyNet, data: tuple[torch.Tensor, torch.Tensor], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # advertorch installed but failing on import (as 0.2.3 does under current torch), planted here.
-    import importlib.metadata
-    import sys
-
-    real_version = importlib.metadata.version
-    monkeypatch.setattr(
-        importlib.metadata, "version", lambda dist: "0.2.3" if dist == "advertorch" else real_version(dist)
-    )
-    monkeypatch.setitem(sys.modules, "advertorch", None)
-    monkeypatch.delitem(sys.modules, "adapters.advertorch", raising=False)
+    pretend_broken_import(monkeypatch, "advertorch", "advertorch", "adapters.advertorch", "0.2.3")
     result = crosscheck(
         model, *data, libraries=["torchattacks", "advertorch"], eps=["2/255"], steps=2, out=tmp_path / "run"
     )
@@ -275,17 +268,9 @@ def test_a_library_that_is_not_installed_is_skipped_with_one_line(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import importlib.metadata
     import logging
 
-    real_version = importlib.metadata.version
-
-    def version(dist: str) -> str:
-        if dist == "deeprobust":
-            raise importlib.metadata.PackageNotFoundError(dist)
-        return real_version(dist)
-
-    monkeypatch.setattr(importlib.metadata, "version", version)
+    pretend_not_installed(monkeypatch, "deeprobust")
     with caplog.at_level(logging.WARNING, logger="harness.runner"):
         result = crosscheck(
             model,

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from library_states import pretend_broken_import, pretend_not_installed
 
 import adapters
 from adapters import AttackSpec
@@ -41,30 +42,16 @@ def test_the_core_libraries_are_ready() -> None:
 
 
 def test_a_library_that_is_not_installed_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.metadata
-
-    real_version = importlib.metadata.version
-
-    def version(dist: str) -> str:
-        if dist == "advertorch":
-            raise importlib.metadata.PackageNotFoundError(dist)
-        return real_version(dist)
-
-    monkeypatch.setattr(importlib.metadata, "version", version)
+    pretend_not_installed(monkeypatch, "advertorch")
     status = adapters.availability("advertorch")
     assert status.state == "not installed"
     assert "pip install 'advparity[advertorch]'" in status.reason
 
 
 def test_an_installed_library_that_cannot_import_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    # What advertorch 0.2.3 does under current torch, planted in a module of our own: the import fails
-    # inside the library, and get()/availability() report it instead of raising it.
-    import importlib.metadata
-    import sys
-
-    monkeypatch.setattr(importlib.metadata, "version", lambda dist: "0.2.3")
-    monkeypatch.setitem(sys.modules, "advertorch", None)  # `import advertorch` raises ImportError
-    monkeypatch.delitem(sys.modules, "adapters.advertorch", raising=False)
+    # What advertorch 0.2.3 does under current torch, planted: the import fails inside the library, and
+    # get()/availability() report it instead of raising it.
+    pretend_broken_import(monkeypatch, "advertorch", "advertorch", "adapters.advertorch", "0.2.3")
     status = adapters.availability("advertorch")
     assert status.state == "unavailable"
     assert status.reason.startswith("ModuleNotFoundError") or status.reason.startswith("ImportError")
