@@ -35,7 +35,7 @@ from adapters.expected import NEAR_ZERO_GRADIENT, PIXEL_ROUND_OFF
 from harness.config import AttackConfig, parse_eps
 from harness.config import eps_label as _eps_label
 from harness.runner import REFERENCE, configure_torch, run_manifest, run_tensors
-from reports.crosscheck import FAILING_VERDICTS, VERDICTS, counts_text, verdicts
+from reports.crosscheck import FAILING_VERDICTS, VERDICTS, counts_text, run_verdicts
 from reports.load import load_run
 
 API_PRESET = "api"  # the manifest's "preset" for API runs (a regression baseline compares it)
@@ -147,9 +147,7 @@ def crosscheck(
     finally:
         restore(model, state, "crosscheck")
     run = load_run(run_dir)
-    return CrossCheckResult(
-        verdicts=verdicts(run.results, run.unavailable), results=run.results, run_dir=run_dir, _tmp=tmp
-    )
+    return CrossCheckResult(verdicts=run_verdicts(run), results=run.results, run_dir=run_dir, _tmp=tmp)
 
 
 def attack_config(

@@ -521,7 +521,7 @@ def _check_baseline_worthy(run: Run, accept_disagreements: bool) -> None:
     from harness.config import attack_config_from_manifest
     from harness.runner import plan_cells
     from harness.store import RunStore
-    from reports.crosscheck import FAILING_VERDICTS, verdicts
+    from reports.crosscheck import FAILING_VERDICTS, run_verdicts
 
     grid = run.manifest.get("config", {}).get("attack")
     missing: list[str] = []
@@ -536,7 +536,7 @@ def _check_baseline_worthy(run: Run, accept_disagreements: bool) -> None:
             f"{run.run_dir} is missing {len(missing)} of its cells (e.g. {missing[0]}): a baseline must cover "
             "the whole grid; finish the run first (run it again with the same arguments)"
         )
-    frame = verdicts(run.results, run.unavailable)
+    frame = run_verdicts(run)
     failing = frame[frame["verdict"].isin(FAILING_VERDICTS)]
     if len(failing) and not accept_disagreements:
         raise ValueError(

@@ -44,6 +44,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from reports.load import Run
 from reports.schema import (
     ATTACK_ORDER,
     REFERENCE,
@@ -507,6 +508,11 @@ def verdicts(results: pd.DataFrame, unavailable: Mapping[str, str] | None = None
         .reset_index(drop=True)
     )
     return out
+
+
+def run_verdicts(run: Run) -> pd.DataFrame:
+    """:func:`verdicts` of a loaded run, with its libraries that were installed but could not run."""
+    return verdicts(run.results, run.unavailable)
 
 
 def mismatches(

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from reports import figures, gradcam, paper
-from reports.crosscheck import FAILING_VERDICTS, MISMATCH_KINDS, RULES, VERDICTS, counts_text, verdicts
+from reports.crosscheck import FAILING_VERDICTS, MISMATCH_KINDS, RULES, VERDICTS, counts_text, run_verdicts
 from reports.load import Run
 from reports.sanity import Finding, run_all
 from reports.schema import REFERENCE, check_manifest, eps_label, library_label, ordered_libraries
@@ -540,7 +540,7 @@ def write_report(
     """
     manifest = check_manifest(run.manifest)
     classes = list(manifest["classes"])
-    v = verdicts(run.results, run.unavailable) if verdict_frame is None else verdict_frame
+    v = run_verdicts(run) if verdict_frame is None else verdict_frame
     f = run_all(run.results, run.clean) if findings is None else list(findings)
     eps = choose_eps(run.results)
     t = build_tables(run.results, run.clean, manifest, eps=eps, verdict_frame=v) if tables is None else tables

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.crosscheck import verdicts
+from reports.crosscheck import run_verdicts
 from reports.html import exit_code, verdict_summary_text, write_report
 from reports.load import load_run
 from reports.sanity import Finding, run_all
@@ -41,7 +41,7 @@ def report(
     """
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.run_dir
-    v = verdicts(run.results, run.unavailable)
+    v = run_verdicts(run)
     findings = run_all(run.results, run.clean)
     tables = build_tables(run.results, run.clean, run.manifest, eps=choose_eps(run.results), verdict_frame=v)
     table_paths = write_tables(tables, out / "tables")

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.crosscheck import verdicts
+from reports.crosscheck import run_verdicts
 from reports.load import Run
 from reports.schema import attack_label, eps_label
 from reports.stats import discordant, mcnemar_exact
@@ -219,7 +219,7 @@ def _numbers(run: Run) -> dict[str, dict[str, Any]]:
 
 
 def _verdicts(run: Run) -> dict[str, str]:
-    frame = verdicts(run.results, run.unavailable)
+    frame = run_verdicts(run)
     return {
         _cell_name(r.library, r.attack, r.eps, int(r.steps), bool(r.random_start)): str(r.verdict)
         for r in frame.itertuples(index=False)
