@@ -219,20 +219,8 @@ def set_cpu_threads(device: torch.device, cpu_threads: int = 0) -> None:
 
 def environment() -> dict[str, Any]:
     versions = {"python": platform.python_version()}
-    for dist in (
-        "advparity",
-        "torch",
-        "torchvision",
-        "adversarial-robustness-toolbox",
-        "torchattacks",
-        "foolbox",
-        "eagerpy",
-        "secml-torch",
-        "adv-lib",
-        "deeprobust",
-        "advertorch",
-        "numpy",
-    ):
+    # Every attack library advparity knows (adapters.DISTRIBUTIONS), and eagerpy, which Foolbox runs on.
+    for dist in ("advparity", "torch", "torchvision", *adapters.DISTRIBUTIONS.values(), "eagerpy", "numpy"):
         try:
             versions[dist] = version(dist)
         except PackageNotFoundError:
