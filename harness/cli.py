@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 a library disagrees or a regression check fails; 2 bad input or usage (including a
 baseline that cannot be checked on this machine); 3 advparity itself failed — an unexpected error, a
-bug or a broken environment, with the traceback — so CI can tell a broken tool from a failed check.
+bug or a broken environment, with the traceback — so CI can tell a broken tool from a failed check;
+130 interrupted (Ctrl-C): finished cells are kept and a rerun of the same command resumes.
 """
 
 from __future__ import annotations
@@ -28,14 +29,20 @@ if TYPE_CHECKING:
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # The committed baseline of the `ci` preset, found beside the reports package (also in a wheel).
 DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "reports" / "baselines" / "ci.json"
 log = logging.getLogger("harness")
 
 
 def _csv(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not parts:
+        # An empty list would otherwise mean "all" (or nothing) depending on the option: neither is asked for.
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of one or more values, got {text!r}"
+        )
+    return parts
 
 
 def _non_negative_int(text: str) -> int:
@@ -44,12 +51,15 @@ def _non_negative_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 (0 = all), got {text}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
     return value
@@ -75,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     amount.add_argument("--per-class", type=_positive_int, help="images in every class (a balanced set)")
     synth.add_argument("--size", type=_positive_int, default=64, help="image side in pixels (default 64)")
-    synth.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    synth.add_argument("--seed", type=_non_negative_int, default=0, help="generator seed (default 0)")
 
     train = commands.add_parser(
         "train",
@@ -158,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument(
         "--baseline",
         type=Path,
-        default=DEFAULT_BASELINE,
-        help=f"baseline JSON (default: {DEFAULT_BASELINE.relative_to(DEFAULT_BASELINE.parents[2])})",
+        help=f"baseline JSON (default: {DEFAULT_BASELINE.relative_to(DEFAULT_BASELINE.parents[2])}, "
+        "the ci preset's)",
     )
     regress.add_argument(
         "--update", action="store_true", help="rewrite the baseline from this run (a deliberate change)"
@@ -289,13 +299,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("art").setLevel(logging.WARNING)
     try:
         return _dispatch(args)
-    # Every bad-input error in advparity is a ValueError subclass; a missing file is bad input too.
-    except (ValueError, FileNotFoundError) as err:
+    # Every bad-input error in advparity is a ValueError subclass.
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:
+        # A path the user named that cannot be read or written (permissions, a full disk, a file where a
+        # folder must be): bad input or environment, said in one line with the path, not a traceback.
+        print(f"error: {_os_error_text(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and will be reused", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - anything else is the tool's failure, not the user's
         traceback.print_exc(file=sys.stderr)
         print(
@@ -306,7 +321,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _os_error_text(err: OSError) -> str:
+    """``'PATH': reason`` for an error the system raised; our own OSErrors carry a whole sentence."""
+    if err.filename is None or not err.strerror:
+        return str(err)
+    paths = " -> ".join(repr(str(p)) for p in (err.filename, err.filename2) if p is not None)
+    return f"cannot use {paths}: {err.strerror}"
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every path a command will write is usable, before any work starts (outputs.py says why)."""
+    from harness.outputs import check_output_file, check_output_folder
+
+    if args.command in ("synth", "train", "run", "demo"):
+        check_output_folder(args.out)
+    if args.command == "report":
+        check_output_folder(args.out or args.run_dir, "--out" if args.out else "RUN_DIR")
+    if args.command == "gradcam":
+        check_output_folder(args.run_dir, "RUN_DIR")
+    if args.command == "regress" and args.update:
+        check_output_file(args.baseline or DEFAULT_BASELINE, "--baseline")
+    if args.command == "bench" and args.json:
+        check_output_file(args.json, "--json")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     if args.command == "synth":
         return _synth(args)
     if args.command == "train":
@@ -504,16 +544,44 @@ def _regress(args: argparse.Namespace) -> int:
     tolerance = Tolerance(pp=args.tolerance_pp, alpha=args.alpha)
     run = load_run(args.run_dir)
     current = build_baseline(run)
+    path: Path = args.baseline or DEFAULT_BASELINE
+    existing = read_baseline(path) if (path.is_file() or not args.update) else None
     if args.update:
+        _check_overwrite(path, existing, current["preset"], named=args.baseline is not None)
         _check_baseline_worthy(run, accept_disagreements=args.accept_disagreements)
-        path = write_baseline(current, args.baseline)
+        write_baseline(current, path)
         print(
             f"baseline written: {path} ({len(current['numbers'])} accuracies, {len(current['verdicts'])} verdicts)"
         )
         return EXIT_OK
-    comparison = compare(read_baseline(args.baseline), current, tolerance)
-    print(comparison.text(str(args.baseline)))
+    assert existing is not None  # read above: only --update may name a baseline that does not exist yet
+    if existing["preset"] != current["preset"]:
+        raise ValueError(
+            f"{args.run_dir} is a run of preset {current['preset']!r}, but baseline {path} was made by preset "
+            f"{existing['preset']!r}: nothing to compare; pass the baseline of the {current['preset']!r} "
+            "preset with --baseline" + ("" if args.baseline else " (the default baseline is the ci preset's)")
+        )
+    comparison = compare(existing, current, tolerance)
+    print(comparison.text(str(path)))
     return comparison.exit_code
+
+
+def _check_overwrite(path: Path, existing: dict[str, object] | None, preset: object, named: bool) -> None:
+    """``--update`` replaces only a baseline of the same preset, or writes a new file named by ``--baseline``.
+
+    Without that, ``regress SMOKE_RUN --update`` would silently overwrite the committed ci baseline.
+    """
+    if existing is not None and existing.get("preset") != preset:
+        raise ValueError(
+            f"--update would overwrite {path}, the baseline of preset {existing.get('preset')!r}, with a run of "
+            f"preset {preset!r}: name a new file with --baseline (or delete {path.name} first if you mean to "
+            "replace it)"
+        )
+    if existing is None and not named and preset != "ci":
+        raise ValueError(
+            f"--update without --baseline writes the ci preset's baseline {path}, and this run is of preset "
+            f"{preset!r}: name the file to write with --baseline"
+        )
 
 
 def _check_baseline_worthy(run: Run, accept_disagreements: bool) -> None:

@@ -53,6 +53,7 @@ class DataConfig:
 
 
 _EPS_FRACTION = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-9]+)\s*")
+_BARE_NUMBER = re.compile(r"\s*[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
 _ALPHA_RULE = re.compile(r"\s*eps\s*/\s*([0-9]*\.?[0-9]+)\s*")
 
 
@@ -64,6 +65,9 @@ def parse_eps(value: object) -> float:
     """
     if isinstance(value, bool):
         raise ValueError(f"eps {value!r}: expected a string like '0.1/255' or a float in (0, 1]")
+    written = value
+    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
+        value = float(value)  # "0.004" or "8" on a command line: judged as the number it is, below
     if isinstance(value, str):
         match = _EPS_FRACTION.fullmatch(value)
         if match is None:
@@ -75,14 +79,14 @@ def parse_eps(value: object) -> float:
         eps = float(match[1]) / 255.0
     elif isinstance(value, int | float):
         eps = float(value)
-        if eps > 1:
+        if math.isfinite(eps) and eps > 1:
             raise ValueError(
-                f'eps {value!r} is above 1; eps is in pixel units in (0, 1]: write "{value:g}/255"'
+                f'eps {written!r} is above 1; eps is in pixel units in (0, 1]: write "{value:g}/255"'
             )
     else:
         raise ValueError(f"eps {value!r}: expected a string like '0.1/255' or a float in (0, 1]")
     if not (math.isfinite(eps) and 0 < eps <= 1):
-        raise ValueError(f"eps {value!r}: expected a value in (0, 1] (pixel units)")
+        raise ValueError(f"eps {written!r}: expected a value in (0, 1] (pixel units)")
     return eps
 
 
@@ -197,7 +201,13 @@ def load_preset(name_or_path: str | Path) -> Preset:
     """Read and validate a preset by name (``harness/presets/<name>.toml``) or path."""
     path = resolve_preset_path(name_or_path)
     try:
-        table = tomllib.loads(path.read_text())
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"preset {str(path)!r} is not UTF-8 text (byte {err.start}): a TOML file is"
+        ) from err
+    except OSError as err:
+        raise ConfigError(f"cannot read preset {str(path)!r}: {err.strerror or err}") from err
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from err
     return preset_from_dict(table, source=str(path), path=path)

@@ -40,8 +40,8 @@ ISA_CAPABILITY: Mapping[str, str] = {"avx2": "AVX2"}
 CPU_ISAS: tuple[str, ...] = tuple(ISA_ENVIRONMENT)
 
 
-class KernelPinError(RuntimeError):
-    """A pin that cannot take effect in this process; the message says what to do."""
+class KernelPinError(ValueError):
+    """A pin that cannot take effect in this process (bad input: exit 2); the message says what to do."""
 
 
 def check_isa(isa: object, source: str = "cpu_isa") -> str | None:
@@ -89,7 +89,7 @@ def preset_isa(name_or_path: str | Path) -> str | None:
     )
     try:
         table = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
     try:
         return check_isa(table.get("cpu_isa"), f"{path}: cpu_isa")

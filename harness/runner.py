@@ -118,7 +118,7 @@ def plan_cells(
     _check_subset("--attacks", attacks, [a for a in ATTACKS if grid[a]])
     _check_subset(
         "--eps",
-        [eps_label(e) for e in eps] if eps else None,
+        [eps_label(e) for e in eps] if eps is not None else None,
         [eps_label(e) for e in {*grid["fgsm"], *grid["pgd"]}],
     )
     chosen_libraries = [lib for lib in config.libraries if libraries is None or lib in libraries]
@@ -151,9 +151,13 @@ def plan_cells(
 def _check_subset(flag: str, chosen: Sequence[str] | None, allowed: Sequence[str]) -> None:
     if chosen is None:
         return
-    outside = [c for c in chosen if c not in allowed]
+    if not chosen:
+        raise ValueError(f"{flag}: expected one or more of {sorted(allowed)}, got none")
+    outside = list(dict.fromkeys(c for c in chosen if c not in allowed))
     if outside:
-        raise ValueError(f"{flag}: {outside} not in this preset's grid; expected some of {sorted(allowed)}")
+        # A long list (a script's mistake) is cut: the message must stay one readable paragraph.
+        shown = f"{outside[:5]}" + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        raise ValueError(f"{flag}: {shown} not in this preset's grid; expected some of {sorted(allowed)}")
 
 
 def _groups(cells: Iterable[Cell]) -> list[tuple[tuple[Any, ...], list[Cell]]]:

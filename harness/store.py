@@ -50,7 +50,9 @@ import pandas as pd
 
 # The checks are the reader's (reports may not import harness; harness may import reports): the
 # runner verifies on resume exactly what a report verifies before reading.
+from model.jsonfile import read_json_object
 from reports.cells import CellFileError, check_cell, read_cells, record_of
+from reports.load import read_clean
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +327,7 @@ class RunStore:
         """
         path = self.run_dir / MANIFEST
         if path.is_file():
-            found = json.loads(path.read_text())
+            found = read_json_object(path, "run manifest")
             if found.get("config_hash") != manifest["config_hash"]:
                 raise RunDirError(
                     f"{str(self.run_dir)!r} holds a run with another configuration (config hash "
@@ -354,8 +356,7 @@ class RunStore:
         path = self.run_dir / MANIFEST
         if not path.is_file():
             raise RunDirError(f"{str(self.run_dir)!r} is not a run directory: no {MANIFEST}")
-        manifest: dict[str, Any] = json.loads(path.read_text())
-        return manifest
+        return read_json_object(path, "run manifest")
 
     def cell_path(self, cell: Cell) -> Path:
         return self.cells_dir / f"{cell.key}.parquet"
@@ -435,7 +436,7 @@ class RunStore:
         return path
 
     def read_clean(self) -> pd.DataFrame:
-        return pd.read_parquet(self.run_dir / CLEAN)
+        return read_clean(self.run_dir)
 
     def read_results(self) -> pd.DataFrame:
         """All finished cells as one long table (one row per sample per cell), in sorted file order.

@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from model.data import CLASSES
+from model.jsonfile import JSONFileError, read_json_object
 from model.network import DEFAULT_MODEL, CXRClassifier, build_model
 
 CARD_VERSION = 1
@@ -81,10 +82,23 @@ def save_checkpoint(model: torch.nn.Module, card: Mapping[str, Any], path: str |
 
 
 def load_card(path: str | Path) -> dict[str, Any]:
+    """The card of the checkpoint ``path`` (the weights file); a :class:`CheckpointError` naming what is wrong."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     card_file = card_path(path)
     if not card_file.is_file():
         raise CheckpointError(f"checkpoint card {str(card_file)!r} is missing; it says what the weights are")
-    return json.loads(card_file.read_text())
+    try:
+        card = read_json_object(card_file, "checkpoint card")
+    except JSONFileError as err:
+        raise CheckpointError(str(err)) from err
+    classes = card.get("classes")
+    if not (isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)):
+        raise CheckpointError(
+            f"checkpoint card {str(card_file)!r}: expected 'classes', a list of at least 2 class names, "
+            f"got {classes!r}"
+        )
+    return card
 
 
 def model_spec(card: Mapping[str, Any]) -> str:
@@ -115,7 +129,7 @@ def load_checkpoint(
                 f"{str(path)!r} does not match its card: sha256 {found[:12]}…, card says "
                 f"{str(card['weights_sha256'])[:12]}…; the weights were changed or the card belongs to another file"
             )
-        state: Mapping[str, torch.Tensor] = load_file(str(path))
+        state: Mapping[str, torch.Tensor] = _read_file(path, load_file, str(path))
     elif path.suffix in PICKLE_SUFFIXES:
         if not trust:
             raise CheckpointError(
@@ -126,7 +140,9 @@ def load_checkpoint(
         card = load_card(path) if card_path(path).is_file() else {"classes": list(CLASSES)}
         if not card_path(path).is_file():
             warnings.warn(f"no card next to {path.name}; assuming classes {list(CLASSES)}", stacklevel=2)
-        state = _state_dict_from_pickle(torch.load(path, map_location="cpu", weights_only=False))
+        state = _state_dict_from_pickle(
+            _read_file(path, torch.load, path, map_location="cpu", weights_only=False)
+        )
     else:
         raise CheckpointError(f"expected a .safetensors (or, with --trust, .pt/.pth) file, got {path.name!r}")
     model = build_model(model_spec(card), num_classes=len(card["classes"]), weights=None)
@@ -156,6 +172,16 @@ def load_checkpoint(
         ) from err
     model.to(device).eval()
     return model, card
+
+
+def _read_file(path: Path, read: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``read(*args, **kwargs)``; a damaged file (safetensors and pickle raise their own types) is a CheckpointError."""
+    try:
+        return read(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - any failure to parse the file is the file's fault
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}: {err}): damaged or cut short"
+        ) from err
 
 
 def _state_dict_from_pickle(obj: object) -> Mapping[str, torch.Tensor]:

@@ -80,12 +80,34 @@ def build_densenet121(num_classes: int = 4, weights: str | Path | None = None) -
     if weights is None:
         backbone = densenet121(weights=None)
     elif isinstance(weights, str) and weights.lower() == "imagenet":
-        backbone = densenet121(weights=DenseNet121_Weights.IMAGENET1K_V1)
+        backbone = _download(lambda: densenet121(weights=DenseNet121_Weights.IMAGENET1K_V1), "densenet121")
     else:
         backbone = densenet121(weights=None)
-        backbone.load_state_dict(_read_backbone_file(Path(weights)))
+        _load_backbone(backbone, Path(weights))
     backbone.classifier = nn.Linear(backbone.classifier.in_features, num_classes)
     return CXRClassifier(backbone, num_classes)
+
+
+def _download(build: Callable[[], nn.Module], name: str) -> nn.Module:
+    """``build()``, which downloads torchvision's ImageNet weights on first use; offline that is bad input."""
+    try:
+        return build()
+    except OSError as err:  # urllib's URLError and socket errors are OSErrors
+        raise ValueError(
+            f"weights 'imagenet': cannot download torchvision's ImageNet weights for {name} ({err}); "
+            "without network, fetch the file elsewhere and pass its path: --weights PATH"
+        ) from err
+
+
+def _load_backbone(backbone: nn.Module, path: Path) -> None:
+    state = _read_backbone_file(path)
+    try:
+        backbone.load_state_dict(state)
+    except RuntimeError as err:
+        detail = str(err).splitlines()[0]
+        raise ValueError(
+            f"weights {str(path)!r}: not the ImageNet backbone this model needs ({detail})"
+        ) from err
 
 
 def _read_backbone_file(path: Path) -> dict[str, torch.Tensor]:
@@ -93,14 +115,19 @@ def _read_backbone_file(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(
             f"weights: expected None, 'imagenet' or an existing file, got {str(path)!r} (no such file)"
         )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    elif path.suffix in {".pth", ".pt"}:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    else:
+    if path.suffix not in {".safetensors", ".pth", ".pt"}:
         raise ValueError(f"weights: expected a .safetensors or .pth file, got {path.name!r}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - safetensors and pickle raise their own types for a damaged file
+        raise ValueError(f"weights {str(path)!r}: cannot be read ({type(err).__name__}: {err})") from err
+    if not isinstance(state, Mapping):
+        raise ValueError(f"weights {str(path)!r}: expected a state dict, got {type(state).__name__}")
     return _remap_legacy_keys(state)
 
 
@@ -156,9 +183,12 @@ def _torchvision_model(name: str, num_classes: int, weights: str | Path | None) 
             f"(e.g. {sorted(classifiers)[:6]} …)"
         )
     imagenet = isinstance(weights, str) and weights.lower() == "imagenet"
-    backbone = torchvision.models.get_model(name, weights="DEFAULT" if imagenet else None)
+    if imagenet:
+        backbone = _download(lambda: torchvision.models.get_model(name, weights="DEFAULT"), name)
+    else:
+        backbone = torchvision.models.get_model(name, weights=None)
     if weights is not None and not imagenet:
-        backbone.load_state_dict(_read_backbone_file(Path(weights)))
+        _load_backbone(backbone, Path(weights))
     _replace_head(backbone, name, num_classes)
     return CXRClassifier(backbone, num_classes)
 
@@ -180,7 +210,17 @@ def _factory_model(spec: str, num_classes: int) -> nn.Module:
         factory: Callable[[int], object] = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
         raise ValueError(f"model {spec!r}: cannot import the factory ({type(err).__name__}: {err})") from err
-    model = factory(num_classes)
+    if not callable(factory):
+        raise ValueError(
+            f"model {spec!r}: expected a callable factory(num_classes), got {type(factory).__name__}"
+        )
+    try:
+        model = factory(num_classes)
+    except TypeError as err:
+        # The usual cause: a factory with another signature; the message shows the call that failed.
+        raise ValueError(
+            f"model {spec!r}: calling factory({num_classes}) failed ({err}); expected factory(num_classes) -> nn.Module"
+        ) from err
     if not isinstance(model, nn.Module):
         raise ValueError(
             f"model {spec!r}: expected the factory to return an nn.Module, got {type(model).__name__}"

@@ -28,6 +28,7 @@ from scipy.ndimage import gaussian_filter
 from tqdm.auto import tqdm
 
 from model.data import CLASSES
+from model.jsonfile import read_json_object
 
 # Shares of the real data set (3,616 / 6,012 / 10,192 / 1,345 of 21,165), in CLASSES order.
 REAL_COUNTS: dict[str, int] = {"COVID": 3616, "Lung_Opacity": 6012, "Normal": 10192, "Viral Pneumonia": 1345}
@@ -64,6 +65,8 @@ class SynthSpec:
             raise ValueError(f"expected {len(CLASSES)} positive per-class counts, got {self.counts}")
         if not 16 <= self.size <= 1024:
             raise ValueError(f"expected size in [16, 1024] pixels, got {self.size}")
+        if self.seed < 0:  # numpy's generators refuse it, after the folders would have been made
+            raise ValueError(f"expected seed >= 0, got {self.seed}")
 
     def to_json(self) -> dict[str, object]:
         spec = asdict(self)
@@ -236,7 +239,7 @@ def write_dataset(out: str | Path, spec: SynthSpec, progress: bool = True) -> Pa
     manifest = out / MANIFEST_NAME
     wanted = spec.to_json()
     if manifest.is_file():
-        found = json.loads(manifest.read_text())
+        found = read_json_object(manifest, "synthetic data set record")
         if found == wanted:
             return out
         raise ValueError(

@@ -511,8 +511,31 @@ def verdicts(results: pd.DataFrame, unavailable: Mapping[str, str] | None = None
 
 
 def run_verdicts(run: Run) -> pd.DataFrame:
-    """:func:`verdicts` of a loaded run, with its libraries that were installed but could not run."""
+    """:func:`verdicts` of a loaded run, with its libraries that were installed but could not run.
+
+    A run holding a library's cell without the reference's is unfinished, not a library's fault: that is
+    a ``ValueError`` saying how to finish it, rather than an "invalid" verdict blaming the library.
+    """
+    _check_reference_cells(run)
     return verdicts(run.results, run.unavailable)
+
+
+def _check_reference_cells(run: Run) -> None:
+    keys = ["attack", "eps", "steps", "random_start"]
+    cells = run.results[["library", *keys]].drop_duplicates()
+    judged = set(cells.loc[cells["library"] == REFERENCE, keys].itertuples(index=False, name=None))
+    orphans = [
+        c for c in cells.itertuples(index=False) if c.library != REFERENCE and tuple(c[1:]) not in judged
+    ]
+    if orphans:
+        first = orphans[0]
+        cell = f"{library_label(first.library)} {attack_label(first.attack, first.steps, first.random_start)} @ {eps_label(first.eps)}"
+        more = f" and {len(orphans) - 1} more cell(s)" if len(orphans) > 1 else ""
+        raise ValueError(
+            f"{run.run_dir} is unfinished: it holds {cell}{more} but not the reference's cell for it, the "
+            "arbiter every library is judged against; run the reference into the same folder (the same `run` "
+            "command with --libraries reference, or without --libraries) and report again"
+        )
 
 
 def mismatches(

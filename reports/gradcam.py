@@ -38,7 +38,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -54,6 +53,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from model.jsonfile import read_json_object  # noqa: E402
 from reports.schema import attack_label, eps_label, library_label, library_sort_key  # noqa: E402
 from reports.tables import format_value  # noqa: E402
 
@@ -679,7 +679,7 @@ def report_block(run_dir: str | Path) -> str:
             "(add <code>--per-class N</code> for more images), then the report again.</p></div>"
         )
     meta_path = folder / META_FILE
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    meta = read_json_object(meta_path, "Grad-CAM record") if meta_path.is_file() else {}
     figures = sorted((folder / FIGURES_DIR).glob("*.png"))
     try:
         summary = summarize(pd.read_parquet(rows_path))

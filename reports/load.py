@@ -6,13 +6,14 @@ Cells are read through :func:`reports.cells.read_cells`, which checks each again
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
+from model.jsonfile import read_json_object
 from reports.cells import read_cells
 from reports.schema import check_clean, check_manifest, check_results
 
@@ -39,6 +40,22 @@ class Run:
         }
 
 
+def read_clean(run_dir: Path) -> pd.DataFrame:
+    """``clean.parquet``, checked; a ``ValueError`` naming the file when it is missing or damaged."""
+    path = run_dir / "clean.parquet"
+    if not path.is_file():
+        raise ValueError(
+            f"{str(run_dir)!r} has no {path.name} (the clean predictions): run the attacks into it first; "
+            "the same `run` command writes it again"
+        )
+    try:
+        return check_clean(pd.read_parquet(path))
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError(
+            f"{str(path)!r} cannot be read ({err}): delete it; the same `run` command writes it again"
+        ) from err
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Read a run directory; raise ``FileNotFoundError``/``ValueError`` that says what is missing.
 
@@ -52,20 +69,16 @@ def load_run(run_dir: str | Path) -> Run:
     for path in (manifest_path, clean_path):
         if not path.is_file():
             raise FileNotFoundError(f"expected {path.name} in run directory {run_dir}, not found")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if not isinstance(manifest, dict):
-        raise ValueError(f"expected {manifest_path} to hold a JSON object, got {type(manifest).__name__}")
+    manifest = read_json_object(manifest_path, "run manifest")
     check_manifest(manifest)
     if not any((run_dir / "cells").glob("*.parquet")):
         raise ValueError(f"expected finished cells in {run_dir / 'cells'}/*.parquet, found none")
     # Every cell is checked against the checksum recorded when it was written; a truncated or changed
     # one is refused with a CellFileError (a ValueError) that says how to redo it.
     results = read_cells(run_dir)
-    clean = check_clean(pd.read_parquet(clean_path))
+    clean = read_clean(run_dir)
     status_path = run_dir / "libraries.json"
-    not_run = json.loads(status_path.read_text(encoding="utf-8")) if status_path.is_file() else {}
-    if not isinstance(not_run, dict):
-        raise ValueError(f"expected {status_path} to hold a JSON object, got {type(not_run).__name__}")
+    not_run = read_json_object(status_path, "library status") if status_path.is_file() else {}
     return Run(
         results=check_results(results),
         clean=clean,

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from model.jsonfile import read_json_object
 from reports.crosscheck import run_verdicts
 from reports.load import Run
 from reports.schema import attack_label, eps_label
@@ -271,13 +272,9 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
             f"no baseline at {path}; write one from a run you trust with `python -m harness regress RUN_DIR "
             f"--baseline {path} --update`"
         )
-    try:
-        baseline = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"baseline {path} is not valid JSON: {err}") from err
-    if not isinstance(baseline, dict) or baseline.get("schema") != SCHEMA:
-        got = baseline.get("schema") if isinstance(baseline, dict) else type(baseline).__name__
-        raise ValueError(f"baseline {path}: expected schema {SCHEMA}, got {got!r}")
+    baseline = read_json_object(path, "baseline")
+    if baseline.get("schema") != SCHEMA:
+        raise ValueError(f"baseline {path}: expected schema {SCHEMA}, got {baseline.get('schema')!r}")
     for key in ("numbers", "verdicts", "preset", "experiment"):
         if key not in baseline:
             raise ValueError(f"baseline {path}: missing {key!r}")
