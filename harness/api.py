@@ -18,9 +18,13 @@ same rules (``reports/crosscheck.py``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+import numbers
+import os
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from adapters.base import model_device, restore, snapshot
 from adapters.expected import NEAR_ZERO_GRADIENT, PIXEL_ROUND_OFF
 from harness.config import AttackConfig, parse_eps
 from harness.config import eps_label as _eps_label
+from harness.outputs import check_output_folder
 from harness.runner import REFERENCE, configure_torch, run_manifest, run_tensors
 from reports.crosscheck import FAILING_VERDICTS, VERDICTS, counts_text, run_verdicts
 from reports.load import load_run
@@ -86,12 +91,12 @@ def crosscheck(
     *,
     libraries: Sequence[str] | None = None,
     attacks: Sequence[str] = ("fgsm", "pgd"),
-    eps: Sequence[str | float] = DEFAULT_EPS,
+    eps: str | float | Sequence[str | float] = DEFAULT_EPS,
     steps: int = 10,
     alpha: str | float = "eps/4",
     random_start: bool = True,
-    seeds: Sequence[int] = (0,),
-    reference_seeds: Sequence[int] | None = None,
+    seeds: int | Sequence[int] = (0,),
+    reference_seeds: int | Sequence[int] | None = None,
     batch_size: int = 64,
     out: str | Path | None = None,
     device: str | torch.device | None = None,
@@ -99,7 +104,8 @@ def crosscheck(
 ) -> CrossCheckResult:
     """Run FGSM/PGD from every library and the reference on ``images``; judge each library's x_adv.
 
-    ``model`` maps [0, 1] images ``[N, C, H, W]`` to logits (normalisation inside it); ``labels`` are
+    ``model`` maps [0, 1] images ``[N, C, H, W]``, of its parameters' dtype, to logits (normalisation
+    inside it; a model that seems to return probabilities gets a ``UserWarning``); ``labels`` are
     int64 ``[N]``. ``eps`` takes ``"1/255"`` strings and floats in (0, 1] (``8`` is refused: write
     ``"8/255"``). ``alpha`` is PGD's step, a rule like ``"eps/4"`` or a fraction of eps (``0.25``).
     ``reference_seeds`` default to ``seeds`` plus one more, so the reference's seed-to-seed spread is
@@ -109,12 +115,15 @@ def crosscheck(
     The model is left exactly as it was (modes, parameters, buffers, ``.grad``): it runs in eval mode
     during the call. Torch's determinism settings (TF32 off, deterministic cuDNN) stay set afterwards,
     as they do for ``python -m harness run``; the CPU thread count is left as it is.
+
+    A bad argument raises ``ValueError`` or ``TypeError`` naming it, before any attack runs.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"expected model to be a torch.nn.Module, got {type(model).__name__}")
-    x_all, y_all = _check_data(images, labels)
-    run_device = _device(model, device)
-    config = attack_config(
+    checked = _check_arguments(
+        model,
+        images,
+        labels,
+        out=out,
+        device=device,
         libraries=libraries,
         attacks=attacks,
         eps=eps,
@@ -125,12 +134,13 @@ def crosscheck(
         reference_seeds=reference_seeds,
         batch_size=batch_size,
     )
+    x_all, y_all, run_device, config = checked.x, checked.y, checked.device, checked.config
     tmp: tempfile.TemporaryDirectory[str] | None = None
-    if out is None:
+    if checked.run_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="advparity-")
         run_dir = Path(tmp.name) / "run"
     else:
-        run_dir = Path(out)
+        run_dir = checked.run_dir
 
     configure_torch(run_device, torch.get_num_threads())  # keeps the caller's thread count
     state = snapshot(model)
@@ -154,47 +164,140 @@ def attack_config(
     *,
     libraries: Sequence[str] | None = None,
     attacks: Sequence[str] = ("fgsm", "pgd"),
-    eps: Sequence[str | float] = DEFAULT_EPS,
+    eps: str | float | Sequence[str | float] = DEFAULT_EPS,
     steps: int = 10,
     alpha: str | float = "eps/4",
     random_start: bool = True,
-    seeds: Sequence[int] = (0,),
-    reference_seeds: Sequence[int] | None = None,
+    seeds: int | Sequence[int] = (0,),
+    reference_seeds: int | Sequence[int] | None = None,
     batch_size: int = 64,
 ) -> AttackConfig:
-    """The :class:`AttackConfig` of a :func:`crosscheck` call (raises ``ValueError`` on bad input)."""
-    if isinstance(eps, str | int | float):
-        eps = [eps]
-    grid = tuple(parse_eps(e) for e in eps)
+    """The :class:`AttackConfig` of a :func:`crosscheck` call (raises ``ValueError`` or ``TypeError``, naming
+    the argument, on bad input). A single string (``attacks``, ``libraries``, ``eps``), number (``eps``) or
+    int (``seeds``, ``reference_seeds``) stands for a list of one."""
+    eps_values = _listed("eps", eps, (str, int, float), 'one eps ("1/255", or a float in (0, 1])')
+    grid = tuple(parse_eps(e) for e in eps_values)
     if not grid:
         raise ValueError("expected at least one eps")
     if len(set(grid)) != len(grid):
         raise ValueError(f"eps values repeat: {[_eps_label(e) for e in grid]}")
-    if isinstance(attacks, str):
-        attacks = [attacks]
+    attacks = _listed("attacks", attacks, (str,), '"fgsm" or "pgd"')
     unknown = [a for a in attacks if a not in ("fgsm", "pgd")]
     if unknown or not attacks:
         raise ValueError(f"expected attacks among ('fgsm', 'pgd'), got {list(attacks)}")
-    chosen = list(adapters.CORE_LIBRARIES) if libraries is None else list(libraries)
-    if REFERENCE not in chosen:
-        chosen.insert(0, REFERENCE)  # the arbiter every library is compared to
-    library_seeds = tuple(int(s) for s in seeds)
+    library_seeds = _seeds("seeds", seeds)
     if reference_seeds is None:
-        extra = (max(library_seeds) + 1,) if library_seeds else ()
-        reference = (*library_seeds, *extra)
+        reference = (*library_seeds, max(library_seeds) + 1)
     else:
-        reference = tuple(int(s) for s in reference_seeds)
+        reference = _seeds("reference_seeds", reference_seeds)
     return AttackConfig(
-        libraries=tuple(chosen),
+        libraries=_libraries(libraries),
         fgsm_eps=grid if "fgsm" in attacks else (),
         pgd_eps=grid if "pgd" in attacks else (),
-        pgd_steps=steps,
+        pgd_steps=_count("steps", steps, minimum=1),
         pgd_alpha=_alpha_rule(alpha),
-        pgd_random_start=random_start,
+        pgd_random_start=_flag("random_start", random_start),
         reference_seeds=reference,
         library_seeds=library_seeds,
-        batch_size=batch_size,
+        batch_size=_count("batch_size", batch_size, minimum=1),
     )
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """:func:`crosscheck`'s arguments once checked: the data on the CPU, the device, the grid, ``out``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    device: torch.device
+    config: AttackConfig
+    run_dir: Path | None
+
+
+def _check_arguments(
+    model: object,
+    images: object,
+    labels: object,
+    *,
+    out: object = None,
+    device: str | torch.device | None = None,
+    **grid: Any,
+) -> _Checked:
+    """Every check of :func:`crosscheck`'s arguments that needs no forward pass, before anything runs;
+    ``grid`` is :func:`attack_config`'s keywords."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"expected model to be a torch.nn.Module, got {type(model).__name__}")
+    x, y = _check_data(images, labels, _model_dtype(model))
+    return _Checked(x, y, _device(model, device), attack_config(**grid), _run_dir(out))
+
+
+# One helper per kind of argument; each error names the argument, what it expected and what it got.
+
+
+def _got(value: object) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _count(name: str, value: object, *, minimum: int) -> int:
+    # bool is an int subclass: steps=True would run one step. numpy ints are numbers.Integral, so pass.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"expected {name} as an int >= {minimum}, got {_got(value)}")
+    if value < minimum:
+        raise ValueError(f"expected {name} >= {minimum}, got {value}")
+    return int(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    # Only a bool: every non-empty string is truthy, random_start="no" included.
+    if not isinstance(value, bool):
+        raise TypeError(f"expected {name} as True or False, got {_got(value)}")
+    return value
+
+
+def _listed(name: str, value: object, one: tuple[type, ...], what: str) -> list[Any]:
+    """``value`` as a list, where a single ``one`` (``attacks="pgd"``, ``seeds=0``) is a list of one."""
+    if isinstance(value, one):
+        return [value]
+    # A string is iterable, but libraries="art" means ["art"], never ["a", "r", "t"].
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"expected {name} as {what} or a list of them, got {_got(value)}")
+    return list(value)
+
+
+def _seeds(name: str, value: object) -> tuple[int, ...]:
+    seeds = tuple(_count(name, s, minimum=0) for s in _listed(name, value, (numbers.Integral,), "an int"))
+    if not seeds:
+        raise ValueError(f"expected at least one seed in {name}, got {_got(value)}")
+    return seeds
+
+
+def _libraries(value: object) -> tuple[str, ...]:
+    chosen = (
+        list(adapters.CORE_LIBRARIES)
+        if value is None
+        else _listed("libraries", value, (str,), "a library name")
+    )
+    known = adapters.names()
+    unknown = [lib for lib in chosen if lib not in known]
+    if unknown:
+        raise ValueError(f"expected libraries among {known}, got unknown library {unknown}")
+    if REFERENCE not in chosen:
+        chosen.insert(0, REFERENCE)  # the arbiter every library is compared to
+    return tuple(chosen)
+
+
+def _path(name: str, value: object) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"expected {name} as a path (str or Path), got {_got(value)}")
+    return Path(value)
+
+
+def _run_dir(out: object) -> Path | None:
+    if out is None:
+        return None
+    path = _path("out", out)
+    check_output_folder(path, "out")  # the run directory is made only once attacks start
+    return path
 
 
 def _alpha_rule(alpha: str | float) -> str:
@@ -207,7 +310,17 @@ def _alpha_rule(alpha: str | float) -> str:
     return f"eps/{1.0 / float(alpha)!r}"
 
 
-def _check_data(images: object, labels: object) -> tuple[torch.Tensor, torch.Tensor]:
+def _model_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of the model's first floating-point parameter (or buffer); None where it has none."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
+def _check_data(
+    images: object, labels: object, dtype: torch.dtype | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() != 4:
         got = (
             f"{images.dtype} {tuple(images.shape)}"
@@ -215,6 +328,12 @@ def _check_data(images: object, labels: object) -> tuple[torch.Tensor, torch.Ten
             else type(images).__name__
         )
         raise ValueError(f"expected images as a float tensor [N, C, H, W] in [0, 1], got {got}")
+    if dtype is not None and images.dtype != dtype:
+        # Not converted here: float64 images attacked in float32 would not be the images passed.
+        raise ValueError(
+            f"expected images as {dtype} (the model's parameter dtype), got {images.dtype}: convert "
+            f"the images (images.to({dtype})) or the model"
+        )
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
         got = (
             f"{labels.dtype} {tuple(labels.shape)}"
@@ -234,7 +353,12 @@ def _check_data(images: object, labels: object) -> tuple[torch.Tensor, torch.Ten
 
 def _device(model: nn.Module, device: str | torch.device | None) -> torch.device:
     on = model_device(model)
-    chosen = torch.device(device) if device is not None else (on or torch.device("cpu"))
+    try:
+        chosen = torch.device(device) if device is not None else (on or torch.device("cpu"))
+    except RuntimeError as err:  # torch's message lists every device type but names no argument
+        raise ValueError(f'expected device like "cpu" or "cuda:0", got {device!r}') from err
+    except TypeError as err:
+        raise TypeError(f'expected device like "cpu" or "cuda:0", got {_got(device)}') from err
     if on is not None and on.type != chosen.type:
         raise ValueError(f"expected device {chosen} to be the model's, got a model on {on}")
     return on if on is not None else chosen
@@ -244,13 +368,30 @@ def _classes(
     model: nn.Module, x: torch.Tensor, device: torch.device, classes: Sequence[str] | None
 ) -> list[str]:
     with torch.inference_mode():
-        width = int(model(x[:1].to(device)).shape[1])
+        logits = model(x[:1].to(device))
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        got = f"shape {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"expected the model to return logits [N, classes], got {got}")
+    width = int(logits.shape[1])
+    if _looks_like_probabilities(logits):
+        warnings.warn(
+            "the model seems to return probabilities, not logits (its output rows are non-negative and "
+            "sum to 1): a saturated softmax makes every gradient-based attack weaker, so the libraries "
+            "are cross-checked on attacks that barely move; remove the softmax from the model",
+            UserWarning,
+            stacklevel=3,  # the caller of crosscheck
+        )
     if classes is None:
         return [f"class_{k}" for k in range(width)]
-    names = [str(c) for c in classes]
+    names = [str(c) for c in _listed("classes", classes, (), "a class name")]
     if len(names) != width:
         raise ValueError(f"expected {width} class names (the model's output width), got {len(names)}")
     return names
+
+
+def _looks_like_probabilities(logits: torch.Tensor) -> bool:
+    p = logits.detach().double()
+    return bool((p >= 0).all()) and bool(((p.sum(dim=1) - 1).abs() <= 1e-4).all())
 
 
 def _sha256_tensors(tensors: Sequence[tuple[str, torch.Tensor]]) -> str:

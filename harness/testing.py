@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from harness.api import DEFAULT_EPS, CrossCheckResult, crosscheck
+from harness.api import DEFAULT_EPS, CrossCheckResult, _check_arguments, _flag, _path, crosscheck
 from reports.crosscheck import FAILING_VERDICTS
 from reports.load import load_run
 from reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
@@ -34,11 +35,11 @@ def assert_robust(
     baseline: str | Path = "robustness.json",
     update: bool = False,
     accept_disagreements: bool = False,
-    eps: Sequence[str | float] = DEFAULT_EPS,
+    eps: str | float | Sequence[str | float] = DEFAULT_EPS,
     steps: int = 10,
     attacks: Sequence[str] = ("fgsm", "pgd"),
     libraries: Sequence[str] | None = None,
-    seeds: Sequence[int] = (0,),
+    seeds: int | Sequence[int] = (0,),
     tolerance_pp: float = 1.0,
     alpha: float = 0.05,
     device: str | torch.device | None = None,
@@ -53,24 +54,27 @@ def assert_robust(
     whose numbers moved fails too, saying so. Returns the :class:`CrossCheckResult` when it passes.
     """
     tolerance = Tolerance(pp=tolerance_pp, alpha=alpha)
-    path = Path(baseline)
+    update = _flag("update", update)  # update="no" would otherwise overwrite the baseline
+    accept_disagreements = _flag("accept_disagreements", accept_disagreements)
+    path = _path("baseline", baseline)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"expected baseline to be a JSON file, got {str(path)!r}: not a regular file")
+    arguments: dict[str, Any] = {
+        "libraries": libraries,
+        "attacks": attacks,
+        "eps": eps,
+        "steps": steps,
+        "seeds": seeds,
+        "device": device,
+    }
     if not update and not path.is_file():
-        # Before the (slow) run: nothing to compare with.
+        # Before the (slow) run: nothing to compare with. A bad argument is the first thing to fix.
+        _check_arguments(model, images, labels, **arguments)
         raise AssertionError(
             f"no robustness baseline at {path}: run once with update=True to write it from a run you "
             "trust, and commit it"
         )
-    result = crosscheck(
-        model,
-        images,
-        labels,
-        libraries=libraries,
-        attacks=attacks,
-        eps=eps,
-        steps=steps,
-        seeds=seeds,
-        device=device,
-    )
+    result = crosscheck(model, images, labels, **arguments)
     current = build_baseline(load_run(result.run_dir))
     if update:
         failing = result.verdicts[result.verdicts["verdict"].isin(FAILING_VERDICTS)]
