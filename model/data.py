@@ -9,6 +9,8 @@
    nests it) holds the four folders of `CLASSES`, each with ``images/`` and optionally ``masks/``
    (same file names). A folder whose sub-folders hold an ``images/`` folder but not all four classes
    (and no manifest, rule 3) is refused with what is missing (the classic typo ``Viral_Pneumonia``).
+   When none of the four holds ``images/`` and each holds image files directly, the folder is an
+   image folder (rule 5, no lung masks; logged); some with ``images/`` and some without is an error.
 3. **csv** — ``PATH`` is a folder with exactly one ``.csv`` file directly in it whose header names
    ``path`` and ``label``: that manifest. (This is how the folder a manifest sits in — what a
    checkpoint card records as the data root — is read back.) Two such files are an error.
@@ -21,10 +23,11 @@
    sorted folder names. The data set is split here (stratified 80/10/10).
 
 Anything else is an error listing the folders and files found. In every layout the images are
-``.png .jpg .jpeg .bmp .tif .tiff`` in any mode (read as grey); a file of another type in a class
-folder is an error (hidden files, ``.name``, are ignored). Any number of classes >= 2 works; the
-class of label ``i`` is ``classes[i]``, and the split CSV records it in its ``label``/``class_name``
-columns (every class has rows in every split), so `split_classes` reads the class list back.
+``.png .jpg .jpeg .bmp .tif .tiff`` in any mode (read as grey, 16-bit at full depth: `load_image`);
+a file of another type in a class folder is an error (hidden files, ``.name``, are ignored). Any
+number of classes >= 2 works; the class of label ``i`` is ``classes[i]``, and the split CSV records
+it in its ``label``/``class_name`` columns (every class has rows in every split), so
+`split_classes` reads the class list back.
 """
 
 from __future__ import annotations
@@ -139,9 +142,17 @@ def detect_layout(path: str | Path) -> Layout:
         )
     if not path.is_dir():
         raise DataError(f"data folder {str(path)!r} does not exist or is not a folder")
+    named_like_radiography = False
     for candidate in (path, path / KAGGLE_FOLDER):
         if candidate.is_dir() and _has_all_classes(candidate):
-            return Layout(LayoutKind.RADIOGRAPHY, candidate)
+            if _holds_radiography_images(candidate):
+                return Layout(LayoutKind.RADIOGRAPHY, candidate)
+            if candidate != path:
+                raise DataError(
+                    f"the class folders in {str(candidate)!r} hold image files directly, without "
+                    f"'images' subfolders: pass {str(candidate)!r} itself to read it as an image folder"
+                )
+            named_like_radiography = True
     manifests = [p for p in sorted(path.iterdir()) if _is_manifest(p)]
     if len(manifests) > 1:
         raise DataError(
@@ -174,6 +185,13 @@ def detect_layout(path: str | Path) -> Layout:
             log.warning("split folders in %s: ignoring non-split folder(s) %s", path, others)
         return Layout(LayoutKind.SPLIT_FOLDERS, path, split_folders=splits)
     if folders:
+        if named_like_radiography:
+            log.info(
+                "%s: read as an image folder (<class>/<image>, no lung masks): its %s folders hold "
+                "the images directly, without the Radiography layout's images/ subfolders",
+                path,
+                "/".join(CLASSES),
+            )
         return Layout(LayoutKind.IMAGE_FOLDER, path)
     found = sorted(p.name for p in path.iterdir() if _visible(p))
     raise DataError(
@@ -204,6 +222,31 @@ def find_dataset_root(path: str | Path) -> Path:
 
 def _has_all_classes(path: Path) -> bool:
     return all((path / name).is_dir() for name in CLASSES)
+
+
+def _holds_radiography_images(path: Path) -> bool:
+    """Whether ``path``'s four `CLASSES` folders are the Radiography layout (each with ``images/``).
+
+    False when none has ``images/`` and each holds image files directly (an image folder whose
+    classes are named like the Radiography database's); a mix, or neither, is a `DataError`.
+    """
+    lacking = [name for name in CLASSES if not (path / name / "images").is_dir()]
+    if not lacking:
+        return True
+    loose = [
+        name
+        for name in CLASSES
+        if any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in (path / name).iterdir())
+    ]
+    if len(lacking) == len(CLASSES) and len(loose) == len(CLASSES):
+        return False
+    raise DataError(
+        f"{str(path)!r} holds the four COVID-19 Radiography class folders, but {lacking} lack an "
+        f"'images' subfolder{'' if len(lacking) == len(CLASSES) else ' (the others have one)'}: "
+        f"expected either the Radiography layout, every class folder with images/ (and optionally "
+        f"masks/), or an image folder, every class folder holding its image files ({_accepted()}) "
+        "directly"
+    )
 
 
 def _check_classes(names: Sequence[str], where: Path) -> tuple[str, ...]:
@@ -672,23 +715,61 @@ def data_fingerprint(split: pd.DataFrame, root: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """A grey image as float ``[3, size, size]`` in [0, 1] (grey replicated to three channels)."""
+# Full white in the pixel values `_grey_pixels` returns, per bit depth: 8-bit, 16-bit, float.
+_WHITE_8, _WHITE_16, _WHITE_FLOAT = 255.0, 65535.0, 1.0
+
+
+def _grey_pixels(path: str | Path, size: int, resample: Image.Resampling) -> tuple[np.ndarray, float]:
+    """The image at ``path`` as one grey ``[size, size]`` array, and the value of full white in it.
+
+    Each mode on purpose, so that no bit depth is lost: "L" stays uint8 and is resized on uint8 (the
+    8-bit path as it has always been, bit for bit); 16-bit grey ("I;16", "I;16B", "I;16L"; Pillow
+    opens a 16-bit PNG as "I;16") and "I" (32-bit int, as some Pillow versions open a 16-bit PNG) with
+    values in [0, 65535] are resized in float (mode "F"), white 65535; "F" (a float TIFF) must already
+    be finite and in [0, 1]. A 32-bit or float image outside its range is a `DataError`, never clipped.
+    """
     with Image.open(path) as img:
-        grey = img.convert("L")
+        mode = img.mode
+        if mode.startswith("I;16"):
+            grey, white = img.convert("F"), _WHITE_16
+        elif mode in ("I", "F"):
+            values = np.asarray(img)
+            white = _WHITE_16 if mode == "I" else _WHITE_FLOAT
+            if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= white):
+                expected = "16-bit values 0..65535" if mode == "I" else "finite values in [0, 1]"
+                raise DataError(  # a NaN shows as a nan bound
+                    f"image {str(path)!r} is mode {mode!r} with values from {values.min()} to "
+                    f"{values.max()}: expected {expected}"
+                )
+            grey = img.convert("F")
+        else:
+            # "L" as is; "1", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr", ... through Pillow's own
+            # conversion on purpose: alpha is dropped and colour becomes ITU-R 601-2 luma
+            # (L = 0.299 R + 0.587 G + 0.114 B), 8-bit. (Pillow reads a 16-bit colour PNG as 8-bit RGB.)
+            grey, white = img.convert("L"), _WHITE_8
         if grey.size != (size, size):
-            grey = grey.resize((size, size), Image.Resampling.BILINEAR)
-        pixels = torch.from_numpy(np.asarray(grey, dtype=np.uint8).copy())
-    return (pixels.to(torch.float32) / 255.0).unsqueeze(0).expand(3, -1, -1).contiguous()
+            grey = grey.resize((size, size), resample)
+        return np.asarray(grey).copy(), white
+
+
+def load_image(path: str | Path, size: int) -> torch.Tensor:
+    """A grey image as float ``[3, size, size]`` in [0, 1] (grey replicated to three channels).
+
+    8-bit images are /255, 16-bit ones /65535 (full bit depth kept), float ones as they are.
+    """
+    pixels, white = _grey_pixels(path, size, Image.Resampling.BILINEAR)
+    # float32 division, as ever for 8-bit; the clip only catches float rounding of a float resize.
+    grey = np.clip(pixels.astype(np.float32) / np.float32(white), 0.0, 1.0)
+    return torch.from_numpy(grey).unsqueeze(0).expand(3, -1, -1).contiguous()
 
 
 def load_mask(path: str | Path, size: int) -> torch.Tensor:
-    """A lung mask as bool ``[size, size]`` (nearest-neighbour resize keeps it binary)."""
-    with Image.open(path) as img:
-        grey = img.convert("L")
-        if grey.size != (size, size):
-            grey = grey.resize((size, size), Image.Resampling.NEAREST)
-        return torch.from_numpy(np.asarray(grey) > 127)
+    """A lung mask as bool ``[size, size]``: above half of white (> 127 at 8 bit, > 32767 at 16 bit).
+
+    The nearest-neighbour resize keeps the mask's values (and so it binary).
+    """
+    pixels, white = _grey_pixels(path, size, Image.Resampling.NEAREST)
+    return torch.from_numpy(pixels > white / 2)
 
 
 def training_augmentation(rotation_degrees: float = 10.0) -> Callable[[torch.Tensor], torch.Tensor]:
