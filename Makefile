@@ -55,7 +55,7 @@ install: $(BIN)/.installed
 # Exit 1 means the cross-check found a library that disagrees: that is the demo's finding (the report
 # says which and why), not a failure of the demo. Anything else (2 bad input, 3 internal) fails.
 demo: $(BIN)/.installed
-	$(BIN)/python -m harness demo --preset $(PRESET) --out $(DEMO_OUT); code=$$?; \
+	$(BIN)/python -m advparity demo --preset $(PRESET) --out $(DEMO_OUT); code=$$?; \
 	if [ $$code -eq 1 ]; then echo "make demo: some library disagrees with the reference (exit 1): see the report"; \
 	elif [ $$code -ne 0 ]; then exit $$code; fi
 
@@ -66,12 +66,12 @@ test: $(BIN)/.installed
 # The `ci` preset from scratch (synthetic data, fixed seeds, CPU), then its accuracies and verdicts
 # against the committed baseline: exit 1 with a diff when a number drifts (see reports/regress.py).
 # A deliberate change of the numbers: `make regress` fails, then
-#   .venv/bin/python -m harness regress runs/ci/run --baseline reports/baselines/ci.json --update
+#   .venv/bin/python -m advparity regress runs/ci/run --baseline reports/baselines/ci.json --update
 regress: $(BIN)/.installed
 	rm -rf $(CI_OUT)
-	$(BIN)/python -m harness -q train --preset ci --out $(CI_OUT)/model
-	$(BIN)/python -m harness -q run --preset ci --checkpoint $(CI_OUT)/model/model.safetensors --out $(CI_OUT)/run
-	$(BIN)/python -m harness regress $(CI_OUT)/run --baseline $(BASELINE)
+	$(BIN)/python -m advparity -q train --preset ci --out $(CI_OUT)/model
+	$(BIN)/python -m advparity -q run --preset ci --checkpoint $(CI_OUT)/model/model.safetensors --out $(CI_OUT)/run
+	$(BIN)/python -m advparity regress $(CI_OUT)/run --baseline $(BASELINE)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -81,14 +81,14 @@ __all__ = [
 
 # Imported on first use: ART alone takes seconds to import, and a run may not need every library.
 _MODULES: dict[str, str] = {
-    "reference": "adapters.reference",
-    "art": "adapters.art",
-    "torchattacks": "adapters.torchattacks",
-    "foolbox": "adapters.foolbox",
-    "secml-torch": "adapters.secml_torch",
-    "adv-lib": "adapters.adv_lib",
-    "deeprobust": "adapters.deeprobust",
-    "advertorch": "adapters.advertorch",
+    "reference": "advparity.adapters.reference",
+    "art": "advparity.adapters.art",
+    "torchattacks": "advparity.adapters.torchattacks",
+    "foolbox": "advparity.adapters.foolbox",
+    "secml-torch": "advparity.adapters.secml_torch",
+    "adv-lib": "advparity.adapters.adv_lib",
+    "deeprobust": "advparity.adapters.deeprobust",
+    "advertorch": "advparity.adapters.advertorch",
 }
 
 

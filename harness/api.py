@@ -2,7 +2,7 @@
 
 ::
 
-    import harness
+    from advparity import harness
 
     result = harness.crosscheck(model, images, labels, eps=["1/255", "4/255"], steps=10)
     print(result)                 # one line: the verdict counts
@@ -10,7 +10,7 @@
     result.verdicts               # one row per library x attack x eps (reports.crosscheck.verdicts)
     result.report("out/")         # report.html, tables/ and figures/
 
-It runs the very cells ``python -m harness run`` runs (:func:`harness.runner.run_tensors`), into a run
+It runs the very cells ``python -m advparity run`` runs (:func:`harness.runner.run_tensors`), into a run
 directory (``out``, or a temporary one that lives as long as the result), and judges them with the
 same rules (``reports/crosscheck.py``).
 """
@@ -31,17 +31,17 @@ from typing import Any
 
 import pandas as pd
 import torch
+from advparity.adapters.base import model_device, restore, snapshot
+from advparity.adapters.expected import NEAR_ZERO_GRADIENT, PIXEL_ROUND_OFF
+from advparity.harness.config import AttackConfig, parse_eps
+from advparity.harness.config import eps_label as _eps_label
+from advparity.harness.outputs import check_output_folder
+from advparity.harness.runner import REFERENCE, configure_torch, run_manifest, run_tensors
+from advparity.reports.crosscheck import FAILING_VERDICTS, VERDICTS, counts_text, run_verdicts
+from advparity.reports.load import load_run
 from torch import nn
 
-import adapters
-from adapters.base import model_device, restore, snapshot
-from adapters.expected import NEAR_ZERO_GRADIENT, PIXEL_ROUND_OFF
-from harness.config import AttackConfig, parse_eps
-from harness.config import eps_label as _eps_label
-from harness.outputs import check_output_folder
-from harness.runner import REFERENCE, configure_torch, run_manifest, run_tensors
-from reports.crosscheck import FAILING_VERDICTS, VERDICTS, counts_text, run_verdicts
-from reports.load import load_run
+from advparity import adapters
 
 API_PRESET = "api"  # the manifest's "preset" for API runs (a regression baseline compares it)
 DEFAULT_EPS: tuple[str, ...] = ("1/255", "2/255", "4/255", "8/255")
@@ -79,7 +79,7 @@ class CrossCheckResult:
 
     def report(self, out_dir: str | Path) -> Path:
         """Write ``report.html``, ``tables/`` and ``figures/`` under ``out_dir``; returns the HTML's path."""
-        from reports.pipeline import report
+        from advparity.reports.pipeline import report
 
         return report(self.run_dir, out_dir).html
 
@@ -114,7 +114,7 @@ def crosscheck(
 
     The model is left exactly as it was (modes, parameters, buffers, ``.grad``): it runs in eval mode
     during the call. Torch's determinism settings (TF32 off, deterministic cuDNN) stay set afterwards,
-    as they do for ``python -m harness run``; the CPU thread count is left as it is.
+    as they do for ``python -m advparity run``; the CPU thread count is left as it is.
 
     A bad argument raises ``ValueError`` or ``TypeError`` naming it, before any attack runs.
     """

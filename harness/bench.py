@@ -1,4 +1,4 @@
-"""``python -m harness bench``: how fast each library's FGSM and PGD run on DenseNet-121, and what our
+"""``python -m advparity bench``: how fast each library's FGSM and PGD run on DenseNet-121, and what our
 adapter adds on top of calling the library directly.
 
 By default every library that can run here (``adapters.runnable()``) is timed; an attack a library
@@ -30,14 +30,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from advparity.adapters.base import AttackSpec
+from advparity.harness.config import AttackConfig
+from advparity.harness.runner import REFERENCE, configure_torch, environment, plan_cells
+from advparity.harness.store import Cell
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import adapters
-from adapters.base import AttackSpec
-from harness.config import AttackConfig
-from harness.runner import REFERENCE, configure_torch, environment, plan_cells
-from harness.store import Cell
+from advparity import adapters
 
 ATTACKS = ("fgsm", "pgd")
 NUM_CLASSES = 4
@@ -140,7 +140,7 @@ class BenchResult:
 
 def bench_model(config: BenchConfig) -> nn.Module:
     """DenseNet-121 (4 classes, normalisation inside) with seeded random weights, as loaded: eval mode."""
-    from model.network import build_densenet121
+    from advparity.model.network import build_densenet121
 
     torch.manual_seed(config.seed)
     return build_densenet121(weights=None).to(config.device).eval()
@@ -159,7 +159,7 @@ BareCall = Callable[[nn.Module, torch.Tensor, torch.Tensor, AttackSpec], torch.T
 
 
 def _bare_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
-    from adapters import reference
+    from advparity.adapters import reference
 
     with torch.enable_grad():
         if spec.attack == "fgsm":
@@ -222,11 +222,10 @@ def _bare_foolbox(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Atta
 
 
 def _bare_secml_torch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
-    from secmlt.models.pytorch.base_pytorch_nn import BasePyTorchClassifier
-
     # The attack object exactly as the adapter builds it (every hyper-parameter set; FGSM on Foolbox's
     # backend, secml-torch having no native one): the bench times the call, not a second mapping.
-    from adapters.secml_torch import make_attack
+    from advparity.adapters.secml_torch import make_attack
+    from secmlt.models.pytorch.base_pytorch_nn import BasePyTorchClassifier
 
     attack = make_attack(spec)
     classifier = BasePyTorchClassifier(model=model, preprocessing=None, postprocessing=None, trainer=None)
@@ -268,7 +267,7 @@ def _bare_adv_lib(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: Atta
 
 def _bare_deeprobust(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     # `import deeprobust.image` fails with current SciPy: the adapter module calls the attack modules.
-    from adapters.deeprobust import generate
+    from advparity.adapters.deeprobust import generate
 
     np.random.seed(spec.seed)  # the PGD random start is drawn from NumPy's global RNG
     return generate(model, x, y, spec)

@@ -1,4 +1,4 @@
-"""``python -m harness``: parse, load, call a function, print.
+"""``python -m advparity``: parse, load, call a function, print.
 
 Exit codes: 0 ok; 1 a library disagrees or a regression check fails; 2 bad input or usage (including a
 baseline that cannot be checked on this machine); 3 advparity itself failed — an unexpected error, a
@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.config import Preset
-    from harness.gradcam import GradcamRequest
-    from harness.pipeline import TrainedModel
-    from harness.runner import Executor, RunSummary
-    from reports.load import Run
+    from advparity.harness.config import Preset
+    from advparity.harness.gradcam import GradcamRequest
+    from advparity.harness.pipeline import TrainedModel
+    from advparity.harness.runner import Executor, RunSummary
+    from advparity.reports.load import Run
 
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -32,7 +32,7 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # The committed baseline of the `ci` preset, found beside the reports package (also in a wheel).
 DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "reports" / "baselines" / "ci.json"
-log = logging.getLogger("harness")
+log = logging.getLogger("advparity")
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -67,7 +67,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m harness",
+        prog="python -m advparity",
         description="advparity: cross-library FGSM/PGD parity and robustness on chest X-ray DenseNet-121.",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or info logs")
@@ -262,7 +262,7 @@ def _add_executor(sub: argparse.ArgumentParser) -> None:
 
 
 def _executor(args: argparse.Namespace) -> Executor:
-    from harness.executors import build_executor
+    from advparity.harness.executors import build_executor
 
     return build_executor(args.executor, args.ray_address, args.cpus_per_task, args.gpus_per_task)
 
@@ -331,7 +331,7 @@ def _os_error_text(err: OSError) -> str:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Every path a command will write is usable, before any work starts (outputs.py says why)."""
-    from harness.outputs import check_output_file, check_output_folder
+    from advparity.harness.outputs import check_output_file, check_output_folder
 
     if args.command in ("synth", "train", "run", "demo"):
         check_output_folder(args.out)
@@ -367,7 +367,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from model.synthetic import SynthSpec, counts_for_total, write_dataset
+    from advparity.model.synthetic import SynthSpec, counts_for_total, write_dataset
 
     counts = (args.per_class,) * 4 if args.per_class else counts_for_total(args.total or 2000)
     started = time.perf_counter()
@@ -381,7 +381,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _load_preset(args: argparse.Namespace) -> Preset:
-    from harness.config import load_preset
+    from advparity.harness.config import load_preset
 
     preset = load_preset(args.preset)
     if getattr(args, "skip_corrupt", False):
@@ -392,7 +392,7 @@ def _load_preset(args: argparse.Namespace) -> Preset:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from harness import pipeline
+    from advparity.harness import pipeline
 
     preset = _load_preset(args)
     device = pipeline.resolve_device(args.device)
@@ -405,9 +405,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness import pipeline
-    from harness.config import parse_eps
-    from model.checkpoint import load_card
+    from advparity.harness import pipeline
+    from advparity.harness.config import parse_eps
+    from advparity.model.checkpoint import load_card
 
     preset = _load_preset(args)
     if args.data is None:
@@ -430,7 +430,7 @@ def _run(args: argparse.Namespace) -> int:
         limit=args.limit,
         device=pipeline.resolve_device(args.device),
         trust=args.trust,
-        command=" ".join(["python -m harness", *sys.argv[1:]]),
+        command=" ".join(["python -m advparity", *sys.argv[1:]]),
         executor=_executor(args),
     )
     _print_run(pipeline.run_attacks(request, progress=not args.quiet))
@@ -438,8 +438,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from harness import pipeline
-    from harness.gradcam import GradcamRequest
+    from advparity.harness import pipeline
+    from advparity.harness.gradcam import GradcamRequest
 
     preset = _load_preset(args)
     device = pipeline.resolve_device(args.device)
@@ -456,12 +456,12 @@ def _demo(args: argparse.Namespace) -> int:
         data_root=pipeline.find_dataset_root(source),
         out=args.out / "run",
         device=device,
-        command=" ".join(["python -m harness", *sys.argv[1:]]),
+        command=" ".join(["python -m advparity", *sys.argv[1:]]),
         executor=executor,
     )
     _print_run(pipeline.run_attacks(request, progress=progress))
     # Grad-CAM on 4 images per class, the reference's x_adv only: 2 PGD cells' worth of attacks (~8 % of the
-    # demo's attack time); every library would be 8 (~1/3). `python -m harness gradcam RUN_DIR` maps them all.
+    # demo's attack time); every library would be 8 (~1/3). `python -m advparity gradcam RUN_DIR` maps them all.
     gradcam_request = GradcamRequest(request.out, per_class=4, libraries=("reference",), device=device)
     gradcam_code = _run_gradcam(gradcam_request, progress)
     code = max(_report(request.out, None), gradcam_code)
@@ -470,9 +470,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _gradcam(args: argparse.Namespace) -> int:
-    from harness import pipeline
-    from harness.config import parse_eps
-    from harness.gradcam import GradcamRequest
+    from advparity.harness import pipeline
+    from advparity.harness.config import parse_eps
+    from advparity.harness.gradcam import GradcamRequest
 
     request = GradcamRequest(
         run_dir=args.run_dir,
@@ -488,7 +488,7 @@ def _gradcam(args: argparse.Namespace) -> int:
 
 
 def _run_gradcam(request: GradcamRequest, progress: bool) -> int:
-    from harness.gradcam import compute
+    from advparity.harness.gradcam import compute
 
     outcome = compute(request, progress=progress)
     print(outcome.text())
@@ -496,7 +496,7 @@ def _run_gradcam(request: GradcamRequest, progress: bool) -> int:
 
 
 def _report(run_dir: Path, out: Path | None) -> int:
-    from reports.pipeline import report
+    from advparity.reports.pipeline import report
 
     outputs = report(run_dir, out)
     print(outputs.summary)
@@ -505,8 +505,8 @@ def _report(run_dir: Path, out: Path | None) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from harness import pipeline
-    from harness.bench import BenchConfig, estimate_phase, run_bench
+    from advparity.harness import pipeline
+    from advparity.harness.bench import BenchConfig, estimate_phase, run_bench
 
     defaults = BenchConfig()
     preset = _load_preset(args) if args.preset else None
@@ -538,8 +538,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _regress(args: argparse.Namespace) -> int:
-    from reports.load import load_run
-    from reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
+    from advparity.reports.load import load_run
+    from advparity.reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
 
     tolerance = Tolerance(pp=args.tolerance_pp, alpha=args.alpha)
     run = load_run(args.run_dir)
@@ -586,10 +586,10 @@ def _check_overwrite(path: Path, existing: dict[str, object] | None, preset: obj
 
 def _check_baseline_worthy(run: Run, accept_disagreements: bool) -> None:
     """Refuse to make a baseline of a run that is missing cells, or one whose libraries disagree."""
-    from harness.config import attack_config_from_manifest
-    from harness.runner import plan_cells
-    from harness.store import RunStore
-    from reports.crosscheck import FAILING_VERDICTS, run_verdicts
+    from advparity.harness.config import attack_config_from_manifest
+    from advparity.harness.runner import plan_cells
+    from advparity.harness.store import RunStore
+    from advparity.reports.crosscheck import FAILING_VERDICTS, run_verdicts
 
     grid = run.manifest.get("config", {}).get("attack")
     missing: list[str] = []

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import adapters
-from harness.kernels import PRESET_DIR, check_isa
-from model.train import TrainConfig
+from advparity.harness.kernels import PRESET_DIR, check_isa
+from advparity.model.train import TrainConfig
+
+from advparity import adapters
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -39,11 +39,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
-
-from harness import kernels
-from harness.config import AttackConfig, eps_label
-from harness.runner import (
+from advparity.harness import kernels
+from advparity.harness.config import AttackConfig, eps_label
+from advparity.harness.runner import (
     Executor,
     LocalExecutor,
     RunContext,
@@ -51,8 +49,9 @@ from harness.runner import (
     configure_torch,
     environment,
 )
-from harness.store import Cell, RunStore
-from model.checkpoint import load_checkpoint, sha256_file
+from advparity.harness.store import Cell, RunStore
+from advparity.model.checkpoint import load_checkpoint, sha256_file
+from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 

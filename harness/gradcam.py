@@ -1,4 +1,4 @@
-"""``python -m harness gradcam RUN_DIR``: Grad-CAM clean vs adversarial on a bounded sample of a finished run.
+"""``python -m advparity gradcam RUN_DIR``: Grad-CAM clean vs adversarial on a bounded sample of a finished run.
 
 What it does, from the run directory alone (``manifest.json``, ``clean.parquet``, ``cells/``):
 
@@ -33,16 +33,16 @@ from typing import Any, Literal, cast
 import numpy as np
 import pandas as pd
 import torch
+from advparity.adapters.base import AttackOutputError
+from advparity.harness.runner import configure_torch
+from advparity.harness.store import RunStore
+from advparity.model.checkpoint import load_checkpoint, sha256_file
+from advparity.model.data import load_image, load_mask, load_split
+from advparity.reports import gradcam as rg
+from advparity.reports.schema import attack_label, eps_label, library_label, library_sort_key
 from tqdm.auto import tqdm
 
-import adapters
-from adapters.base import AttackOutputError
-from harness.runner import configure_torch
-from harness.store import RunStore
-from model.checkpoint import load_checkpoint, sha256_file
-from model.data import load_image, load_mask, load_split
-from reports import gradcam as rg
-from reports.schema import attack_label, eps_label, library_label, library_sort_key
+from advparity import adapters
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ _SAME_EPS = 1e-12  # eps values from the same TOML string parse to the same floa
 
 @dataclass(frozen=True)
 class GradcamRequest:
-    """Everything one ``python -m harness gradcam`` needs; None means "the default"."""
+    """Everything one ``python -m advparity gradcam`` needs; None means "the default"."""
 
     run_dir: Path
     per_class: int = DEFAULT_PER_CLASS

@@ -5,7 +5,7 @@ AVX-512 ones, whose summation order differs from the AVX2 kernels of an older ho
 ``ci`` preset trained and attacked on an AVX-512 host moved 28 of 68 numbers against a baseline made
 with AVX2 kernels; with the three variables below set before torch started, every number and the
 weights were reproduced bit for bit. All three libraries read their variable once, when they first
-initialise, so the pin must come before torch runs its first operation: ``python -m harness`` applies
+initialise, so the pin must come before torch runs its first operation: ``python -m advparity`` applies
 a preset's ``cpu_isa`` before it imports anything that imports torch.
 
 This module must not import torch at module level.

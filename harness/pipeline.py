@@ -1,4 +1,4 @@
-"""The steps `python -m harness demo` chains, each reusable on its own and each reusing finished work.
+"""The steps `python -m advparity demo` chains, each reusable on its own and each reusing finished work.
 
 Layout of an output folder::
 
@@ -17,11 +17,10 @@ from typing import Any
 
 import pandas as pd
 import torch
-
-from harness.config import Preset
-from harness.runner import RunRequest, RunSummary, check_kernels, run, set_cpu_threads
-from model import checkpoint
-from model.data import (
+from advparity.harness.config import Preset
+from advparity.harness.runner import RunRequest, RunSummary, check_kernels, run, set_cpu_threads
+from advparity.model import checkpoint
+from advparity.model.data import (
     DataError,
     data_fingerprint,
     detect_layout,
@@ -33,8 +32,8 @@ from model.data import (
     split_classes,
     split_matches,
 )
-from model.synthetic import SynthSpec, counts_for_total, write_dataset
-from model.train import EpochStats, save_history, train_on_split
+from advparity.model.synthetic import SynthSpec, counts_for_total, write_dataset
+from advparity.model.train import EpochStats, save_history, train_on_split
 
 log = logging.getLogger(__name__)
 

@@ -35,11 +35,8 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
-
-import adapters
-from adapters.base import EPS_TOLERANCE, AttackOutputError, AttackStats
-from adapters.expected import (
+from advparity.adapters.base import EPS_TOLERANCE, AttackOutputError, AttackStats
+from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,
     Evidence,
@@ -47,12 +44,15 @@ from adapters.expected import (
     compare,
     identical,
 )
-from adapters.reference import fgsm_grid
-from harness import kernels
-from harness.config import AttackConfig, Preset, eps_label
-from harness.store import Cell, RunStore, config_hash
-from model.checkpoint import load_checkpoint, sha256_file
-from model.data import CLASSES, load_image, load_split
+from advparity.adapters.reference import fgsm_grid
+from advparity.harness import kernels
+from advparity.harness.config import AttackConfig, Preset, eps_label
+from advparity.harness.store import Cell, RunStore, config_hash
+from advparity.model.checkpoint import load_checkpoint, sha256_file
+from advparity.model.data import CLASSES, load_image, load_split
+from tqdm.auto import tqdm
+
+from advparity import adapters
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ REFERENCE = "reference"
 
 @dataclass(frozen=True)
 class RunRequest:
-    """Everything one ``python -m harness run`` needs. Filters pick cells of the preset's grid."""
+    """Everything one ``python -m advparity run`` needs. Filters pick cells of the preset's grid."""
 
     preset: Preset
     checkpoint: Path
@@ -255,7 +255,7 @@ def check_kernels(isa: str | None, device: torch.device) -> None:
         log.warning(
             "the preset pins CPU kernels to %s, but torch runs %s kernels in this process (it started before "
             "the pin): its numbers may differ from another machine's in the last bits. Run it through "
-            "`python -m harness`, or set %s before Python starts.",
+            "`python -m advparity`, or set %s before Python starts.",
             isa,
             capability,
             names,
@@ -540,7 +540,7 @@ def run_manifest(
     """A run's manifest: ``experiment`` (hashed: it decides resume or refusal), seeds, versions, hardware.
 
     ``extra`` holds what names the model and the data (``preset``, ``classes``, ``checkpoint``,
-    ``split``, ...), which differ between ``python -m harness run`` and :func:`run_tensors`.
+    ``split``, ...), which differ between ``python -m advparity run`` and :func:`run_tensors`.
     """
     return {
         "config_hash": config_hash(experiment),

@@ -50,9 +50,9 @@ import pandas as pd
 
 # The checks are the reader's (reports may not import harness; harness may import reports): the
 # runner verifies on resume exactly what a report verifies before reading.
-from model.jsonfile import read_json_object
-from reports.cells import CellFileError, check_cell, read_cells, record_of
-from reports.load import read_clean
+from advparity.model.jsonfile import read_json_object
+from advparity.reports.cells import CellFileError, check_cell, read_cells, record_of
+from advparity.reports.load import read_clean
 
 log = logging.getLogger(__name__)
 

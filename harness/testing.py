@@ -2,14 +2,14 @@
 
 ::
 
-    from harness.testing import assert_robust
+    from advparity.harness.testing import assert_robust
 
     def test_my_model_is_as_robust_as_before():
         assert_robust(my_model(), images, labels, baseline="tests/robustness.json", eps=["1/255", "4/255"])
 
 Run it once with ``update=True`` to write the baseline (commit it); afterwards each run cross-checks
 the libraries again and compares accuracies and verdicts with it, by the rules of
-``python -m harness regress`` (``reports/regress.py``), failing with the regress diff.
+``python -m advparity regress`` (``reports/regress.py``), failing with the regress diff.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from advparity.harness.api import DEFAULT_EPS, CrossCheckResult, _check_arguments, _flag, _path, crosscheck
+from advparity.reports.crosscheck import FAILING_VERDICTS
+from advparity.reports.load import load_run
+from advparity.reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
 from torch import nn
-
-from harness.api import DEFAULT_EPS, CrossCheckResult, _check_arguments, _flag, _path, crosscheck
-from reports.crosscheck import FAILING_VERDICTS
-from reports.load import load_run
-from reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
 
 
 def assert_robust(

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from advparity.model.data import CLASSES
+from advparity.model.jsonfile import JSONFileError, read_json_object
+from advparity.model.network import DEFAULT_MODEL, CXRClassifier, build_model
 from safetensors.torch import load_file, save_file
-
-from model.data import CLASSES
-from model.jsonfile import JSONFileError, read_json_object
-from model.network import DEFAULT_MODEL, CXRClassifier, build_model
 
 CARD_VERSION = 1
 PICKLE_SUFFIXES = frozenset({".pt", ".pth", ".ckpt", ".bin"})

@@ -23,12 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from advparity.model.data import CLASSES
+from advparity.model.jsonfile import read_json_object
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 from tqdm.auto import tqdm
-
-from model.data import CLASSES
-from model.jsonfile import read_json_object
 
 # Shares of the real data set (3,616 / 6,012 / 10,192 / 1,345 of 21,165), in CLASSES order.
 REAL_COUNTS: dict[str, int] = {"COVID": 3616, "Lung_Opacity": 6012, "Normal": 10192, "Viral Pneumonia": 1345}

@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from advparity.model.data import CXRDataset, split_classes, training_augmentation
+from advparity.model.network import build_model
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-
-from model.data import CXRDataset, split_classes, training_augmentation
-from model.network import build_model
 
 log = logging.getLogger(__name__)
 

@@ -15,5 +15,5 @@ Modules, one job each:
 - ``tables``: the paper's Tables 2–6 per library, the agreement table, the paper comparison; CSV/MD/JSON.
 - ``figures``: robustness curves, confusion matrices, training curves, linf_to_ref histogram (PNG).
 - ``html``: the self-contained ``report.html``, ``verdict_summary_text`` and ``exit_code``.
-- ``pipeline``: ``report(run_dir)`` — everything above in one call, for ``python -m harness report``.
+- ``pipeline``: ``report(run_dir)`` — everything above in one call, for ``python -m advparity report``.
 """

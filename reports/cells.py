@@ -23,8 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from reports.schema import RESULT_COLUMNS
+from advparity.reports.schema import RESULT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ def read_cells(run_dir: str | Path) -> pd.DataFrame:
     if checked.unverified:
         log.warning(
             "%d cell file(s) in %s have no checksum record (written before advparity recorded them), "
-            "e.g. %s: read unverified. Running `python -m harness run` again with the same arguments "
+            "e.g. %s: read unverified. Running `python -m advparity run` again with the same arguments "
             "and --out %s redoes them with checksums",
             len(checked.unverified),
             run_dir / "cells",
@@ -127,7 +126,7 @@ def _bad_cells_message(run_dir: Path, bad: list[tuple[Path, str]]) -> str:
     more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
     return (
         f"{len(bad)} cell file(s) failed their check, so their results cannot be trusted: {listed}{more}. "
-        f"Run `python -m harness run` again with the same arguments and --out {run_dir}: bad cells "
+        f"Run `python -m advparity run` again with the same arguments and --out {run_dir}: bad cells "
         f"are redone{_recorded_command(run_dir)}"
     )
 

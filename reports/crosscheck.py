@@ -43,9 +43,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-
-from reports.load import Run
-from reports.schema import (
+from advparity.reports.load import Run
+from advparity.reports.schema import (
     ATTACK_ORDER,
     REFERENCE,
     attack_label,
@@ -55,7 +54,7 @@ from reports.schema import (
     library_sort_key,
     ordered_libraries,
 )
-from reports.stats import discordant, mcnemar_exact
+from advparity.reports.stats import discordant, mcnemar_exact
 
 # Per sample, at most this share of the pixels (and at least one) may differ from the expected x_adv
 # as near-zero-gradient sign flips. Measured: a sum- vs a mean-reduced loss on DenseNet-121 (PGD-10,
@@ -429,7 +428,7 @@ def _count_statistical_tests(frame: pd.DataFrame) -> int:
 def documented_departure(library: str, attack: str) -> str:
     """How ``library``'s ``attack`` departs from the reference's, as its adapter documents it; '' if it
     documents none or cannot be loaded here (a run read on another machine)."""
-    import adapters
+    from advparity import adapters
 
     if library not in adapters.names():
         return ""

@@ -16,10 +16,9 @@ matplotlib.use("Agg")  # no display on CI machines and servers; must precede pyp
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-from reports.schema import REFERENCE, check_results, library_label, ordered_libraries  # noqa: E402
-from reports.summary import cell_summary  # noqa: E402
-from reports.tables import confusion_at  # noqa: E402
+from advparity.reports.schema import REFERENCE, check_results, library_label, ordered_libraries  # noqa: E402
+from advparity.reports.summary import cell_summary  # noqa: E402
+from advparity.reports.tables import confusion_at  # noqa: E402
 
 DPI = 90
 # Distinct markers and dash patterns: the curves of agreeing libraries lie on top of each other, and
@@ -131,7 +130,7 @@ def training_curves(history_csv: str | Path, out_path: str | Path) -> Path:
         raise ValueError(f"expected {history_csv} to have columns {needed}, missing {missing}")
     # The same picture training wrote next to the checkpoint: one plotting function for both.
     # Imported here: model.train pulls in torch, which the rest of the report does not need.
-    from model.train import plot_history
+    from advparity.model.train import plot_history
 
     return plot_history(history, out_path)
 

@@ -51,11 +51,10 @@ matplotlib.use("Agg")  # no display on CI machines and servers; must precede pyp
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from advparity.model.jsonfile import read_json_object  # noqa: E402
+from advparity.reports.schema import attack_label, eps_label, library_label, library_sort_key  # noqa: E402
+from advparity.reports.tables import format_value  # noqa: E402
 from PIL import Image  # noqa: E402
-
-from model.jsonfile import read_json_object  # noqa: E402
-from reports.schema import attack_label, eps_label, library_label, library_sort_key  # noqa: E402
-from reports.tables import format_value  # noqa: E402
 
 if TYPE_CHECKING:
     # torch and the grad-cam package (with OpenCV) take ~4 s to import; report.html only reads
@@ -675,7 +674,7 @@ def report_block(run_dir: str | Path) -> str:
     if not rows_path.is_file():
         return (
             '<div id="gradcam"><h3>Grad-CAM under attack</h3><p>Not computed — run '
-            f"<code>python -m harness gradcam {html.escape(str(run_dir))}</code> "
+            f"<code>python -m advparity gradcam {html.escape(str(run_dir))}</code> "
             "(add <code>--per-class N</code> for more images), then the report again.</p></div>"
         )
     meta_path = folder / META_FILE
@@ -688,7 +687,7 @@ def report_block(run_dir: str | Path) -> str:
         log.warning("cannot summarise %s: %s", rows_path, err)
         return (
             f'<div id="gradcam"><h3>Grad-CAM under attack</h3><p><b>Could not be read</b> '
-            f"({html.escape(str(err))}) — rerun <code>python -m harness gradcam {html.escape(str(run_dir))}</code>."
+            f"({html.escape(str(err))}) — rerun <code>python -m advparity gradcam {html.escape(str(run_dir))}</code>."
             "</p></div>"
         )
     return gradcam_section(summary, figures, meta)

@@ -21,15 +21,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from reports import figures, gradcam, paper
-from reports.crosscheck import FAILING_VERDICTS, MISMATCH_KINDS, RULES, VERDICTS, counts_text, run_verdicts
-from reports.load import Run
-from reports.sanity import Finding, run_all
-from reports.schema import REFERENCE, check_manifest, eps_label, library_label, ordered_libraries
-from reports.stats import clopper_pearson_ci
-from reports.summary import SEED_POLICY, cell_summary
-from reports.tables import TABLE_TITLES, build_tables, choose_eps, format_value
+from advparity.reports import figures, gradcam, paper
+from advparity.reports.crosscheck import (
+    FAILING_VERDICTS,
+    MISMATCH_KINDS,
+    RULES,
+    VERDICTS,
+    counts_text,
+    run_verdicts,
+)
+from advparity.reports.load import Run
+from advparity.reports.sanity import Finding, run_all
+from advparity.reports.schema import REFERENCE, check_manifest, eps_label, library_label, ordered_libraries
+from advparity.reports.stats import clopper_pearson_ci
+from advparity.reports.summary import SEED_POLICY, cell_summary
+from advparity.reports.tables import TABLE_TITLES, build_tables, choose_eps, format_value
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-
-from model.jsonfile import read_json_object
-from reports.cells import read_cells
-from reports.schema import check_clean, check_manifest, check_results
+from advparity.model.jsonfile import read_json_object
+from advparity.reports.cells import read_cells
+from advparity.reports.schema import check_clean, check_manifest, check_results
 
 
 @dataclass(frozen=True)

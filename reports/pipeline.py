@@ -1,4 +1,4 @@
-"""The one call behind ``python -m harness report RUN_DIR``: load, judge, write tables, figures and HTML.
+"""The one call behind ``python -m advparity report RUN_DIR``: load, judge, write tables, figures and HTML.
 
 The CLI only parses arguments, calls :func:`report`, prints ``outputs.summary`` and ``outputs.html``,
 and exits with ``outputs.exit_code``.
@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-from reports.crosscheck import run_verdicts
-from reports.html import exit_code, verdict_summary_text, write_report
-from reports.load import load_run
-from reports.sanity import Finding, run_all
-from reports.tables import build_tables, choose_eps, write_tables
+from advparity.reports.crosscheck import run_verdicts
+from advparity.reports.html import exit_code, verdict_summary_text, write_report
+from advparity.reports.load import load_run
+from advparity.reports.sanity import Finding, run_all
+from advparity.reports.tables import build_tables, choose_eps, write_tables
 
 
 @dataclass(frozen=True)

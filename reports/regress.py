@@ -1,4 +1,4 @@
-"""Regression of a run's robustness numbers against a committed baseline (``python -m harness regress``).
+"""Regression of a run's robustness numbers against a committed baseline (``python -m advparity regress``).
 
 A baseline (JSON, see :func:`build_baseline`) holds, for one run: the clean accuracy, every cell's
 accuracy (library × attack × eps × steps × random start × seed) with its per-sample correctness as a
@@ -29,7 +29,7 @@ The tolerance rule, and why:
   one process, whatever its kernels). Where every number still matches, it passes with a note.
 * A changed test split fails, like a changed grid.
 
-Times are not compared: they depend on the machine, and ``python -m harness bench`` measures them.
+Times are not compared: they depend on the machine, and ``python -m advparity bench`` measures them.
 """
 
 from __future__ import annotations
@@ -45,12 +45,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from model.jsonfile import read_json_object
-from reports.crosscheck import run_verdicts
-from reports.load import Run
-from reports.schema import attack_label, eps_label
-from reports.stats import discordant, mcnemar_exact
+from advparity.model.jsonfile import read_json_object
+from advparity.reports.crosscheck import run_verdicts
+from advparity.reports.load import Run
+from advparity.reports.schema import attack_label, eps_label
+from advparity.reports.stats import discordant, mcnemar_exact
 
 SCHEMA = 1
 
@@ -168,9 +167,9 @@ class Comparison:
             lines.append(
                 "  The numbers moved, but round-off alone can move them on another machine, so they are not "
                 "called regressions. Check on a machine like the baseline's — a preset with cpu_isa "
-                "(the ci preset pins AVX2, which `python -m harness` applies on any x86-64 CPU) and the same "
+                "(the ci preset pins AVX2, which `python -m advparity` applies on any x86-64 CPU) and the same "
                 "thread count and torch — or keep a baseline for this machine: "
-                "`python -m harness regress RUN --baseline OTHER.json --update`."
+                "`python -m advparity regress RUN --baseline OTHER.json --update`."
             )
         return "\n".join(lines)
 
@@ -234,8 +233,8 @@ def build_baseline(run: Run) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "about": (
-            "advparity regression baseline: written by `python -m harness regress RUN_DIR --update`; "
-            "checked by `python -m harness regress RUN_DIR --baseline THIS_FILE`."
+            "advparity regression baseline: written by `python -m advparity regress RUN_DIR --update`; "
+            "checked by `python -m advparity regress RUN_DIR --baseline THIS_FILE`."
         ),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "preset": manifest.get("preset"),
@@ -269,7 +268,7 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"no baseline at {path}; write one from a run you trust with `python -m harness regress RUN_DIR "
+            f"no baseline at {path}; write one from a run you trust with `python -m advparity regress RUN_DIR "
             f"--baseline {path} --update`"
         )
     baseline = read_json_object(path, "baseline")

@@ -16,9 +16,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-
-from reports.schema import check_clean, check_results, eps_label, library_label, library_sort_key
-from reports.summary import cell_summary, lowest_seed
+from advparity.reports.schema import check_clean, check_results, eps_label, library_label, library_sort_key
+from advparity.reports.summary import cell_summary, lowest_seed
 
 Severity = Literal["error", "warning", "info"]
 

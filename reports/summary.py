@@ -12,9 +12,8 @@ spread is judged in the cross-check verdicts.
 from __future__ import annotations
 
 import pandas as pd
-
-from reports.schema import ATTACK_ORDER, attack_label, check_results, eps_label, library_sort_key
-from reports.stats import clopper_pearson_ci, mean_confidence, wald_ci
+from advparity.reports.schema import ATTACK_ORDER, attack_label, check_results, eps_label, library_sort_key
+from advparity.reports.stats import clopper_pearson_ci, mean_confidence, wald_ci
 
 SEED_POLICY = (
     "Random-start PGD: statistics are computed on the lowest seed's cell (one real attack run); the mean, "

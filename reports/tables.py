@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from reports import paper
-from reports.crosscheck import verdicts as compute_verdicts
-from reports.sanity import eight_bit_survival_table
-from reports.schema import (
+from advparity.reports import paper
+from advparity.reports.crosscheck import verdicts as compute_verdicts
+from advparity.reports.sanity import eight_bit_survival_table
+from advparity.reports.schema import (
     REFERENCE,
     check_clean,
     check_manifest,
@@ -32,7 +31,7 @@ from reports.schema import (
     library_label,
     ordered_libraries,
 )
-from reports.stats import (
+from advparity.reports.stats import (
     attack_success_rate_flips,
     attack_success_rate_paper,
     clopper_pearson_ci,
@@ -44,7 +43,7 @@ from reports.stats import (
     per_class_prf,
     wald_ci,
 )
-from reports.summary import cell_summary, lowest_seed
+from advparity.reports.summary import cell_summary, lowest_seed
 
 TABLE_TITLES: dict[str, str] = {
     "agreement": "Agreement with the reference (library × attack × eps)",

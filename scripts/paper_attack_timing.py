@@ -5,9 +5,9 @@
 1. writes ``--images`` synthetic chest X-rays at the paper's 224 px (the real test split has 2,117);
 2. lists them all as the test split and saves DenseNet-121 with seeded random weights as the
    checkpoint (an attack's cost does not depend on what the weights are);
-3. ``python -m harness bench --preset paper`` on the device: images/s per library × attack at 224 px,
+3. ``python -m advparity bench --preset paper`` on the device: images/s per library × attack at 224 px,
    and the whole attack phase extrapolated from them;
-4. ``python -m harness run --preset paper --limit N``: the real runner on the first N stand-in images
+4. ``python -m advparity run --preset paper --limit N``: the real runner on the first N stand-in images
    (all 93 cells), so the extrapolation can be checked against a measured wall time.
 
 Everything it prints is what goes into the README's GPU table. Nothing is reused between calls except
@@ -24,11 +24,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
-from model.checkpoint import save_checkpoint
-from model.data import SPLIT_COLUMNS, save_split, scan_dataset
-from model.network import build_densenet121
-from model.synthetic import SynthSpec, counts_for_total, write_dataset
+from advparity.model.checkpoint import save_checkpoint
+from advparity.model.data import SPLIT_COLUMNS, save_split, scan_dataset
+from advparity.model.network import build_densenet121
+from advparity.model.synthetic import SynthSpec, counts_for_total, write_dataset
 
 
 def prepare(out: Path, images: int, size: int) -> tuple[Path, Path, Path]:
@@ -70,7 +69,7 @@ def main() -> int:
     args = parser.parse_args()
 
     data, split, checkpoint = prepare(args.out, args.images, args.size)
-    harness = [sys.executable, "-m", "harness", "-q"]
+    harness = [sys.executable, "-m", "advparity", "-q"]
     device = ["--device", args.device]
     bench = [
         *harness,

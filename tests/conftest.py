@@ -10,10 +10,9 @@ import pytest
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 import torch  # noqa: E402
-
-from harness import pipeline  # noqa: E402
-from harness.config import load_preset  # noqa: E402
-from model.synthetic import SynthSpec, counts_for_total, write_dataset  # noqa: E402
+from advparity.harness import pipeline  # noqa: E402
+from advparity.harness.config import load_preset  # noqa: E402
+from advparity.model.synthetic import SynthSpec, counts_for_total, write_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ Importable by name from every test folder, like ``small_nets``.
 
 from __future__ import annotations
 
-import adapters
+from advparity import adapters
 
 DEPARTURES: dict[tuple[str, str], str] = {
     (name, attack): text

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from advparity.harness.api import CrossCheckResult, crosscheck, state_sha256
+from advparity.harness.testing import assert_robust
 from departures import departs
 from library_states import pretend_broken_import, pretend_not_installed
 from small_nets import SMALL_CLASSES, SMALL_SHAPE, SmallNet, synthetic_batch
 from torch import nn
 
-import adapters
-import harness
-from harness.api import CrossCheckResult, crosscheck, state_sha256
-from harness.testing import assert_robust
+from advparity import adapters, harness
 
 SHAPE = SMALL_SHAPE
 CLASSES = SMALL_CLASSES
@@ -205,7 +204,7 @@ def test_importing_harness_imports_no_torch() -> None:
 def test_an_out_folder_resumes_the_same_run_and_refuses_another_model(
     model: TinyNet, data: tuple[torch.Tensor, torch.Tensor], tmp_path: Path
 ) -> None:
-    from harness.store import RunDirError
+    from advparity.harness.store import RunDirError
 
     x, y = data
     kwargs = {"libraries": ["art"], "attacks": ["fgsm"], "eps": ["2/255"], "out": tmp_path / "run"}
@@ -271,7 +270,7 @@ def test_a_library_that_is_not_installed_is_skipped_with_one_line(
     import logging
 
     pretend_not_installed(monkeypatch, "deeprobust")
-    with caplog.at_level(logging.WARNING, logger="harness.runner"):
+    with caplog.at_level(logging.WARNING, logger="advparity.harness.runner"):
         result = crosscheck(
             model,
             *data,

@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from advparity.harness import api as harness_api
+from advparity.harness.api import _check_arguments, attack_config, crosscheck
+from advparity.harness.testing import assert_robust
 from small_nets import SmallNet, synthetic_batch
 from torch import nn
-
-import harness.api
-from harness.api import _check_arguments, attack_config, crosscheck
-from harness.testing import assert_robust
 
 FAST: dict[str, Any] = {"libraries": ["torchattacks"], "attacks": ["fgsm"], "eps": ["2/255"], "steps": 1}
 
@@ -40,7 +39,7 @@ def no_attacks(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         pytest.fail("an attack ran before the bad argument was refused")
 
-    monkeypatch.setattr(harness.api, "run_tensors", refuse)
+    monkeypatch.setattr(harness_api, "run_tensors", refuse)
 
 
 def _file(tmp_path: Path) -> Path:

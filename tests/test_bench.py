@@ -1,4 +1,4 @@
-"""`python -m harness bench`: the measurement's bookkeeping on a tiny batch (timings themselves are
+"""`python -m advparity bench`: the measurement's bookkeeping on a tiny batch (timings themselves are
 in tests/benchmarks, run by `tox -e bench`)."""
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import adapters
-from harness.bench import (
+from advparity.harness.bench import (
     BARE_CALLS,
     BenchConfig,
     BenchResult,
@@ -22,8 +20,10 @@ from harness.bench import (
     estimate_phase,
     run_bench,
 )
-from harness.cli import main
-from harness.config import load_preset
+from advparity.harness.cli import main
+from advparity.harness.config import load_preset
+
+from advparity import adapters
 
 TINY = BenchConfig(size=32, batch=2, repeats=1, pgd_steps=2)
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from advparity.model.checkpoint import CheckpointError, card_path, load_checkpoint, save_checkpoint
+from advparity.model.network import build_densenet121
 from torchvision.models import densenet121
-
-from model.checkpoint import CheckpointError, card_path, load_checkpoint, save_checkpoint
-from model.network import build_densenet121
 
 
 @pytest.fixture()

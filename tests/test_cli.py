@@ -9,18 +9,20 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, main
-from model.checkpoint import load_checkpoint
+from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, main
+from advparity.model.checkpoint import load_checkpoint
 
 
 def test_help_for_every_command() -> None:
     for command in ([], ["synth"], ["train"], ["demo"]):
         result = subprocess.run(
-            [sys.executable, "-m", "harness", *command, "--help"], capture_output=True, text=True, check=False
+            [sys.executable, "-m", "advparity", *command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
-        assert "usage: python -m harness" in result.stdout
+        assert "usage: python -m advparity" in result.stdout
 
 
 def test_synth_writes_the_kaggle_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,7 +96,7 @@ def test_a_failure_of_the_tool_itself_exits_3_not_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """1 means "a library disagrees / numbers drifted"; a crash must not read as that."""
-    from harness import cli
+    from advparity.harness import cli
 
     def broken(args: object) -> int:
         raise RuntimeError("disk on fire")
@@ -148,10 +150,9 @@ def test_the_paper_preset_runs_end_to_end_on_a_data_folder_with_local_weights(
     ImageNet-format local backbone, folder data, 3 reference and 2 library seeds) shrunk only in cost —
     32 px, 1 epoch, 4 test images, 2 PGD steps, no loader workers, and 2 FGSM + 1 PGD eps of its grids
     (test_config checks the full grids) — through to a report with the paper-comparison table."""
+    from advparity.harness.config import load_preset
     from safetensors.torch import save_file
     from torchvision.models import densenet121
-
-    from harness.config import load_preset
 
     text = (Path(__file__).parents[1] / "harness" / "presets" / "paper.toml").read_text()
     for old, new in [

@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from advparity.harness import cli as harness_cli
+from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from advparity.model.checkpoint import card_path
 from safetensors.torch import save_file
-
-import harness.cli
-from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from model.checkpoint import card_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -242,7 +241,7 @@ def test_update_without_baseline_never_overwrites_the_ci_baseline(
     """`regress SMOKE_RUN --update` used to replace the committed ci.json with the smoke run (exit 0)."""
     committed = scene["tmp"] / "committed_ci.json"
     committed.write_bytes(scene["baseline_ci"].read_bytes())
-    monkeypatch.setattr(harness.cli, "DEFAULT_BASELINE", committed)
+    monkeypatch.setattr(harness_cli, "DEFAULT_BASELINE", committed)
     before = committed.read_bytes()
     assert main(["-q", "regress", str(scene["run"]), "--update"]) == EXIT_BAD_INPUT
     assert "the baseline of preset 'ci'" in capsys.readouterr().err
@@ -280,7 +279,7 @@ def test_a_long_eps_list_gives_a_short_message(
 
 def _subprocess(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "harness", "-q", *args],
+        [sys.executable, "-m", "advparity", "-q", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -301,7 +300,7 @@ def test_a_kernel_pin_conflict_before_the_cli_is_exit_2(scene: dict[str, Path]) 
 
 
 def test_a_non_utf8_preset_is_exit_2_from_the_command_line(scene: dict[str, Path]) -> None:
-    """``python -m harness`` reads the preset before ``main`` to pin kernels: a non-UTF-8 file raised there."""
+    """``python -m advparity`` reads the preset before ``main`` to pin kernels: a non-UTF-8 file raised there."""
     result = _subprocess(
         [
             "run",
@@ -320,7 +319,7 @@ def test_a_non_utf8_preset_is_exit_2_from_the_command_line(scene: dict[str, Path
 def test_interrupted_is_a_documented_exit_code() -> None:
     for doc in ("docs/cli.md", "docs/design.md"):
         assert "130 interrupted" in (REPO / doc).read_text(encoding="utf-8"), doc
-    assert harness.cli.EXIT_INTERRUPTED == 130
+    assert harness_cli.EXIT_INTERRUPTED == 130
 
 
 def test_imagenet_weights_offline_is_exit_2(
@@ -329,12 +328,12 @@ def test_imagenet_weights_offline_is_exit_2(
     """torchvision downloads ImageNet weights on first use; offline that raised URLError (exit 3)."""
     import urllib.error
 
-    import model.network
+    from advparity.model import network
 
     def offline(**_: object) -> None:
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(model.network, "densenet121", offline)
+    monkeypatch.setattr(network, "densenet121", offline)
     argv = ["-q", "train", "--preset", "smoke", "--weights", "imagenet", "--out", str(scene["tmp"] / "i")]
     assert main(argv) == EXIT_BAD_INPUT
     err = capsys.readouterr().err

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness.config import ConfigError, eps_label, load_preset, parse_eps, preset_names
+from advparity.harness.config import ConfigError, eps_label, load_preset, parse_eps, preset_names
 
 
 def test_every_preset_loads() -> None:

@@ -10,9 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
-
-from model.data import (
+from advparity.model.data import (
     CLASSES,
     KAGGLE_FOLDER,
     CXRDataset,
@@ -32,6 +30,7 @@ from model.data import (
     stratified_split,
     training_augmentation,
 )
+from PIL import Image
 
 # A real 3-class chest X-ray set split by folders (train/ + val/), kept outside the repository.
 SHARED_SET = Path(__file__).resolve().parents[2] / "shared" / "data" / "covid19-image-dataset"
@@ -535,9 +534,9 @@ def test_the_shared_real_set_is_split_folders_with_three_classes_and_every_image
 
 def test_train_model_on_a_three_class_image_folder_records_the_classes(tmp_path: Path) -> None:
     """End to end through the pipeline: 3 classes at 32 px, 1 epoch; the card names the 3 classes."""
-    from harness import pipeline
-    from harness.config import load_preset
-    from model.checkpoint import load_checkpoint
+    from advparity.harness import pipeline
+    from advparity.harness.config import load_preset
+    from advparity.model.checkpoint import load_checkpoint
 
     data = _image_folder(tmp_path / "data", {"Covid": 10, "Normal": 10, "Viral Pneumonia": 10})
     preset = load_preset("smoke")
@@ -560,8 +559,8 @@ def test_train_model_on_a_three_class_image_folder_records_the_classes(tmp_path:
 
 def test_a_training_set_that_leaves_one_image_over_still_trains(tmp_path: Path) -> None:
     """17 training images in batches of 16: BatchNorm cannot train on the last batch of one (it raises)."""
-    from harness import pipeline
-    from harness.config import load_preset
+    from advparity.harness import pipeline
+    from advparity.harness.config import load_preset
 
     data = tmp_path / "data"
     _image_folder(data / "train", {"Covid": 6, "Normal": 6, "Viral Pneumonia": 5})
@@ -578,7 +577,7 @@ def test_a_training_set_that_leaves_one_image_over_still_trains(tmp_path: Path) 
 
 def test_a_manifest_beside_another_trains_and_runs_from_the_card(tmp_path: Path) -> None:
     """Two manifests in one folder: the one given is used through train and run (no re-detection)."""
-    from harness.cli import EXIT_OK, main
+    from advparity.harness.cli import EXIT_OK, main
 
     data = tmp_path / "data"
     rows = []

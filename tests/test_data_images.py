@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-from model.data import (
+from advparity.model.data import (
     CLASSES,
     CXRDataset,
     DataError,
@@ -21,6 +19,7 @@ from model.data import (
     make_split,
     scan_dataset,
 )
+from PIL import Image
 
 
 def _write_png(path: Path, value: int) -> None:
@@ -253,7 +252,7 @@ def test_radiography_class_names_without_images_subfolders_are_an_image_folder(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _radiography_named_image_folder(tmp_path)
-    with caplog.at_level(logging.INFO, logger="model.data"):
+    with caplog.at_level(logging.INFO, logger="advparity.model.data"):
         layout = detect_layout(tmp_path)
     assert layout.kind is LayoutKind.IMAGE_FOLDER and layout.root == tmp_path
     notes = [r.getMessage() for r in caplog.records if "read as an image folder" in r.getMessage()]

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from harness import kernels
-from harness.config import ConfigError, load_preset
-from harness.runner import environment
+from advparity.harness import kernels
+from advparity.harness.config import ConfigError, load_preset
+from advparity.harness.runner import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 

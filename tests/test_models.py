@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from advparity.harness.cli import EXIT_OK, main
+from advparity.model.checkpoint import load_checkpoint, model_spec
+from advparity.model.network import CXRClassifier, build_model
+from advparity.reports.gradcam import target_layer
+from advparity.reports.load import load_run
 from torch import nn
-
-from harness.cli import EXIT_OK, main
-from model.checkpoint import load_checkpoint, model_spec
-from model.network import CXRClassifier, build_model
-from reports.gradcam import target_layer
-from reports.load import load_run
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "covid19-image-dataset"
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from advparity.model.network import IMAGENET_MEAN, IMAGENET_STD, CXRClassifier, build_densenet121
 from safetensors.torch import save_file
 from torchvision.models import densenet121
-
-from model.network import IMAGENET_MEAN, IMAGENET_STD, CXRClassifier, build_densenet121
 
 
 def test_the_model_normalises_inside() -> None:

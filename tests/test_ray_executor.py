@@ -20,13 +20,18 @@ import pandas as pd
 import pytest
 import ray
 import torch
-
-from harness import executors, runner
-from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from harness.config import load_preset
-from harness.executors import GroupFailedError, RayExecutor, RayExecutorError, build_executor, group_label
-from harness.runner import LocalExecutor, RunRequest, run
-from harness.store import Cell, RunStore
+from advparity.harness import executors, runner
+from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from advparity.harness.config import load_preset
+from advparity.harness.executors import (
+    GroupFailedError,
+    RayExecutor,
+    RayExecutorError,
+    build_executor,
+    group_label,
+)
+from advparity.harness.runner import LocalExecutor, RunRequest, run
+from advparity.harness.store import Cell, RunStore
 
 TIMING = ["seconds", "eval_seconds"]
 # The smoke preset's three groups: the FGSM grid, and PGD 2/255 with seed 0 (every library) and with
@@ -277,7 +282,7 @@ def test_missing_ray_is_a_clear_error(
 
 def test_a_kernel_pin_reaches_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers are new processes: the pin (harness/kernels.py) must be in their environment before torch starts."""
-    from harness import kernels
+    from advparity.harness import kernels
 
     plain = {k: v for k, v in os.environ.items() if k not in kernels.KERNEL_VARIABLES}
     assert executors.task_options(2, 0.0, plain) == {"num_cpus": 2, "num_gpus": 0.0}

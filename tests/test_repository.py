@@ -8,8 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from harness.config import tomllib  # the standard library's, or tomli before Python 3.11
+from advparity.harness.config import tomllib  # the standard library's, or tomli before Python 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])

@@ -14,12 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
-from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from harness.config import load_preset
-from harness.runner import RunRequest, judge, ordered_test_rows, plan_cells, run
-from harness.store import RunDirError, RunStore
-from model.data import load_split
+from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from advparity.harness.config import load_preset
+from advparity.harness.runner import RunRequest, judge, ordered_test_rows, plan_cells, run
+from advparity.harness.store import RunDirError, RunStore
+from advparity.model.data import load_split
 
 TIMING = ["seconds", "eval_seconds"]
 
@@ -177,7 +176,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_results(
     killed = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness", "-q", *args, "--out", str(killed)],
+        [sys.executable, "-m", "advparity", "-q", *args, "--out", str(killed)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     cells = killed / "cells"
@@ -221,7 +220,7 @@ def test_a_partly_finished_fgsm_grid_resumes_to_the_same_numbers(
 
 def test_judge_reuses_the_reference_only_for_identical_images() -> None:
     torch.manual_seed(0)
-    from model.network import build_densenet121
+    from advparity.model.network import build_densenet121
 
     model = build_densenet121(num_classes=4).eval()
     x = torch.round(torch.rand(6, 3, 32, 32) * 255) / 255

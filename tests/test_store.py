@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from harness import store as store_module
-from harness.cli import EXIT_BAD_INPUT, main
-from harness.config import load_preset
-from harness.runner import RunRequest, run
-from harness.store import (
+from advparity.harness import store as store_module
+from advparity.harness.cli import EXIT_BAD_INPUT, main
+from advparity.harness.config import load_preset
+from advparity.harness.runner import RunRequest, run
+from advparity.harness.store import (
     EXTRA_COLUMNS,
     LOCK,
     NOT_WRITTEN,
@@ -31,7 +30,7 @@ from harness.store import (
     RunDirError,
     RunStore,
 )
-from reports.cells import NO_RECORD, SHA_DIFFERS
+from advparity.reports.cells import NO_RECORD, SHA_DIFFERS
 
 N = 8
 FGSM = Cell("reference", "fgsm", 1 / 255, 1, 1 / 255, False, 0)
@@ -57,7 +56,7 @@ def _rows(cell: Cell, n: int = N) -> pd.DataFrame:
 
 def _store(tmp_path: Path, *cells: Cell) -> RunStore:
     store = RunStore(tmp_path / "run")
-    store.open({"config_hash": "abc", "command": "python -m harness run --out RUN"})
+    store.open({"config_hash": "abc", "command": "python -m advparity run --out RUN"})
     for cell in cells:
         store.write_cell(cell, _rows(cell))
     return store
@@ -86,8 +85,8 @@ def test_a_truncated_cell_fails_is_redone_on_resume_and_refused_by_read_results(
         store.read_results()
     message = str(error.value)
     assert path.name in message and "unreadable" in message
-    assert f"`python -m harness run` again with the same arguments and --out {store.run_dir}:" in message
-    assert "bad cells are redone" in message and "python -m harness run --out RUN" in message  # its command
+    assert f"`python -m advparity run` again with the same arguments and --out {store.run_dir}:" in message
+    assert "bad cells are redone" in message and "python -m advparity run --out RUN" in message  # its command
 
     resume = store.unfinished([FGSM, PGD])
     assert resume.todo == [FGSM] and [cell for cell, _ in resume.redone] == [FGSM]
@@ -129,7 +128,7 @@ def test_a_cell_without_a_record_is_redone_on_resume_but_read_unverified(
     _rows(FGSM).to_parquet(store.cell_path(FGSM), index=False)
     assert store.verify(FGSM) == NO_RECORD
 
-    with caplog.at_level(logging.WARNING, logger="reports.cells"):
+    with caplog.at_level(logging.WARNING, logger="advparity.reports.cells"):
         results = store.read_results()
     assert len(results) == 2 * N
     assert "1 cell file(s)" in caplog.text and "read unverified" in caplog.text
@@ -167,7 +166,7 @@ def _write_lock(run_dir: Path, pid: int, host: str | None = None) -> Path:
         "pid": pid,
         "host": host or socket.gethostname(),
         "started_at": "2030-01-02T03:04:05+00:00",
-        "command": "python -m harness run --out elsewhere",
+        "command": "python -m advparity run --out elsewhere",
     }
     path.write_text(json.dumps(holder))
     return path
@@ -175,13 +174,13 @@ def _write_lock(run_dir: Path, pid: int, host: str | None = None) -> Path:
 
 def test_the_lock_is_held_for_the_block_and_removed_after_it(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run")
-    with store.lock("python -m harness run") as holder:
+    with store.lock("python -m advparity run") as holder:
         found = json.loads((store.run_dir / LOCK).read_text())
         assert found == {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started_at": holder.started_at,
-            "command": "python -m harness run",
+            "command": "python -m advparity run",
         }
         assert store.open({"config_hash": "abc"}) is False  # the lock does not make the folder foreign
     assert not (store.run_dir / LOCK).exists()
@@ -200,12 +199,12 @@ def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path: Path) 
 
 def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run")
-    with store.lock("python -m harness run --out run"):
+    with store.lock("python -m advparity run --out run"):
         with pytest.raises(RunDirError) as error, RunStore(tmp_path / "run").lock("second"):
             pass
         message = str(error.value)
         assert f"pid {os.getpid()}" in message and socket.gethostname() in message
-        assert "python -m harness run --out run" in message and "another --out" in message
+        assert "python -m advparity run --out run" in message and "another --out" in message
         assert (store.run_dir / LOCK).exists()  # the refused run left the holder's lock alone
     assert not (store.run_dir / LOCK).exists()
 
@@ -229,7 +228,10 @@ def test_a_lock_of_a_dead_process_is_taken_over(tmp_path: Path, caplog: pytest.L
     gone = subprocess.Popen(["true"])
     gone.wait()  # reaped: its pid no longer exists
     path = _write_lock(tmp_path / "run", gone.pid)
-    with caplog.at_level(logging.WARNING, logger="harness.store"), RunStore(tmp_path / "run").lock("mine"):
+    with (
+        caplog.at_level(logging.WARNING, logger="advparity.harness.store"),
+        RunStore(tmp_path / "run").lock("mine"),
+    ):
         assert json.loads(path.read_text())["pid"] == os.getpid()
     assert f"took over the lock of pid {gone.pid} (started 2030-01-02T03:04:05+00:00, no longer running)" in (
         caplog.text
@@ -285,7 +287,7 @@ def test_a_truncated_cell_stops_the_report_and_a_resume_redoes_it(
 
     assert main(["-q", "report", str(out)]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert victim.name in err and "python -m harness run` again" in err and "Traceback" not in err
+    assert victim.name in err and "python -m advparity run` again" in err and "Traceback" not in err
 
     with caplog.at_level(logging.WARNING):
         resumed = run(_request(trained, out), progress=False)

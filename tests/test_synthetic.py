@@ -9,11 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from model.data import CLASSES, scan_dataset
-from model.synthetic import (
+from advparity.model.data import CLASSES, scan_dataset
+from advparity.model.synthetic import (
     MANIFEST_NAME,
     REAL_COUNTS,
     LesionAmplitude,
@@ -22,6 +19,8 @@ from model.synthetic import (
     generate_image,
     write_dataset,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 REAL_SHARES = np.array([REAL_COUNTS[name] for name in CLASSES], dtype=float) / sum(REAL_COUNTS.values())
 

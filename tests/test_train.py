@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import advparity.model.train as train_module
 import pandas as pd
 import pytest
 import torch
+from advparity.model.data import CXRDataset, make_split, scan_dataset
+from advparity.model.network import build_densenet121
+from advparity.model.train import TrainConfig, evaluate, fit, save_history, seed_everything, train_on_split
 from torch.utils.data import DataLoader
-
-import model.train as train_module
-from model.data import CXRDataset, make_split, scan_dataset
-from model.network import build_densenet121
-from model.train import TrainConfig, evaluate, fit, save_history, seed_everything, train_on_split
 
 TINY = TrainConfig(
     image_size=32, weights=None, lr=1e-3, lr_schedule="cosine", batch_size=16, max_epochs=1, seed=0

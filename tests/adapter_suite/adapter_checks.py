@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from advparity.adapters.base import EPS_TOLERANCE, AttackSpec
 
 # Attacks a library is known to compute differently from the reference (tests/departures.py).
 from departures import DEPARTURES, departs  # noqa: F401
@@ -15,8 +16,7 @@ from scipy.stats import binomtest
 # mutation tests (tests/small_nets.py); re-exported here under the names the adapter tests use.
 from small_nets import SMALL_CLASSES, SMALL_SHAPE, SmallNet, one_thread, synthetic_batch  # noqa: F401
 
-import adapters
-from adapters.base import EPS_TOLERANCE, AttackSpec
+from advparity import adapters
 
 # The eps grids of issue 4: the paper's and larger ones, in pixel units.
 PAPER_EPS = (0.01 / 255, 0.025 / 255, 0.05 / 255, 0.1 / 255, 0.3 / 255)

@@ -44,7 +44,7 @@ def small_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def densenet() -> nn.Module:
-    from model.network import build_densenet121
+    from advparity.model.network import build_densenet121
 
     torch.manual_seed(0)
     net = build_densenet121(num_classes=4, weights=None)

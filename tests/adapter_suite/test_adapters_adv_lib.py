@@ -18,15 +18,14 @@ import numpy as np
 import pytest
 import torch
 from adapter_checks import mismatch, require_runnable, synthetic_batch
+from advparity.adapters import AttackSpec, run_attack
+from advparity.adapters.base import LossReduction
+from advparity.adapters.expected import ExpectationCache, compare
+from advparity.adapters.reference import pgd_from
 from torch import nn
 
-from adapters import AttackSpec, run_attack
-from adapters.base import LossReduction
-from adapters.expected import ExpectationCache, compare
-from adapters.reference import pgd_from
-
 require_runnable("adv-lib")  # before importing its adapter
-from adapters.adv_lib import ADAPTER  # noqa: E402
+from advparity.adapters.adv_lib import ADAPTER  # noqa: E402
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

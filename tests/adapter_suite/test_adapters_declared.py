@@ -15,12 +15,9 @@ import logging
 import pytest
 import torch
 from adapter_checks import LIBRARIES, departs, runs_spec, synthetic_batch
-from torch import nn
-
-import adapters
-from adapters import AttackSpec
-from adapters.base import Declaration, GuardedAdapter
-from adapters.expected import (
+from advparity.adapters import AttackSpec
+from advparity.adapters.base import Declaration, GuardedAdapter
+from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,
     Expectation,
@@ -28,7 +25,10 @@ from adapters.expected import (
     compare,
     pgd_expectation,
 )
-from adapters.reference import pgd_from, relative_magnitude, uniform_start
+from advparity.adapters.reference import pgd_from, relative_magnitude, uniform_start
+from torch import nn
+
+from advparity import adapters
 
 SPECS = {
     "fgsm": AttackSpec("fgsm", 4 / 255),

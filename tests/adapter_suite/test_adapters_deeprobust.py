@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 from adapter_checks import require_runnable, synthetic_batch
+from advparity.adapters import AttackSpec
+from advparity.adapters.expected import pgd_expectation
 from torch import nn
 
-import adapters
-from adapters import AttackSpec
-from adapters.expected import pgd_expectation
+from advparity import adapters
 
 require_runnable("deeprobust")  # before importing its adapter
-from adapters.deeprobust import _attack, attack_module  # noqa: E402
+from advparity.adapters.deeprobust import _attack, attack_module  # noqa: E402
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

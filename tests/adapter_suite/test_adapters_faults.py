@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 from adapter_checks import mismatch
+from advparity.adapters import AttackOutputError, AttackSpec
 from torch import nn
 
-import adapters
-from adapters import AttackOutputError, AttackSpec
+from advparity import adapters
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from advparity.adapters import AttackSpec
+from advparity.adapters.base import GuardedAdapter
 from torch import nn
 
-import adapters
-from adapters import AttackSpec
-from adapters.base import GuardedAdapter
+from advparity import adapters
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import pytest
 import torch
 from adapter_checks import ALL_EPS, departs, libraries_for, mismatch
+from advparity.adapters import AttackSpec
+from advparity.adapters.reference import fgsm_grid, loss_gradient
 from torch import nn
 
-import adapters
-from adapters import AttackSpec
-from adapters.reference import fgsm_grid, loss_gradient
+from advparity import adapters
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

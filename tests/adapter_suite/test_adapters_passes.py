@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 import torch
 from adapter_checks import runs_spec
+from advparity.adapters import AttackSpec, run_attack
 from torch import nn
 
-import adapters
-from adapters import AttackSpec, run_attack
+from advparity import adapters
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -18,10 +18,10 @@ import itertools
 import pytest
 import torch
 from adapter_checks import LIBRARIES, correct, departs, mcnemar_exact, synthetic_batch
+from advparity.adapters import AttackSpec
 from torch import nn
 
-import adapters
-from adapters import AttackSpec
+from advparity import adapters
 
 EPS, STEPS = 16 / 255, 3
 REFERENCE_SEEDS = (0, 1, 2)

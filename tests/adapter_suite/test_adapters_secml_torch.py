@@ -16,16 +16,16 @@ import copy
 import torch
 import torch.nn.functional as F
 from adapter_checks import mismatch, require_runnable, synthetic_batch
+from advparity.adapters import AttackSpec
+from advparity.adapters.base import seeded_global_rngs
+from advparity.adapters.reference import pgd_from
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import adapters
-from adapters import AttackSpec
-from adapters.base import seeded_global_rngs
-from adapters.reference import pgd_from
+from advparity import adapters
 
 require_runnable("secml-torch")  # before importing its adapter
-from adapters.secml_torch import make_attack  # noqa: E402
+from advparity.adapters.secml_torch import make_attack  # noqa: E402
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from advparity.adapters import AttackSpec
 from library_states import pretend_broken_import, pretend_not_installed
 
-import adapters
-from adapters import AttackSpec
+from advparity import adapters
 
 
 def test_names_are_the_contract() -> None:

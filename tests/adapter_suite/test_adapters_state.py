@@ -15,11 +15,11 @@ import logging
 import numpy as np
 import pytest
 import torch
+from advparity.adapters import AttackSpec
+from advparity.adapters.base import run_guarded
 from torch import nn
 
-import adapters
-from adapters import AttackSpec
-from adapters.base import run_guarded
+from advparity import adapters
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -136,7 +136,7 @@ def test_guard_undoes_a_hostile_library(
     model = _awkward_copy(small_net)
     before = _state(model)
     hostile = dataclasses.replace(adapters.get("reference"), name="hostile", attack_fn=_hostile)
-    with caplog.at_level(logging.WARNING, logger="adapters.base"):
+    with caplog.at_level(logging.WARNING, logger="advparity.adapters.base"):
         hostile.generate(model, *small_batch, AttackSpec("fgsm", 1 / 255))
     _assert_same_state(before, _state(model), "hostile")
     assert "hostile changed the model's ['buffers', 'parameters']" in caplog.text
@@ -157,7 +157,7 @@ def test_guard_restores_state_when_the_library_raises(small_net: nn.Module, smal
 
 def test_unguarded_foolbox_would_corrupt_batchnorm(small_net: nn.Module, small_batch: Batch) -> None:
     """Proves the state test can fail: the same Foolbox call without the guard moves running stats."""
-    from adapters.foolbox import _attack
+    from advparity.adapters.foolbox import _attack
 
     model = copy.deepcopy(small_net).train()
     running_mean = model.features[1].running_mean.clone()

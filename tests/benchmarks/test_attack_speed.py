@@ -4,7 +4,7 @@ Run with ``tox -e bench`` (JSON in .tox/bench.json) or ``pytest tests/benchmarks
 benchmark records images/s, passes per image and its ratio to the reference in ``extra_info``;
 ``test_adapter_overhead`` asserts that our adapter adds at most 5 % to calling each library directly
 (the reference has no "library call" to compare with; its adapter's cost is the same guards, reported by
-``python -m harness bench``).
+``python -m advparity bench``).
 Timings need a quiet machine: on 2 cores a second torch process slows both many times over.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import torch
+from advparity.harness.bench import BARE_CALLS, BenchConfig, bench_batch, bench_model, measure_pair
+from advparity.harness.runner import configure_torch
 
-import adapters
-from harness.bench import BARE_CALLS, BenchConfig, bench_batch, bench_model, measure_pair
-from harness.runner import configure_torch
+from advparity import adapters
 
 pytestmark = [pytest.mark.slow, pytest.mark.bench]
 

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from advparity.model.network import build_densenet121
+from advparity.reports.gradcam import grad_cam, last_conv_block, target_layer
 from gradcam_nets import GapNet, InplaceReluNet, hand_cam
 from torch import nn
-
-from model.network import build_densenet121
-from reports.gradcam import grad_cam, last_conv_block, target_layer
 
 # Float32 activations and the package's 1e-7 in its scaling: agreement to ~1e-6 is all float32 allows.
 ATOL = 1e-5

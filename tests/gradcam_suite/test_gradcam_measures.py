@@ -9,10 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-from scipy.spatial.distance import cosine
-
-from reports.gradcam import (
+from advparity.reports.gradcam import (
     ROW_COLUMNS,
     SUMMARY_COLUMNS,
     CamPanel,
@@ -27,6 +24,8 @@ from reports.gradcam import (
     report_block,
     summarize,
 )
+from scipy import stats
+from scipy.spatial.distance import cosine
 
 CLASSES = ("COVID", "Lung_Opacity", "Normal", "Viral Pneumonia")
 
@@ -243,7 +242,7 @@ def test_figure_and_html_section(tmp_path: Path) -> None:
 
 def test_report_block_without_gradcam(tmp_path: Path) -> None:
     block = report_block(tmp_path)
-    assert "Not computed" in block and f"python -m harness gradcam {tmp_path}" in block
+    assert "Not computed" in block and f"python -m advparity gradcam {tmp_path}" in block
 
 
 def test_report_block_with_an_unreadable_file(tmp_path: Path) -> None:

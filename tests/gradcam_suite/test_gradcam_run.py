@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from harness.cli import EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_OK, main
-from harness.gradcam import GradcamRequest, choose_samples, choose_settings, compute
-from reports.gradcam import ROW_COLUMNS, summarize
-from reports.pipeline import report
+from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_OK, main
+from advparity.harness.gradcam import GradcamRequest, choose_samples, choose_settings, compute
+from advparity.reports.gradcam import ROW_COLUMNS, summarize
+from advparity.reports.pipeline import report
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``python -m harness demo --preset smoke``: train, attack, Grad-CAM (reference only), report."""
+    """``python -m advparity demo --preset smoke``: train, attack, Grad-CAM (reference only), report."""
     out = tmp_path_factory.mktemp("gradcam") / "demo"
     assert main(["-q", "demo", "--preset", "smoke", "--out", str(out), "--device", "cpu"]) == EXIT_OK
     return out / "run"

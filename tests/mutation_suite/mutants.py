@@ -1116,7 +1116,7 @@ MUTANTS: tuple[Mutant, ...] = (
 # last, and only where the library can run (an optional library may not be installed).
 import importlib  # noqa: E402
 
-import adapters  # noqa: E402
+from advparity import adapters  # noqa: E402
 
 OPTIONAL_MUTANT_MODULES: dict[str, str] = {
     "secml-torch": "mutants_secml_torch",

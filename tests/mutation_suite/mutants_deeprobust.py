@@ -20,10 +20,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.optim as optim
+from advparity.adapters.deeprobust import attack_module
 from mutants import Mutant
 from numpy import linalg as LA
-
-from adapters.deeprobust import attack_module
 
 # The release the function bodies below were copied from (distribution name -> version).
 COPIED_FROM: dict[str, str] = {"deeprobust": "0.2.11"}

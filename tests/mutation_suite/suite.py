@@ -22,12 +22,13 @@ import pytest
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-import adapters  # noqa: E402
-from harness.config import Preset, load_preset  # noqa: E402
-from harness.runner import RunRequest, run  # noqa: E402
-from reports.crosscheck import FAILING_VERDICTS, verdicts  # noqa: E402
-from reports.html import exit_code  # noqa: E402
-from reports.load import load_run  # noqa: E402
+from advparity.harness.config import Preset, load_preset  # noqa: E402
+from advparity.harness.runner import RunRequest, run  # noqa: E402
+from advparity.reports.crosscheck import FAILING_VERDICTS, verdicts  # noqa: E402
+from advparity.reports.html import exit_code  # noqa: E402
+from advparity.reports.load import load_run  # noqa: E402
+
+from advparity import adapters  # noqa: E402
 
 BATCH_SIZE = 5  # of the smoke preset's 8 test images: batches of 5 and 3
 
@@ -105,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     import torch
-
-    from harness import pipeline
+    from advparity.harness import pipeline
 
     sys.path.insert(0, str(Path(__file__).parent))
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,7 @@ from departures import departs
 from mutants import MUTANTS, Mutant, needs_copied_releases
 from suite import caught, cross_check
 
-import adapters
+from advparity import adapters
 
 ALL = tuple(adapters.runnable())
 

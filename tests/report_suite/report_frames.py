@@ -33,7 +33,7 @@ MANIFEST: dict[str, Any] = {
     "seeds": [0, 1],
     "checkpoint": {"path": "model/model.safetensors", "sha256": "f" * 64, "card": {}},
     "created_at": "2025-01-01T00:00:00",
-    "command": "python -m harness run --preset hand --out RUN",
+    "command": "python -m advparity run --preset hand --out RUN",
 }
 
 

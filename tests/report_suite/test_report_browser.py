@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from advparity.reports import browser
+from advparity.reports.html import write_report
+from advparity.reports.load import load_run
 from report_frames import MANIFEST, N, cell, clean_frame, flipped_preds
-
-from reports import browser
-from reports.html import write_report
-from reports.load import load_run
 
 pytestmark = pytest.mark.skipif(
     browser.find_chromium() is None, reason="no Chromium on PATH (apt-get install -y chromium)"

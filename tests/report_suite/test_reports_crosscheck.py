@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import math
 
+import advparity.reports.crosscheck as crosscheck
 import numpy as np
 import pandas as pd
 import pytest
-from report_frames import FGSM_FLIPS, LABELS, PIXELS, N, cell, flipped_preds, replace_cell
-from report_frames import clean_frame as clean_frame_for_tests
-from scipy.stats import binomtest
-
-import reports.crosscheck as crosscheck
-from adapters import expected
-from reports.crosscheck import (
+from advparity.adapters import expected
+from advparity.reports.crosscheck import (
     FLIP_BUDGET_SHARE,
     RULES,
     flip_budget,
@@ -22,7 +18,10 @@ from reports.crosscheck import (
     smallest_detectable_shift,
     verdicts,
 )
-from reports.stats import mcnemar_exact
+from advparity.reports.stats import mcnemar_exact
+from report_frames import FGSM_FLIPS, LABELS, PIXELS, N, cell, flipped_preds, replace_cell
+from report_frames import clean_frame as clean_frame_for_tests
+from scipy.stats import binomtest
 
 EPS1 = 0.1 / 255
 EPS3 = 0.3 / 255
@@ -334,8 +333,8 @@ def _crashed(library: str, eps: float) -> pd.DataFrame:
 
 
 def test_a_crashed_library_is_invalid_and_left_out_of_the_robustness_numbers(agreeing: pd.DataFrame) -> None:
-    from reports.sanity import run_all
-    from reports.summary import cell_summary
+    from advparity.reports.sanity import run_all
+    from advparity.reports.summary import cell_summary
 
     results = replace_cell(agreeing, _crashed("art", EPS3))
     row = _row(verdicts(results), "art", "fgsm", EPS3)

@@ -12,6 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from advparity.reports.crosscheck import verdicts
+from advparity.reports.html import (
+    VERDICT_COLOURS,
+    cell_anchor,
+    exit_code,
+    summary_lines,
+    verdict_summary_text,
+    write_report,
+)
+from advparity.reports.load import Run, load_run
+from advparity.reports.pipeline import report
 from report_frames import (
     FGSM_FLIPS,
     MANIFEST,
@@ -23,18 +34,6 @@ from report_frames import (
     replace_cell,
 )
 from scipy.stats import binomtest
-
-from reports.crosscheck import verdicts
-from reports.html import (
-    VERDICT_COLOURS,
-    cell_anchor,
-    exit_code,
-    summary_lines,
-    verdict_summary_text,
-    write_report,
-)
-from reports.load import Run, load_run
-from reports.pipeline import report
 
 SECTIONS = ("first-screen", "tables", "paper", "verdicts", "rules", "sanity", "long-tables", "manifest")
 
@@ -216,7 +215,7 @@ def test_report_opens_with_summary_matrix_and_curves(written: tuple[Run, Path, s
 
 def test_runner_style_seeds_are_shown() -> None:
     # The runner writes seeds per role; the manifest section prints both (no full report needed).
-    from reports.html import _manifest_section
+    from advparity.reports.html import _manifest_section
 
     manifest = {**MANIFEST, "seeds": {"reference": [0, 1], "libraries": [0]}}
     assert "reference: 0, 1; libraries: 0" in _manifest_section(manifest, None)
@@ -249,9 +248,9 @@ def test_pipeline_writes_everything(run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_summary_lines_say_what_was_found(written: tuple[Run, Path, str]) -> None:
-    from reports.sanity import run_all
-    from reports.summary import cell_summary
-    from reports.tables import choose_eps
+    from advparity.reports.sanity import run_all
+    from advparity.reports.summary import cell_summary
+    from advparity.reports.tables import choose_eps
 
     run, _, document = written
     results = run.results
@@ -282,7 +281,7 @@ def test_summary_lines_say_what_was_found(written: tuple[Run, Path, str]) -> Non
 
 
 def test_eps_tick_labels_never_crowd() -> None:
-    from reports.figures import tick_labels
+    from advparity.reports.figures import tick_labels
 
     demo_grid = np.array([0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 2, 4])
     labels = tick_labels(demo_grid)

@@ -14,6 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats as sps
+from advparity.harness.cli import DEFAULT_BASELINE, main
+from advparity.harness.config import eps_label, load_preset
+from advparity.harness.store import Cell, RunStore
+from advparity.reports.load import Run, load_run
+from advparity.reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
 from report_frames import (
     EPS_GRID,
     FGSM_FLIPS,
@@ -24,12 +29,6 @@ from report_frames import (
     clean_frame,
     flipped_preds,
 )
-
-from harness.cli import DEFAULT_BASELINE, main
-from harness.config import eps_label, load_preset
-from harness.store import Cell, RunStore
-from reports.load import Run, load_run
-from reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
 
 LIBRARIES = ("reference", "art", "torchattacks", "foolbox")
 

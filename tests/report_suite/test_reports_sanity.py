@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from report_frames import LABELS, PRED_CLEAN, N, cell, clean_frame, flipped_preds, replace_cell
-
-from reports.sanity import (
+from advparity.reports.sanity import (
     EXPLANATIONS,
     Finding,
     accuracy_monotone_in_eps,
@@ -21,6 +19,7 @@ from reports.sanity import (
     run_all,
     zero_gradient_pixels,
 )
+from report_frames import LABELS, PRED_CLEAN, N, cell, clean_frame, flipped_preds, replace_cell
 
 
 def _one(findings: list[Finding]) -> Finding:

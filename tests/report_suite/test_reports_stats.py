@@ -6,11 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats as sps
-from sklearn.metrics import f1_score
-
-from reports import paper
-from reports.stats import (
+from advparity.reports import paper
+from advparity.reports.stats import (
     accuracy,
     attack_success_rate_flips,
     attack_success_rate_paper,
@@ -23,6 +20,8 @@ from reports.stats import (
     per_class_prf,
     wald_ci,
 )
+from scipy import stats as sps
+from sklearn.metrics import f1_score
 
 Z95 = 1.959963984540054  # Φ⁻¹(0.975)
 

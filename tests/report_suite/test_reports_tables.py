@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from report_frames import CLASSES, LABELS, MANIFEST, PRED_CLEAN, agreeing_run, clean_frame, flipped_preds
-from sklearn.metrics import f1_score
-
-from reports import paper
-from reports.crosscheck import verdicts
-from reports.stats import (
+from advparity.reports import paper
+from advparity.reports.crosscheck import verdicts
+from advparity.reports.stats import (
     attack_success_rate_flips,
     clopper_pearson_ci,
     discordant,
@@ -21,7 +18,9 @@ from reports.stats import (
     mcnemar_exact,
     wald_ci,
 )
-from reports.tables import TABLE_TITLES, build_tables, choose_eps, to_markdown, write_tables
+from advparity.reports.tables import TABLE_TITLES, build_tables, choose_eps, to_markdown, write_tables
+from report_frames import CLASSES, LABELS, MANIFEST, PRED_CLEAN, agreeing_run, clean_frame, flipped_preds
+from sklearn.metrics import f1_score
 
 EPS1 = 0.1 / 255
 
