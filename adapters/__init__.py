@@ -50,16 +50,10 @@ import importlib.metadata
 from dataclasses import dataclass
 from typing import Literal
 
-from .base import (
-    Adapter,
-    AttackOutputError,
-    AttackResult,
-    AttackSpec,
-    AttackStats,
-    Declaration,
-    GuardedAdapter,
-    run_attack,
-)
+from .base import AttackOutputError, AttackResult, GuardedAdapter, run_attack
+from .counting import AttackStats
+from .declaration import Adapter, Declaration
+from .spec import AttackSpec
 
 __all__ = [
     "Adapter",

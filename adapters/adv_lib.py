@@ -27,7 +27,7 @@ earlier iterate stands in for the last one. The iterates are kept as δ, clamped
 wrong everywhere: up to 1.19e-7 apart after 10 updates, 6e-8 after 1 to 3; one step of eps from x
 agrees bit for bit).
 
-No :class:`~adapters.base.Declaration` describes that output, and none should: returning an earlier
+No :class:`~adapters.declaration.Declaration` describes that output, and none should: returning an earlier
 iterate, or the clean image, is a different attack from PGD's, with different robustness numbers. The
 declaration states what adv-lib does on the parts it can — the loss reduction, the passes, the random
 start — so the harness builds PGD's exact x_adv from adv-lib's own start, and its PGD cells are judged
@@ -68,7 +68,10 @@ import warnings
 import torch
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
+from .base import GuardedAdapter
+from .declaration import Declaration, offered, pass_counts
+from .rng import seeded_global_rngs
+from .spec import AttackSpec
 
 with warnings.catch_warnings():
     # adv_lib.utils.projections: "distutils Version classes are deprecated"; nothing we can act on.
@@ -77,10 +80,7 @@ with warnings.catch_warnings():
     from adv_lib.attacks import projected_gradient_descent as adv_pgd
 
 
-def _attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
-) -> torch.Tensor:
-    # FGSM never reaches here: the declaration offers PGD only and the guard refuses the rest.
+def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     steps, step_size, random_init = spec.steps, spec.step_size, spec.random_start
     with seeded_global_rngs(spec.seed, x.device):
         x_adv: torch.Tensor = adv_pgd.pgd_linf(
@@ -100,6 +100,18 @@ def _attack(
     return x_adv
 
 
+# One call per attack adv-lib is asked for (it has no FGSM, and its one-step PGD returns the input);
+# the Declaration's attacks are these keys.
+_ATTACKS = {"pgd": _pgd}
+
+
+def _attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+) -> torch.Tensor:
+    x_adv: torch.Tensor = offered(_ATTACKS, spec, "adv-lib")(model, x, y, spec)
+    return x_adv
+
+
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     # ε as pgd_linf holds it: a float32 tensor, one value per sample, viewed to broadcast over C, H, W.
     eps = torch.full((x.shape[0],), spec.eps, dtype=x.dtype, device=x.device).view(-1, *[1] * (x.ndim - 1))
@@ -116,7 +128,7 @@ ADAPTER = GuardedAdapter(
         loss_reduction="sum",
         passes=pass_counts(),
         start=_start,
-        attacks=("pgd",),
+        attacks=tuple(_ATTACKS),
         departures={
             "pgd": "adv-lib's pgd_linf returns, per sample, the last misclassified iterate among x_0 … x_{T-1} "
             "(the T-th step is computed and discarded), and the clean image where none was misclassified"

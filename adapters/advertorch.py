@@ -25,32 +25,41 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
+from .base import GuardedAdapter
+from .declaration import Declaration, offered, pass_counts
+from .rng import seeded_global_rngs
+from .spec import AttackSpec
 
 # Raises ImportError with current torch (see above); adapters.get() turns that into LibraryUnavailable.
 from advertorch.attacks import GradientSignAttack, LinfPGDAttack  # noqa: E402  isort: skip
 
 
+def _fgsm(model: nn.Module, loss: nn.Module, spec: AttackSpec) -> GradientSignAttack:
+    return GradientSignAttack(model, loss_fn=loss, eps=spec.eps, clip_min=0.0, clip_max=1.0, targeted=False)
+
+
+def _pgd(model: nn.Module, loss: nn.Module, spec: AttackSpec) -> LinfPGDAttack:
+    return LinfPGDAttack(
+        model,
+        loss_fn=loss,
+        eps=spec.eps,
+        nb_iter=spec.steps,
+        eps_iter=spec.step_size,
+        rand_init=spec.random_start,
+        clip_min=0.0,
+        clip_max=1.0,
+        targeted=False,
+    )
+
+
+# One call per attack advertorch is asked for; the Declaration's attacks are these keys.
+_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+
+
 def _attack(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
 ) -> torch.Tensor:
-    loss = nn.CrossEntropyLoss(reduction="sum")
-    if spec.attack == "fgsm":
-        attack = GradientSignAttack(
-            model, loss_fn=loss, eps=spec.eps, clip_min=0.0, clip_max=1.0, targeted=False
-        )
-    else:
-        attack = LinfPGDAttack(
-            model,
-            loss_fn=loss,
-            eps=spec.eps,
-            nb_iter=spec.steps,
-            eps_iter=spec.step_size,
-            rand_init=spec.random_start,
-            clip_min=0.0,
-            clip_max=1.0,
-            targeted=False,
-        )
+    attack = offered(_ATTACKS, spec, "advertorch")(model, nn.CrossEntropyLoss(reduction="sum"), spec)
     with seeded_global_rngs(spec.seed, x.device):
         x_adv: torch.Tensor = attack.perturb(x, y)
     return x_adv
@@ -67,5 +76,7 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 ADAPTER = GuardedAdapter(
     name="advertorch",
     attack_fn=_attack,
-    declaration=Declaration(loss_reduction="sum", passes=pass_counts(), start=_start),
+    declaration=Declaration(
+        loss_reduction="sum", passes=pass_counts(), start=_start, attacks=tuple(_ATTACKS)
+    ),
 )

@@ -30,7 +30,10 @@ from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
+from .base import GuardedAdapter
+from .declaration import Declaration, offered, pass_counts
+from .rng import seeded_global_rngs
+from .spec import AttackSpec
 
 
 def _classifier(model: nn.Module, x: torch.Tensor, num_classes: int) -> PyTorchClassifier:
@@ -50,40 +53,49 @@ def _classifier(model: nn.Module, x: torch.Tensor, num_classes: int) -> PyTorchC
     )
 
 
+def _fgsm(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> FastGradientMethod:
+    return FastGradientMethod(
+        classifier,
+        norm=np.inf,
+        eps=spec.eps,
+        eps_step=spec.eps,  # only read when minimal=True; set so nothing falls on a default
+        targeted=False,
+        num_random_init=0,
+        batch_size=int(x.shape[0]),
+        minimal=False,
+        summary_writer=False,
+    )
+
+
+def _pgd(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> ProjectedGradientDescent:
+    return ProjectedGradientDescent(
+        classifier,
+        norm=np.inf,
+        eps=spec.eps,
+        eps_step=spec.step_size,
+        decay=None,
+        max_iter=spec.steps,
+        targeted=False,
+        num_random_init=1 if spec.random_start else 0,
+        batch_size=int(x.shape[0]),
+        random_eps=False,
+        summary_writer=False,
+        verbose=False,
+    )
+
+
+# One call per attack ART is asked for; the Declaration's attacks are these keys.
+_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+
+
 def _attack(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
 ) -> torch.Tensor:
+    build = offered(_ATTACKS, spec, "art")
     # ART places the model on the *current* CUDA device: make that x's device.
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
     with on_device, seeded_global_rngs(spec.seed, x.device):
-        classifier = _classifier(model, x, num_classes)
-        if spec.attack == "fgsm":
-            attack = FastGradientMethod(
-                classifier,
-                norm=np.inf,
-                eps=spec.eps,
-                eps_step=spec.eps,  # only read when minimal=True; set so nothing falls on a default
-                targeted=False,
-                num_random_init=0,
-                batch_size=int(x.shape[0]),
-                minimal=False,
-                summary_writer=False,
-            )
-        else:
-            attack = ProjectedGradientDescent(
-                classifier,
-                norm=np.inf,
-                eps=spec.eps,
-                eps_step=spec.step_size,
-                decay=None,
-                max_iter=spec.steps,
-                targeted=False,
-                num_random_init=1 if spec.random_start else 0,
-                batch_size=int(x.shape[0]),
-                random_eps=False,
-                summary_writer=False,
-                verbose=False,
-            )
+        attack = build(_classifier(model, x, num_classes), x, spec)
         x_adv = attack.generate(x=x.cpu().numpy(), y=y.cpu().numpy())
     return torch.from_numpy(x_adv).to(device=x.device, dtype=x.dtype)
 
@@ -99,5 +111,7 @@ ADAPTER = GuardedAdapter(
     name="art",
     attack_fn=_attack,
     # PGD: +2 forwards, the clean and the adversarial batch predicted to log a success rate.
-    declaration=Declaration(loss_reduction="mean", passes=pass_counts(pgd_extra_forwards=2), start=_start),
+    declaration=Declaration(
+        loss_reduction="mean", passes=pass_counts(pgd_extra_forwards=2), start=_start, attacks=tuple(_ATTACKS)
+    ),
 )

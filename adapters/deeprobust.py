@@ -54,7 +54,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
+from .base import GuardedAdapter
+from .declaration import Declaration, offered, pass_counts
+from .rng import seeded_global_rngs
+from .spec import AttackSpec
 
 _ATTACK_PACKAGE = "deeprobust.image.attack"
 
@@ -98,29 +101,50 @@ def _device_string(x: torch.Tensor) -> str:
     return x.device.type
 
 
+def _run_fgsm(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, device: str
+) -> torch.Tensor:
+    fgsm = _fgsm.FGSM(model, device=device)
+    x_adv: torch.Tensor = fgsm.generate(x, y, epsilon=spec.eps, order=np.inf, clip_max=1.0, clip_min=0.0)
+    return x_adv
+
+
+def _run_pgd(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, device: str
+) -> torch.Tensor:
+    if not spec.random_start:
+        raise ValueError(
+            "deeprobust: expected random_start=True, got False — DeepRobust's PGD always starts at a "
+            "random point (pgd_attack in deeprobust/image/attack/pgd.py draws it unconditionally)"
+        )
+    pgd = _pgd.PGD(model, device=device)
+    x_adv: torch.Tensor = pgd.generate(
+        x,
+        y,
+        epsilon=spec.eps,
+        num_steps=spec.steps,
+        step_size=spec.step_size,
+        clip_max=1.0,
+        clip_min=0.0,
+        print_process=False,
+        bound="linf",
+    )
+    return x_adv
+
+
+# One call per attack DeepRobust is asked for; the Declaration's attacks are these keys.
+_ATTACKS = {"fgsm": _run_fgsm, "pgd": _run_pgd}
+
+
 def generate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     """DeepRobust's FGSM or PGD for ``spec`` with every parameter set, unseeded and unguarded (the
     adapter adds both; ``harness bench`` times this call bare)."""
+    run = offered(_ATTACKS, spec, "deeprobust")
     device = _device_string(x)
     # DeepRobust moves model, images and labels with a bare .cuda(): make x's device the current one.
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
     with on_device:
-        if spec.attack == "fgsm":
-            fgsm = _fgsm.FGSM(model, device=device)
-            x_adv = fgsm.generate(x, y, epsilon=spec.eps, order=np.inf, clip_max=1.0, clip_min=0.0)
-        else:
-            pgd = _pgd.PGD(model, device=device)
-            x_adv = pgd.generate(
-                x,
-                y,
-                epsilon=spec.eps,
-                num_steps=spec.steps,
-                step_size=spec.step_size,
-                clip_max=1.0,
-                clip_min=0.0,
-                print_process=False,
-                bound="linf",
-            )
+        x_adv = run(model, x, y, spec, device)
     # DeepRobust returns a leaf that still requires grad.
     return x_adv.detach()
 
@@ -128,11 +152,6 @@ def generate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpe
 def _attack(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
 ) -> torch.Tensor:
-    if spec.attack == "pgd" and not spec.random_start:
-        raise ValueError(
-            "deeprobust: expected random_start=True, got False — DeepRobust's PGD always starts at a "
-            "random point (pgd_attack in deeprobust/image/attack/pgd.py draws it unconditionally)"
-        )
     with seeded_global_rngs(spec.seed, x.device):
         return generate(model, x, y, spec)
 
@@ -154,6 +173,7 @@ ADAPTER = GuardedAdapter(
         loss_reduction="mean",
         passes=pass_counts(pgd_extra_forwards=1),
         start=_start,
+        attacks=tuple(_ATTACKS),
         pgd_without_random_start=False,
     ),
 )

@@ -3,7 +3,7 @@
 For every call the harness knows what the library *should* have computed: the reference's FGSM/PGD
 code (``reference.py``), run with the loss reduction the library's adapter declares and — for
 random-start PGD — from the start point the library draws, reproduced by the adapter's declared
-:attr:`~adapters.base.Declaration.start`. Wherever the reproduction is exact, a correct library
+:attr:`~adapters.declaration.Declaration.start`. Wherever the reproduction is exact, a correct library
 returns that x_adv bit for bit (or within float32 round-off), at any eps and whatever the
 predictions: a reversed, halved, skipped or random attack is visible in the pixels even where no
 prediction changes.
@@ -29,7 +29,9 @@ import torch
 from torch import nn
 
 from . import reference
-from .base import AttackSpec, Declaration, LossReduction, as_eps_list, attack_session
+from .base import attack_session
+from .declaration import Declaration, LossReduction
+from .spec import AttackSpec, as_eps_list
 
 # Four float32 ulps at 1.0 (2**-23 each).
 PIXEL_ROUND_OFF = 4 * 2.0**-23

@@ -26,7 +26,10 @@ import warnings
 import torch
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
+from .base import GuardedAdapter
+from .declaration import Declaration, offered, pass_counts
+from .rng import seeded_global_rngs
+from .spec import AttackSpec
 
 # Foolbox imports GitPython, which raises at import time on machines without a git executable.
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -36,20 +39,28 @@ with warnings.catch_warnings():
     import foolbox
 
 
+def _fgsm(spec: AttackSpec) -> foolbox.attacks.base.FixedEpsilonAttack:
+    return foolbox.attacks.LinfFastGradientAttack(random_start=False)
+
+
+def _pgd(spec: AttackSpec) -> foolbox.attacks.base.FixedEpsilonAttack:
+    return foolbox.attacks.LinfProjectedGradientDescentAttack(
+        rel_stepsize=spec.step_size / spec.eps,
+        abs_stepsize=spec.step_size,
+        steps=spec.steps,
+        random_start=spec.random_start,
+    )
+
+
+# One call per attack Foolbox is asked for; the Declaration's attacks are these keys.
+_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+
+
 def _attack(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
 ) -> torch.Tensor:
+    attack: foolbox.attacks.base.FixedEpsilonAttack = offered(_ATTACKS, spec, "foolbox")(spec)
     fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device, preprocessing=None)
-    attack: foolbox.attacks.base.FixedEpsilonAttack
-    if spec.attack == "fgsm":
-        attack = foolbox.attacks.LinfFastGradientAttack(random_start=False)
-    else:
-        attack = foolbox.attacks.LinfProjectedGradientDescentAttack(
-            rel_stepsize=spec.step_size / spec.eps,
-            abs_stepsize=spec.step_size,
-            steps=spec.steps,
-            random_start=spec.random_start,
-        )
     criterion = foolbox.criteria.Misclassification(y)  # true labels, untargeted
     with seeded_global_rngs(spec.seed, x.device):
         _raw, clipped, _success = attack(fmodel, x, criterion, epsilons=spec.eps)

@@ -32,17 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import (
-    AttackResult,
-    AttackSpec,
-    Declaration,
-    GuardedAdapter,
-    LossReduction,
-    as_eps_list,
-    attack_session,
-    check_output,
-    pass_counts,
-)
+from .base import AttackResult, GuardedAdapter, attack_session, check_output
+from .declaration import Declaration, LossReduction, offered, pass_counts
+from .spec import AttackSpec, as_eps_list
 
 NAME = "reference"
 
@@ -115,12 +107,23 @@ def pgd(
     return pgd_from(model, x, y, start, eps, alpha, steps)[0]
 
 
+def _fgsm_call(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    return fgsm(model, x, y, spec.eps)
+
+
+def _pgd_call(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    return pgd(model, x, y, spec.eps, spec.step_size, spec.steps, spec.random_start, spec.seed)
+
+
+# One call per attack the reference implements; the Declaration's attacks are these keys.
+_ATTACKS = {"fgsm": _fgsm_call, "pgd": _pgd_call}
+
+
 def _attack(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
 ) -> torch.Tensor:
-    if spec.attack == "fgsm":
-        return fgsm(model, x, y, spec.eps)
-    return pgd(model, x, y, spec.eps, spec.step_size, spec.steps, spec.random_start, spec.seed)
+    x_adv: torch.Tensor = offered(_ATTACKS, spec, NAME)(model, x, y, spec)
+    return x_adv
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -130,7 +133,9 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 ADAPTER = GuardedAdapter(
     name=NAME,
     attack_fn=_attack,
-    declaration=Declaration(loss_reduction="sum", passes=pass_counts(), start=_start),
+    declaration=Declaration(
+        loss_reduction="sum", passes=pass_counts(), start=_start, attacks=tuple(_ATTACKS)
+    ),
 )
 
 

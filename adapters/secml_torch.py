@@ -60,7 +60,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
+from .base import GuardedAdapter
+from .declaration import Declaration, offered, pass_counts
+from .rng import seeded_global_rngs
+from .spec import AttackSpec
 
 # secml-torch's Foolbox backend imports Foolbox, which imports GitPython: it raises at import time on
 # machines without a git executable unless told not to.
@@ -79,19 +82,20 @@ with warnings.catch_warnings():
     from secmlt.models.pytorch.base_pytorch_nn import BasePyTorchClassifier
 
 
-def make_attack(spec: AttackSpec) -> BaseEvasionAttack:
-    """secml-torch's attack object for ``spec``, every argument set (the adapter's and the bench's)."""
-    if spec.attack == "fgsm":
-        return FGSM(
-            perturbation_model=LpPerturbationModels.LINF,
-            epsilon=spec.eps,
-            loss_function="ce",
-            y_target=None,
-            lb=0.0,
-            ub=1.0,
-            backend=Backends.FOOLBOX,  # the only FGSM backend installed; there is no native one
-            trackers=None,
-        )
+def _fgsm(spec: AttackSpec) -> BaseEvasionAttack:
+    return FGSM(
+        perturbation_model=LpPerturbationModels.LINF,
+        epsilon=spec.eps,
+        loss_function="ce",
+        y_target=None,
+        lb=0.0,
+        ub=1.0,
+        backend=Backends.FOOLBOX,  # the only FGSM backend installed; there is no native one
+        trackers=None,
+    )
+
+
+def _pgd(spec: AttackSpec) -> BaseEvasionAttack:
     return PGD(
         perturbation_model=LpPerturbationModels.LINF,
         epsilon=spec.eps,
@@ -104,6 +108,16 @@ def make_attack(spec: AttackSpec) -> BaseEvasionAttack:
         backend=Backends.NATIVE,
         trackers=None,
     )
+
+
+# One call per attack secml-torch is asked for; the Declaration's attacks are these keys.
+_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+
+
+def make_attack(spec: AttackSpec) -> BaseEvasionAttack:
+    """secml-torch's attack object for ``spec``, every argument set (the adapter's and the bench's)."""
+    attack: BaseEvasionAttack = offered(_ATTACKS, spec, "secml-torch")(spec)
+    return attack
 
 
 def _attack(
@@ -143,6 +157,7 @@ ADAPTER = GuardedAdapter(
         loss_reduction="sum",
         passes=pass_counts(fgsm=(2.0, 1.0)),
         start=_start,
+        attacks=tuple(_ATTACKS),
         departures={
             "pgd": "secml-torch's native PGD returns, per sample, the highest-loss iterate among x_0 … x_{T-1} "
             "(the T-th step is computed and discarded), and its L∞ random start is x + eps for every pixel "

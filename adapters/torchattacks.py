@@ -21,19 +21,30 @@ import torch
 import torchattacks
 from torch import nn
 
-from .base import AttackSpec, Declaration, GuardedAdapter, pass_counts, seeded_global_rngs
+from .base import GuardedAdapter
+from .declaration import Declaration, offered, pass_counts
+from .rng import seeded_global_rngs
+from .spec import AttackSpec
+
+
+def _fgsm(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
+    return torchattacks.FGSM(model, eps=spec.eps)
+
+
+def _pgd(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
+    return torchattacks.PGD(
+        model, eps=spec.eps, alpha=spec.step_size, steps=spec.steps, random_start=spec.random_start
+    )
+
+
+# One call per attack torchattacks is asked for; the Declaration's attacks are these keys.
+_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
 
 
 def _attack(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
 ) -> torch.Tensor:
-    attack: torchattacks.attack.Attack
-    if spec.attack == "fgsm":
-        attack = torchattacks.FGSM(model, eps=spec.eps)
-    else:
-        attack = torchattacks.PGD(
-            model, eps=spec.eps, alpha=spec.step_size, steps=spec.steps, random_start=spec.random_start
-        )
+    attack: torchattacks.attack.Attack = offered(_ATTACKS, spec, "torchattacks")(model, spec)
     attack.set_model_training_mode(model_training=False, batchnorm_training=False, dropout_training=False)
     attack.set_device(x.device)
     with seeded_global_rngs(spec.seed, x.device):
@@ -49,5 +60,7 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 ADAPTER = GuardedAdapter(
     name="torchattacks",
     attack_fn=_attack,
-    declaration=Declaration(loss_reduction="mean", passes=pass_counts(), start=_start),
+    declaration=Declaration(
+        loss_reduction="mean", passes=pass_counts(), start=_start, attacks=tuple(_ATTACKS)
+    ),
 )

@@ -23,7 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from advparity.adapters.base import AttackSpec
+    from advparity.adapters.spec import AttackSpec
     from advparity.harness.api import CrossCheckResult, crosscheck
 
 __all__ = ["AttackSpec", "CrossCheckResult", "crosscheck"]
@@ -32,7 +32,7 @@ __all__ = ["AttackSpec", "CrossCheckResult", "crosscheck"]
 _LAZY = {
     "crosscheck": "advparity.harness.api",
     "CrossCheckResult": "advparity.harness.api",
-    "AttackSpec": "advparity.adapters.base",
+    "AttackSpec": "advparity.adapters.spec",
 }
 
 

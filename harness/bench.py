@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from advparity.adapters.base import AttackSpec
+from advparity.adapters.spec import AttackSpec
 from advparity.harness.config import AttackConfig
 from advparity.harness.runner import REFERENCE, configure_torch, environment, plan_cells
 from advparity.harness.store import Cell

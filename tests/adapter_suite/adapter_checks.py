@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from advparity.adapters.base import EPS_TOLERANCE, AttackSpec
+from advparity.adapters.base import EPS_TOLERANCE
+from advparity.adapters.spec import AttackSpec
 
 # Attacks a library is known to compute differently from the reference (tests/departures.py).
 from departures import DEPARTURES, departs  # noqa: F401

@@ -19,7 +19,7 @@ import pytest
 import torch
 from adapter_checks import mismatch, require_runnable, synthetic_batch
 from advparity.adapters import AttackSpec, run_attack
-from advparity.adapters.base import LossReduction
+from advparity.adapters.declaration import LossReduction
 from advparity.adapters.expected import ExpectationCache, compare
 from advparity.adapters.reference import pgd_from
 from torch import nn

@@ -16,7 +16,8 @@ import pytest
 import torch
 from adapter_checks import LIBRARIES, departs, runs_spec, synthetic_batch
 from advparity.adapters import AttackSpec
-from advparity.adapters.base import Declaration, GuardedAdapter
+from advparity.adapters.base import GuardedAdapter
+from advparity.adapters.declaration import Declaration
 from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,

@@ -136,7 +136,7 @@ def test_guard_undoes_a_hostile_library(
     model = _awkward_copy(small_net)
     before = _state(model)
     hostile = dataclasses.replace(adapters.get("reference"), name="hostile", attack_fn=_hostile)
-    with caplog.at_level(logging.WARNING, logger="advparity.adapters.base"):
+    with caplog.at_level(logging.WARNING, logger="advparity.adapters.state"):
         hostile.generate(model, *small_batch, AttackSpec("fgsm", 1 / 255))
     _assert_same_state(before, _state(model), "hostile")
     assert "hostile changed the model's ['buffers', 'parameters']" in caplog.text

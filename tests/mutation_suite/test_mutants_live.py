@@ -18,7 +18,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 from advparity.adapters import AttackOutputError, AttackSpec
-from advparity.adapters.base import ATTACKS, EPS_TOLERANCE
+from advparity.adapters.base import EPS_TOLERANCE
+from advparity.adapters.spec import ATTACKS
 from mutants import BUGS, COPIED_FROM, MUTANTS, Mutant, installed_differs, needs_copied_releases
 from small_nets import SMALL_CLASSES, SmallNet, one_thread, synthetic_batch, train_briefly
 from torch import nn
@@ -122,7 +123,7 @@ def test_mutant_is_live(
     adapter = adapters.get(lib)
     raised: AttackOutputError | None = None
     x_adv: torch.Tensor | None = None
-    with caplog.at_level(logging.WARNING, logger="advparity.adapters.base"):
+    with caplog.at_level(logging.WARNING, logger="advparity.adapters.state"):
         try:
             if partial:
                 # The bug must leave full-size batches correct and hit only the smaller, last one.
