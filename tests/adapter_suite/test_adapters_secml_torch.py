@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from adapter_checks import mismatch, require_runnable, synthetic_batch
 from advparity.adapters import AttackSpec
-from advparity.adapters.rng import seeded_global_rngs
 from advparity.adapters.reference import pgd_from
+from advparity.adapters.rng import seeded_global_rngs
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
