@@ -32,6 +32,7 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 # The committed baseline of the `ci` preset, found beside the reports package (also in a wheel).
 DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "reports" / "baselines" / "ci.json"
+DEFAULT_BASELINE_PRESET = "ci"  # the preset DEFAULT_BASELINE was made by: only its runs may --update it
 log = logging.getLogger("advparity")
 
 
@@ -577,7 +578,7 @@ def _check_overwrite(path: Path, existing: dict[str, object] | None, preset: obj
             f"preset {preset!r}: name a new file with --baseline (or delete {path.name} first if you mean to "
             "replace it)"
         )
-    if existing is None and not named and preset != "ci":
+    if existing is None and not named and preset != DEFAULT_BASELINE_PRESET:
         raise ValueError(
             f"--update without --baseline writes the ci preset's baseline {path}, and this run is of preset "
             f"{preset!r}: name the file to write with --baseline"
