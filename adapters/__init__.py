@@ -1,7 +1,7 @@
 """One attack interface over ART, torchattacks, Foolbox, secml-torch, adv-lib, DeepRobust and advertorch,
 judged by a plain-PyTorch reference.
 
-    >>> import adapters
+    >>> from advparity import adapters
     >>> adapters.names()
     ['reference', 'art', 'torchattacks', 'foolbox', 'secml-torch', 'adv-lib', 'deeprobust', 'advertorch']
     >>> spec = adapters.AttackSpec("pgd", eps=1 / 255)          # steps=10, alpha=eps/4, random start
@@ -19,28 +19,29 @@ and the zero-gradient counts that hooks measured (:class:`AttackStats`).
 
 Adding a library
 ----------------
-1. Write ``adapters/<lib>.py`` with one function
-   ``_attack(model, x, y, spec, num_classes) -> x_adv`` that maps every field of the spec onto the
-   library's own FGSM/PGD classes — set every hyper-parameter explicitly, pass the true labels, seed
-   its random start inside ``base.seeded_global_rngs(spec.seed, x.device)`` — and end the file with
-   ``ADAPTER = GuardedAdapter(name="<lib>", attack_fn=_attack, declaration=Declaration(...))``. No
-   guards there: base.py has them.
-   The :class:`Declaration` is what the cross-check holds the library to: its loss reduction (sum or
-   mean), its forward/backward passes per sample for a spec, and ``start(x, spec)``, the library's PGD
-   random-start point reproduced from the same random draws (read the library's source; ``None``
-   where it cannot be reproduced — its random-start PGD is then only judged statistically). Where the
-   library lacks an attack, ``attacks`` says which it offers (adv-lib: PGD only) and
-   ``pgd_without_random_start=False`` says its PGD always draws a start (DeepRobust): a run plans no
-   such cells. Where its attack is measured to be a different one, ``departures`` says how, in words
-   the verdict quotes; those cells still disagree.
-2. Add one line ``"<lib>": "adapters.<lib>",`` to ``_MODULES`` below; for an optional library, its pip
-   distribution to ``DISTRIBUTIONS`` and its extra to ``EXTRAS`` (and ``pyproject.toml``), so that a
-   missing one is skipped with one line and a broken one is reported as unavailable.
+1. Write ``adapters/<lib>.py``: per attack it offers, one call
+   ``(model, x, y, spec, num_classes) -> x_adv`` that maps every field of the spec onto the library's
+   own attack class — set every hyper-parameter explicitly, pass the true labels, seed its random
+   start inside ``rng.seeded_global_rngs(spec.seed, x.device)`` — and end the file with
+   ``ADAPTER = GuardedAdapter(name="<lib>", attack_fn=None, declaration=Declaration(offers={...}))``.
+   No guards there: base.py has them.
+   Each :class:`~.declaration.Offer` is what the cross-check holds the library to for that attack: its
+   call, its loss reduction (sum or mean), its forward/backward passes per sample, ``start(x, spec)``
+   (the library's random start reproduced from the same random draws, read from its source; ``None``
+   where it cannot be reproduced — its seeded cells are then only judged statistically), ``refuses``
+   (a spec the library cannot express, e.g. DeepRobust's PGD always draws a start) and ``departure``
+   (where its attack is measured to be a different one, in words the verdict quotes; those cells still
+   disagree). An attack without an offer is refused by name; a run plans no cells for it.
+2. Add one line ``"<lib>": "advparity.adapters.<lib>",`` to ``_MODULES`` below; for an optional library,
+   its pip distribution to ``DISTRIBUTIONS`` and its extra to ``EXTRAS`` (and ``pyproject.toml``), so
+   that a missing one is skipped with one line and a broken one is reported as unavailable.
 3. Run ``pytest tests/adapter_suite``: the parity, state, pass-count and declaration tests iterate over
    :func:`runnable` (``test_adapters_declared.py`` checks that the library's output equals the x_adv
    built from its declaration bit for bit); add the library's measured pass counts to
    ``tests/adapter_suite/test_adapters_passes.py`` and mutants of it to ``tests/mutation_suite``
    (an optional library's in ``mutants_<module>.py``, listed in ``OPTIONAL_MUTANT_MODULES``).
+
+Adding an attack is one module in ``adapters/attacks`` (see its ``__init__``) and one offer per library.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from typing import Literal
 
 from .base import AttackOutputError, AttackResult, GuardedAdapter, run_attack
 from .counting import AttackStats
-from .declaration import Adapter, Declaration
+from .declaration import Adapter, Declaration, Offer
 from .spec import AttackSpec
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "AttackSpec",
     "AttackStats",
     "Declaration",
+    "Offer",
     "GuardedAdapter",
     "Availability",
     "CORE_LIBRARIES",

@@ -1,6 +1,6 @@
 """adv-lib (Jérôme Rony's adversarial-library): ``pgd_linf``.
 
-adv-lib has no FGSM, and the adapter declares none (``Declaration.attacks``): a run plans no FGSM cells
+adv-lib has no FGSM, and the adapter offers none: a run plans no FGSM cells
 for it. Its one-step form would not serve: ``pgd_linf`` with ``steps=1`` returns x unchanged (see
 below). Every argument of ``pgd_linf`` is set: ``ε``,
 ``targeted=False``, ``steps``, ``random_init``, ``restarts=1``, ``loss_function="ce"``,
@@ -31,7 +31,7 @@ No :class:`~adapters.declaration.Declaration` describes that output, and none sh
 iterate, or the clean image, is a different attack from PGD's, with different robustness numbers. The
 declaration states what adv-lib does on the parts it can — the loss reduction, the passes, the random
 start — so the harness builds PGD's exact x_adv from adv-lib's own start, and its PGD cells are judged
-to disagree, with this departure quoted in the reason (``departures``).
+to disagree, with this departure quoted in the reason (its offer's ``departure``).
 
 Loss: ``F.cross_entropy(..., reduction="none")`` summed over the batch (``loss.sum()``), like the
 reference; its input gradient is bit-identical to ``reduction="sum"``'s. Passes: ``steps`` forwards and
@@ -69,7 +69,7 @@ import torch
 from torch import nn
 
 from .base import GuardedAdapter
-from .declaration import Declaration, offered, pass_counts
+from .declaration import Declaration, Offer
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
@@ -80,7 +80,9 @@ with warnings.catch_warnings():
     from adv_lib.attacks import projected_gradient_descent as adv_pgd
 
 
-def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+def _pgd(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+) -> torch.Tensor:
     steps, step_size, random_init = spec.steps, spec.step_size, spec.random_start
     with seeded_global_rngs(spec.seed, x.device):
         x_adv: torch.Tensor = adv_pgd.pgd_linf(
@@ -100,18 +102,6 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -
     return x_adv
 
 
-# One call per attack adv-lib is asked for (it has no FGSM, and its one-step PGD returns the input);
-# the Declaration's attacks are these keys.
-_ATTACKS = {"pgd": _pgd}
-
-
-def _attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
-) -> torch.Tensor:
-    x_adv: torch.Tensor = offered(_ATTACKS, spec, "adv-lib")(model, x, y, spec)
-    return x_adv
-
-
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     # ε as pgd_linf holds it: a float32 tensor, one value per sample, viewed to broadcast over C, H, W.
     eps = torch.full((x.shape[0],), spec.eps, dtype=x.dtype, device=x.device).view(-1, *[1] * (x.ndim - 1))
@@ -121,17 +111,19 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     return x + delta
 
 
+# adv-lib has no FGSM (and its one-step PGD returns the input): it offers PGD alone.
 ADAPTER = GuardedAdapter(
     name="adv-lib",
-    attack_fn=_attack,
+    attack_fn=None,
     declaration=Declaration(
-        loss_reduction="sum",
-        passes=pass_counts(),
-        start=_start,
-        attacks=tuple(_ATTACKS),
-        departures={
-            "pgd": "adv-lib's pgd_linf returns, per sample, the last misclassified iterate among x_0 … x_{T-1} "
-            "(the T-th step is computed and discarded), and the clean image where none was misclassified"
-        },
+        offers={
+            "pgd": Offer(
+                call=_pgd,
+                loss_reduction="sum",
+                start=_start,
+                departure="adv-lib's pgd_linf returns, per sample, the last misclassified iterate among x_0 … "
+                "x_{T-1} (the T-th step is computed and discarded), and the clean image where none was misclassified",
+            )
+        }
     ),
 )

@@ -22,16 +22,18 @@ eps (``batch_multiply``), then ``delta = clamp(x + delta, 0, 1) - x``; the itera
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from .base import GuardedAdapter
-from .declaration import Declaration, offered, pass_counts
+from .declaration import AttackFn, Declaration, Offer
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
 # Raises ImportError with current torch (see above); adapters.get() turns that into LibraryUnavailable.
-from advertorch.attacks import GradientSignAttack, LinfPGDAttack  # noqa: E402  isort: skip
+from advertorch.attacks import Attack, GradientSignAttack, LinfPGDAttack  # noqa: E402  isort: skip
 
 
 def _fgsm(model: nn.Module, loss: nn.Module, spec: AttackSpec) -> GradientSignAttack:
@@ -52,17 +54,16 @@ def _pgd(model: nn.Module, loss: nn.Module, spec: AttackSpec) -> LinfPGDAttack:
     )
 
 
-# One call per attack advertorch is asked for; the Declaration's attacks are these keys.
-_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+def _run(build: Callable[[nn.Module, nn.Module, AttackSpec], Attack]) -> AttackFn:
+    def call(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+    ) -> torch.Tensor:
+        attack = build(model, nn.CrossEntropyLoss(reduction="sum"), spec)
+        with seeded_global_rngs(spec.seed, x.device):
+            x_adv: torch.Tensor = attack.perturb(x, y)
+        return x_adv
 
-
-def _attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
-) -> torch.Tensor:
-    attack = offered(_ATTACKS, spec, "advertorch")(model, nn.CrossEntropyLoss(reduction="sum"), spec)
-    with seeded_global_rngs(spec.seed, x.device):
-        x_adv: torch.Tensor = attack.perturb(x, y)
-    return x_adv
+    return call
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -75,8 +76,11 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 
 ADAPTER = GuardedAdapter(
     name="advertorch",
-    attack_fn=_attack,
+    attack_fn=None,
     declaration=Declaration(
-        loss_reduction="sum", passes=pass_counts(), start=_start, attacks=tuple(_ATTACKS)
+        offers={
+            "fgsm": Offer(call=_run(_fgsm), loss_reduction="sum"),
+            "pgd": Offer(call=_run(_pgd), loss_reduction="sum", start=_start),
+        }
     ),
 )

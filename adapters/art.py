@@ -23,15 +23,17 @@ exact x_adv ART must return.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from art.attacks import EvasionAttack
 from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 from .base import GuardedAdapter
-from .declaration import Declaration, offered, pass_counts
+from .declaration import AttackFn, Declaration, Offer, extra_forwards
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
@@ -84,20 +86,18 @@ def _pgd(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> Pr
     )
 
 
-# One call per attack ART is asked for; the Declaration's attacks are these keys.
-_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+def _run(build: Callable[[PyTorchClassifier, torch.Tensor, AttackSpec], EvasionAttack]) -> AttackFn:
+    def call(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+    ) -> torch.Tensor:
+        # ART places the model on the *current* CUDA device: make that x's device.
+        on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+        with on_device, seeded_global_rngs(spec.seed, x.device):
+            attack = build(_classifier(model, x, num_classes), x, spec)
+            x_adv = attack.generate(x=x.cpu().numpy(), y=y.cpu().numpy())
+        return torch.from_numpy(x_adv).to(device=x.device, dtype=x.dtype)
 
-
-def _attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
-) -> torch.Tensor:
-    build = offered(_ATTACKS, spec, "art")
-    # ART places the model on the *current* CUDA device: make that x's device.
-    on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
-    with on_device, seeded_global_rngs(spec.seed, x.device):
-        attack = build(_classifier(model, x, num_classes), x, spec)
-        x_adv = attack.generate(x=x.cpu().numpy(), y=y.cpu().numpy())
-    return torch.from_numpy(x_adv).to(device=x.device, dtype=x.dtype)
+    return call
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -109,9 +109,11 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 
 ADAPTER = GuardedAdapter(
     name="art",
-    attack_fn=_attack,
-    # PGD: +2 forwards, the clean and the adversarial batch predicted to log a success rate.
+    attack_fn=None,
     declaration=Declaration(
-        loss_reduction="mean", passes=pass_counts(pgd_extra_forwards=2), start=_start, attacks=tuple(_ATTACKS)
+        offers={
+            "fgsm": Offer(call=_run(_fgsm), loss_reduction="mean"),
+            "pgd": Offer(call=_run(_pgd), loss_reduction="mean", passes=extra_forwards(2), start=_start),
+        }
     ),
 )

@@ -1,7 +1,7 @@
 """The attack contract every adapter shares, and the guards that enforce it — written once, here.
 
-An adapter only maps an :class:`AttackSpec` onto one library's FGSM/PGD classes (its *attack
-function*). Everything that must hold whatever the library does lives in :func:`run_guarded`:
+An adapter only maps an :class:`AttackSpec` onto one library's attack classes (one call per attack
+it offers, ``adapters/declaration.py``). Everything that must hold whatever the library does lives in :func:`run_guarded`:
 
 1. validate the spec and the batch before any library runs (``ValueError`` saying expected vs got);
 2. snapshot the model — every submodule's ``training`` flag, every parameter, buffer, ``.grad`` and
@@ -9,8 +9,8 @@ function*). Everything that must hold whatever the library does lives in :func:`
 3. run the attack with every submodule in eval mode under ``torch.enable_grad()`` (so it also works
    inside ``torch.no_grad()``), behind a transparent wrapper that counts forward rows and
    input-gradient rows (passes per sample) and zero input-gradient components per sample;
-4. check the output: x's shape, dtype and device, finite, inside [0, 1] and inside the eps-ball up to
-   float32 round-off; a violation raises :class:`AttackOutputError` naming the library and the bound.
+4. check the output: x's shape, dtype and device, finite, inside [0, 1] and inside the eps-ball (in the
+   attack's norm) up to float32 round-off; a violation raises :class:`AttackOutputError` naming the library and the bound.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .state import model_device, restore, snapshot
 # subtract of pixel values in [0, 1] can make. Libraries project in different orders (step → clip →
 # project vs step → project → clip) and some in float64, so |x_adv - x| may exceed eps by that much.
 EPS_TOLERANCE = 1.2e-7
+NORM_NAMES = {"linf": "L∞", "l2": "L2"}
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,15 @@ class AttackOutputError(ValueError):
 
 @dataclass
 class GuardedAdapter:
-    """An :class:`Adapter` made of a library's attack function wrapped in the shared guards.
+    """An :class:`Adapter` made of a library's offers wrapped in the shared guards.
 
-    ``last_stats`` holds the :class:`AttackStats` of the latest :meth:`generate` call; :meth:`run`
+    ``attack_fn`` None runs the declaration's offer for the spec's attack; a function there replaces
+    every offer's call (tests plant faults that way). ``last_stats`` holds the :class:`AttackStats` of the latest :meth:`generate` call; :meth:`run`
     returns them together with x_adv (prefer it when calls may interleave).
     """
 
     name: str
-    attack_fn: AttackFn
+    attack_fn: AttackFn | None
     declaration: Declaration
     last_stats: AttackStats | None = field(default=None, compare=False, repr=False)
 
@@ -72,12 +74,13 @@ class GuardedAdapter:
 
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> AttackResult:
         """Like :meth:`generate`, but also returns what the call spent."""
-        if isinstance(spec, AttackSpec) and not self.declaration.offers(spec):
-            what = "PGD without a random start" if spec.attack == "pgd" else spec.attack.upper()
-            raise ValueError(
-                f"{self.name} offers no {what}; expected one of its attacks {self.declaration.attacks}"
-            )
-        result = run_guarded(self.name, self.attack_fn, model, x, y, spec)
+        if not isinstance(spec, AttackSpec):
+            raise ValueError(f"expected spec to be an adapters.AttackSpec, got {type(spec).__name__}")
+        refusal = self.declaration.refusal(spec)
+        if refusal:
+            raise ValueError(f"{self.name} {refusal}")
+        attack_fn = self.attack_fn or self.declaration.offer(spec.attack).call
+        result = run_guarded(self.name, attack_fn, model, x, y, spec)
         self.last_stats = result.stats
         return result
 
@@ -107,7 +110,7 @@ def run_guarded(
         start = time.perf_counter()
         x_adv = attack_fn(session.counter, x.detach().clone(), y.detach().clone(), spec, session.num_classes)
         seconds = time.perf_counter() - start
-    check_output(library, x, x_adv, spec.eps)
+    check_output(library, x, x_adv, spec)
     return AttackResult(x_adv.detach(), session.counter.stats(library, seconds, session.state_changes))
 
 
@@ -214,9 +217,10 @@ def attack_session(model: nn.Module, x: torch.Tensor, y: torch.Tensor, library: 
 # --- output checks --------------------------------------------------------------------------------
 
 
-def check_output(library: str, x: torch.Tensor, x_adv: object, eps: float) -> None:
+def check_output(library: str, x: torch.Tensor, x_adv: object, spec: AttackSpec) -> None:
     """Raise :class:`AttackOutputError` unless x_adv has x's shape/dtype/device, is finite, in [0, 1]
-    and within eps of x (L∞, up to :data:`EPS_TOLERANCE`)."""
+    and within eps of x in the attack's norm (up to :data:`EPS_TOLERANCE`)."""
+    eps = spec.eps
     if not isinstance(x_adv, torch.Tensor):
         raise AttackOutputError(
             library, "the output type", f"expected a torch.Tensor, got {type(x_adv).__name__}"
@@ -235,12 +239,13 @@ def check_output(library: str, x: torch.Tensor, x_adv: object, eps: float) -> No
         raise AttackOutputError(
             library, "the [0, 1] box", f"range [{lo:.9g}, {hi:.9g}], {excess:.3g} outside", x_adv
         )
-    # float64 makes the difference of two float32 values exact: the check adds no round-off of its own.
-    linf = float((x_adv.detach().double() - x.detach().double()).abs().max())
-    if linf > eps + EPS_TOLERANCE:
+    norm = spec.definition.norm
+    farthest = float(spec.definition.distance(x_adv, x).max())
+    if farthest > eps + EPS_TOLERANCE:
         raise AttackOutputError(
             library,
             "the eps-ball",
-            f"L∞ distance {linf:.9g} > eps {eps:.9g} by {linf - eps:.3g} (tolerance {EPS_TOLERANCE:g})",
+            f"{NORM_NAMES[norm]} distance {farthest:.9g} > eps {eps:.9g} by {farthest - eps:.3g} "
+            f"(tolerance {EPS_TOLERANCE:g})",
             x_adv,
         )

@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from .base import GuardedAdapter
-from .declaration import Declaration, offered, pass_counts
+from .declaration import Declaration, Offer, extra_forwards
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
@@ -132,14 +132,16 @@ def _run_pgd(
     return x_adv
 
 
-# One call per attack DeepRobust is asked for; the Declaration's attacks are these keys.
-_ATTACKS = {"fgsm": _run_fgsm, "pgd": _run_pgd}
+# DeepRobust's call per attack (the offers' and the bench's).
+_RUNS = {"fgsm": _run_fgsm, "pgd": _run_pgd}
 
 
 def generate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     """DeepRobust's FGSM or PGD for ``spec`` with every parameter set, unseeded and unguarded (the
     adapter adds both; ``harness bench`` times this call bare)."""
-    run = offered(_ATTACKS, spec, "deeprobust")
+    run = _RUNS.get(spec.attack)
+    if run is None:
+        raise ValueError(f"deeprobust offers no {spec.attack!r}; expected one of {list(_RUNS)}")
     device = _device_string(x)
     # DeepRobust moves model, images and labels with a bare .cuda(): make x's device the current one.
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
@@ -164,16 +166,21 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     return torch.tensor(start).to(x.device).float()
 
 
+def _refuses(spec: AttackSpec) -> str:
+    # Refused before the library runs (and before _run_pgd's own check): a run plans no such cells.
+    return "" if spec.random_start else "offers no PGD without a random start"
+
+
 ADAPTER = GuardedAdapter(
     name="deeprobust",
-    attack_fn=_attack,
-    # PGD: +1 forward, the clean batch predicted to count errors that pgd_attack never returns.
-    # No-start PGD is not offered: the guard refuses it before the adapter's own check below.
+    attack_fn=None,
     declaration=Declaration(
-        loss_reduction="mean",
-        passes=pass_counts(pgd_extra_forwards=1),
-        start=_start,
-        attacks=tuple(_ATTACKS),
-        pgd_without_random_start=False,
+        offers={
+            "fgsm": Offer(call=_attack, loss_reduction="mean"),
+            # +1 forward: the clean batch predicted to count errors that pgd_attack never returns.
+            "pgd": Offer(
+                call=_attack, loss_reduction="mean", passes=extra_forwards(1), start=_start, refuses=_refuses
+            ),
+        }
     ),
 )

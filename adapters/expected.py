@@ -1,9 +1,9 @@
 """The exact x_adv each library must return, and how to count where a library's output departs from it.
 
-For every call the harness knows what the library *should* have computed: the reference's FGSM/PGD
-code (``reference.py``), run with the loss reduction the library's adapter declares and — for
-random-start PGD — from the start point the library draws, reproduced by the adapter's declared
-:attr:`~adapters.declaration.Declaration.start`. Wherever the reproduction is exact, a correct library
+For every call the harness knows what the library *should* have computed: the attack's own reference
+(``attacks/<attack>.py``), run with the loss reduction the library's offer declares and — for a random
+start — from the start point the library draws, reproduced by the offer's
+:attr:`~adapters.declaration.Offer.start`. Wherever the reproduction is exact, a correct library
 returns that x_adv bit for bit (or within float32 round-off), at any eps and whatever the
 predictions: a reversed, halved, skipped or random attack is visible in the pixels even where no
 prediction changes.
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from . import reference
 from .base import attack_session
 from .declaration import Declaration, LossReduction
 from .spec import AttackSpec, as_eps_list
@@ -87,31 +87,23 @@ def compare(x_adv: torch.Tensor, expectation: Expectation) -> Evidence:
     )
 
 
-def fgsm_expectations(
+def grid_expectations(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
+    spec: AttackSpec,
     eps_list: Sequence[float],
     reduction: LossReduction,
 ) -> dict[float, Expectation]:
-    """FGSM at every eps from one gradient with the given loss reduction (under the attack guards)."""
+    """An attack that shares its gradient across eps (FGSM) at every eps of a grid, with the given
+    loss reduction, under the attack guards."""
     grid = as_eps_list(eps_list)
     with attack_session(model, x, y, "expected") as session:
-        grad = reference.loss_gradient(session.counter, x, y, reduction)
-    floor = reference.relative_magnitude(grad)
-    sign = grad.sign()
-    return {eps: Expectation((x + eps * sign).clamp(0.0, 1.0), floor, exact=True) for eps in grid}
+        computed = spec.definition.reference_grid(session.counter, x, y, grid, spec.params, reduction)
+    return {eps: Expectation(x_adv, floor, exact=True) for eps, (x_adv, floor) in computed.items()}
 
 
-def declared_start(x: torch.Tensor, spec: AttackSpec, declaration: Declaration) -> torch.Tensor | None:
-    """Where the library's PGD starts for this batch: x without random start, its reproduced random
-    start, or None where its start cannot be reproduced."""
-    if not spec.random_start:
-        return x
-    return None if declaration.start is None else declaration.start(x, spec)
-
-
-def pgd_expectation(
+def expectation(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -119,17 +111,16 @@ def pgd_expectation(
     declaration: Declaration,
     start: torch.Tensor | None = None,
 ) -> Expectation:
-    """PGD as the library should compute it: its loss reduction, from its start (``declared_start``,
-    computed here unless given)."""
-    start = declared_start(x, spec, declaration) if start is None else start
+    """``spec`` as the library should compute it: its loss reduction, from its start
+    (:meth:`Declaration.start`, computed here unless given)."""
+    start = declaration.start(x, spec) if start is None else start
     exact = start is not None
+    definition = spec.definition
     if start is None:
-        start = reference.uniform_start(x, spec.eps, spec.seed)
-    reduction: LossReduction = declaration.loss_reduction if exact else "sum"
+        start = definition.default_start(x, spec.eps, spec.params, spec.seed)
+    reduction: LossReduction = declaration.loss_reduction(spec) if exact else "sum"
     with attack_session(model, x, y, "expected") as session:
-        x_adv, floor = reference.pgd_from(
-            session.counter, x, y, start, spec.eps, spec.step_size, spec.steps, reduction
-        )
+        x_adv, floor = definition.reference(session.counter, x, y, spec.eps, spec.params, start, reduction)
     return Expectation(x_adv, floor, exact)
 
 
@@ -141,25 +132,27 @@ class ExpectationCache:
     model: nn.Module
     x: torch.Tensor
     y: torch.Tensor
-    _fgsm: dict[LossReduction, dict[float, Expectation]] = field(default_factory=dict)
-    _pgd: list[tuple[AttackSpec, LossReduction, torch.Tensor | None, Expectation]] = field(
+    _grids: dict[tuple[str, Any, LossReduction], dict[float, Expectation]] = field(default_factory=dict)
+    _known: list[tuple[AttackSpec, LossReduction, torch.Tensor | None, Expectation]] = field(
         default_factory=list
     )
 
-    def fgsm(self, eps_list: Sequence[float], eps: float, declaration: Declaration) -> Expectation:
-        reduction = declaration.loss_reduction
-        if reduction not in self._fgsm:
-            self._fgsm[reduction] = fgsm_expectations(self.model, self.x, self.y, eps_list, reduction)
-        return self._fgsm[reduction][eps]
-
-    def pgd(self, spec: AttackSpec, declaration: Declaration) -> Expectation:
-        start = declared_start(self.x, spec, declaration)
-        for known_spec, reduction, known_start, expectation in self._pgd:
-            if known_spec == spec and reduction == declaration.loss_reduction and _same(start, known_start):
-                return expectation
-        expectation = pgd_expectation(self.model, self.x, self.y, spec, declaration, start)
-        self._pgd.append((spec, declaration.loss_reduction, start, expectation))
-        return expectation
+    def get(self, spec: AttackSpec, declaration: Declaration, eps_grid: Sequence[float]) -> Expectation:
+        """The library's expected x_adv for ``spec``; ``eps_grid``: every eps judged with it where the
+        attack shares its gradient across eps (computed together, once)."""
+        reduction = declaration.loss_reduction(spec)
+        if spec.definition.shares_gradient_across_eps:
+            key = (spec.attack, spec.params, reduction)
+            if key not in self._grids:
+                self._grids[key] = grid_expectations(self.model, self.x, self.y, spec, eps_grid, reduction)
+            return self._grids[key][spec.eps]
+        start = declaration.start(self.x, spec)
+        for known_spec, known_reduction, known_start, known in self._known:
+            if known_spec == spec and known_reduction == reduction and _same(start, known_start):
+                return known
+        computed = expectation(self.model, self.x, self.y, spec, declaration, start)
+        self._known.append((spec, reduction, start, computed))
+        return computed
 
 
 def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from .base import GuardedAdapter
-from .declaration import Declaration, offered, pass_counts
+from .declaration import AttackFn, Declaration, Offer, extra_forwards
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
@@ -52,19 +53,18 @@ def _pgd(spec: AttackSpec) -> foolbox.attacks.base.FixedEpsilonAttack:
     )
 
 
-# One call per attack Foolbox is asked for; the Declaration's attacks are these keys.
-_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+def _run(build: Callable[[AttackSpec], foolbox.attacks.base.FixedEpsilonAttack]) -> AttackFn:
+    def call(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+    ) -> torch.Tensor:
+        attack = build(spec)
+        fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device, preprocessing=None)
+        criterion = foolbox.criteria.Misclassification(y)  # true labels, untargeted
+        with seeded_global_rngs(spec.seed, x.device):
+            _raw, clipped, _success = attack(fmodel, x, criterion, epsilons=spec.eps)
+        return clipped
 
-
-def _attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
-) -> torch.Tensor:
-    attack: foolbox.attacks.base.FixedEpsilonAttack = offered(_ATTACKS, spec, "foolbox")(spec)
-    fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device, preprocessing=None)
-    criterion = foolbox.criteria.Misclassification(y)  # true labels, untargeted
-    with seeded_global_rngs(spec.seed, x.device):
-        _raw, clipped, _success = attack(fmodel, x, criterion, epsilons=spec.eps)
-    return clipped
+    return call
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -74,11 +74,14 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     return torch.clamp(x + noise, 0.0, 1.0)
 
 
+# +1 forward for FGSM and PGD alike: Foolbox runs the model on its output to report success.
 ADAPTER = GuardedAdapter(
     name="foolbox",
-    attack_fn=_attack,
-    # +1 forward for FGSM and PGD alike: Foolbox runs the model on its output to report success.
+    attack_fn=None,
     declaration=Declaration(
-        loss_reduction="sum", passes=pass_counts(fgsm=(2.0, 1.0), pgd_extra_forwards=1), start=_start
+        offers={
+            "fgsm": Offer(call=_run(_fgsm), loss_reduction="sum", passes=extra_forwards(1)),
+            "pgd": Offer(call=_run(_pgd), loss_reduction="sum", passes=extra_forwards(1), start=_start),
+        }
     ),
 )

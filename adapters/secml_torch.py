@@ -37,7 +37,7 @@ What the native PGD computes (``secmlt/adv/evasion/modular_attacks/modular_attac
 
 So its PGD cannot equal the reference's PGD-T (from any declared start, with either loss reduction):
 no :class:`Declaration` should describe "best of the first T iterates" as PGD: the harness's cross-check
-reports its PGD cells as disagreeing, and the reason quotes ``Declaration.departures``.
+reports its PGD cells as disagreeing, and the reason quotes its offer's ``departure``.
 
 Seeding: the random start is ``RandomPerturbLinf`` (``secmlt/optimization/random_perturb.py``) on
 ``LpUniformSampling.sample`` (``secmlt/data/lp_uniform_sampling.py``): u = ``2 · torch.rand((N,
@@ -61,7 +61,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from .base import GuardedAdapter
-from .declaration import Declaration, offered, pass_counts
+from .declaration import Declaration, Offer, extra_forwards
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
@@ -110,14 +110,16 @@ def _pgd(spec: AttackSpec) -> BaseEvasionAttack:
     )
 
 
-# One call per attack secml-torch is asked for; the Declaration's attacks are these keys.
-_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+# secml-torch's attack object per attack, every argument set (the offers' and the bench's).
+_BUILDERS = {"fgsm": _fgsm, "pgd": _pgd}
 
 
 def make_attack(spec: AttackSpec) -> BaseEvasionAttack:
     """secml-torch's attack object for ``spec``, every argument set (the adapter's and the bench's)."""
-    attack: BaseEvasionAttack = offered(_ATTACKS, spec, "secml-torch")(spec)
-    return attack
+    build = _BUILDERS.get(spec.attack)
+    if build is None:
+        raise ValueError(f"secml-torch offers no {spec.attack!r}; expected one of {list(_BUILDERS)}")
+    return build(spec)
 
 
 def _attack(
@@ -151,17 +153,20 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 
 ADAPTER = GuardedAdapter(
     name="secml-torch",
-    attack_fn=_attack,
-    # FGSM: +1 forward, Foolbox runs the model on its output to report success.
+    attack_fn=None,
     declaration=Declaration(
-        loss_reduction="sum",
-        passes=pass_counts(fgsm=(2.0, 1.0)),
-        start=_start,
-        attacks=tuple(_ATTACKS),
-        departures={
-            "pgd": "secml-torch's native PGD returns, per sample, the highest-loss iterate among x_0 … x_{T-1} "
-            "(the T-th step is computed and discarded), and its L∞ random start is x + eps for every pixel "
-            ">= 2·eps (RandomPerturbLinf returns a sample, which is then clipped as if it were a perturbation)"
-        },
+        offers={
+            # +1 forward: Foolbox (the FGSM backend) runs the model on its output to report success.
+            "fgsm": Offer(call=_attack, loss_reduction="sum", passes=extra_forwards(1)),
+            "pgd": Offer(
+                call=_attack,
+                loss_reduction="sum",
+                start=_start,
+                departure="secml-torch's native PGD returns, per sample, the highest-loss iterate among x_0 … "
+                "x_{T-1} (the T-th step is computed and discarded), and its L∞ random start is x + eps for every "
+                "pixel >= 2·eps (RandomPerturbLinf returns a sample, which is then clipped as if it were a "
+                "perturbation)",
+            ),
+        }
     ),
 )

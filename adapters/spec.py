@@ -1,57 +1,93 @@
-"""The attack specification every adapter takes: which attack, eps, steps, step size, start and seed.
+"""The attack specification every adapter takes: which attack, eps, seed, and the attack's parameters.
 
-Values are checked here, once, so that no library sees an eps outside (0, 1] or a float step count.
+Values are checked here, once — eps and seed by the spec, the rest by the attack's definition
+(``adapters/attacks``) — so that no library sees an eps outside (0, 1] or a float step count.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
-ATTACKS: tuple[str, ...] = ("fgsm", "pgd")
+from . import attacks
+from .attacks.definition import Attack
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class AttackSpec:
     """One attack configuration, in pixel units (pixels live in [0, 1]).
 
-    ``alpha=None`` means the paper's step rule ``eps / 4``. FGSM is a single full step of size eps
-    from the clean image: it ignores ``steps``, ``alpha``, ``random_start`` and ``seed``.
+    ``AttackSpec("pgd", 8 / 255, steps=10, seed=3)``: the attack's registry name, eps, the seed (what
+    a random start draws from; ignored by attacks it does not change) and the attack's parameters,
+    given as keywords or as ``params`` (its parameter dataclass or a mapping). Parameters the attack
+    does not define are a ``ValueError`` naming the attack and its parameters. The parameters read as
+    attributes: ``spec.steps``, ``spec.random_start``.
     """
 
-    attack: Literal["fgsm", "pgd"]
+    attack: str
     eps: float
-    steps: int = 10
-    alpha: float | None = None
-    random_start: bool = True
-    seed: int = 0
+    seed: int
+    params: Any
 
-    def __post_init__(self) -> None:
-        if self.attack not in ATTACKS:
-            raise ValueError(f"expected attack to be one of {list(ATTACKS)}, got {self.attack!r}")
+    def __init__(
+        self, attack: str, eps: float, seed: int = 0, params: object = None, **values: object
+    ) -> None:
+        if not isinstance(attack, str) or attack not in attacks.names():
+            raise ValueError(f"expected attack to be one of {attacks.names()}, got {attack!r}")
+        definition = attacks.get(attack)
+        if params is None:
+            params = definition.make_params(values)
+        elif values:
+            raise ValueError(f"expected the parameters as params or as keywords, got both ({sorted(values)})")
+        elif isinstance(params, Mapping):
+            params = definition.make_params(params)
+        elif not isinstance(params, definition.params):
+            raise ValueError(
+                f"expected params of attack {attack!r} to be a {definition.params.__name__} or a mapping, "
+                f"got {type(params).__name__}"
+            )
+        object.__setattr__(self, "attack", attack)
         # ART refuses numpy/torch scalars for eps, so the spec always holds Python floats.
-        object.__setattr__(self, "eps", _check_eps(self.eps))
-        if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Integral) or self.steps < 1:
-            raise ValueError(f"expected steps to be an integer >= 1, got {self.steps!r}")
-        object.__setattr__(self, "steps", int(self.steps))
-        if self.alpha is not None:
-            object.__setattr__(self, "alpha", _check_alpha(self.alpha))
-        if not isinstance(self.random_start, bool):
-            raise ValueError(f"expected random_start to be True or False, got {self.random_start!r}")
-        # NumPy's global seed (what ART's random start draws from) must lie in [0, 2**32).
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
-            raise ValueError(f"expected seed to be an integer, got {self.seed!r}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"expected seed in [0, 2**32), got {self.seed}")
-        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "eps", _check_eps(eps))
+        object.__setattr__(self, "seed", _check_seed(seed))
+        object.__setattr__(self, "params", params)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: the attack's parameters read as attributes.
+        if name.startswith("__") or name == "params":
+            raise AttributeError(name)
+        params = self.__dict__.get("params")
+        if params is not None and name in {f.name for f in dataclasses.fields(params)}:
+            return getattr(params, name)
+        attack = self.__dict__.get("attack")
+        raise AttributeError(f"attack {attack!r} has no parameter {name!r}")
+
+    @property
+    def definition(self) -> Attack:
+        """The attack's definition (``adapters/attacks``)."""
+        return attacks.get(self.attack)
 
     @property
     def step_size(self) -> float:
-        """The PGD step actually used: ``alpha``, or ``eps / 4`` when alpha is None."""
-        return self.eps / 4 if self.alpha is None else self.alpha
+        """The step an iterative attack takes: ``alpha``, or ``eps / 4`` when alpha is None."""
+        step_size = getattr(self.params, "step_size", None)
+        if step_size is None:
+            raise AttributeError(f"attack {self.attack!r} takes no steps")
+        return float(step_size(self.eps))
+
+    @property
+    def label(self) -> str:
+        """How a report names this variant: ``FGSM``, ``PGD-10``."""
+        return self.definition.label(self.params)
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the seed changes the output (a random start)."""
+        return self.definition.seeded(self.params)
 
 
 def _check_eps(eps: object) -> float:
@@ -67,13 +103,13 @@ def _check_eps(eps: object) -> float:
     return value
 
 
-def _check_alpha(alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise ValueError(f"expected alpha to be None or a real number in (0, 1], got {alpha!r}")
-    value = float(alpha)
-    if not (math.isfinite(value) and 0 < value <= 1):
-        raise ValueError(f"expected alpha in (0, 1] (pixel units) or None for eps/4, got {value:g}")
-    return value
+def _check_seed(seed: object) -> int:
+    # NumPy's global seed (what ART's random start draws from) must lie in [0, 2**32).
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"expected seed to be an integer, got {seed!r}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"expected seed in [0, 2**32), got {seed}")
+    return int(seed)
 
 
 def as_eps_list(eps_list: Sequence[float]) -> list[float]:

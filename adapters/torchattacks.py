@@ -17,12 +17,14 @@ which is how the harness knows the exact x_adv torchattacks must return.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torchattacks
 from torch import nn
 
 from .base import GuardedAdapter
-from .declaration import Declaration, offered, pass_counts
+from .declaration import AttackFn, Declaration, Offer
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
@@ -37,18 +39,18 @@ def _pgd(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
     )
 
 
-# One call per attack torchattacks is asked for; the Declaration's attacks are these keys.
-_ATTACKS = {"fgsm": _fgsm, "pgd": _pgd}
+def _run(build: Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]) -> AttackFn:
+    def call(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+    ) -> torch.Tensor:
+        attack = build(model, spec)
+        attack.set_model_training_mode(model_training=False, batchnorm_training=False, dropout_training=False)
+        attack.set_device(x.device)
+        with seeded_global_rngs(spec.seed, x.device):
+            x_adv: torch.Tensor = attack(x, y)
+        return x_adv
 
-
-def _attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
-) -> torch.Tensor:
-    attack: torchattacks.attack.Attack = offered(_ATTACKS, spec, "torchattacks")(model, spec)
-    attack.set_model_training_mode(model_training=False, batchnorm_training=False, dropout_training=False)
-    attack.set_device(x.device)
-    with seeded_global_rngs(spec.seed, x.device):
-        return attack(x, y)
+    return call
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -59,8 +61,11 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 
 ADAPTER = GuardedAdapter(
     name="torchattacks",
-    attack_fn=_attack,
+    attack_fn=None,
     declaration=Declaration(
-        loss_reduction="mean", passes=pass_counts(), start=_start, attacks=tuple(_ATTACKS)
+        offers={
+            "fgsm": Offer(call=_run(_fgsm), loss_reduction="mean"),
+            "pgd": Offer(call=_run(_pgd), loss_reduction="mean", start=_start),
+        }
     ),
 )

@@ -24,8 +24,8 @@ import numbers
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from advparity.adapters.base import model_device, restore, snapshot
 from advparity.adapters.expected import NEAR_ZERO_GRADIENT, PIXEL_ROUND_OFF
-from advparity.harness.config import AttackConfig, parse_eps
+from advparity.harness.config import AttackConfig, attack_grid, parse_eps
 from advparity.harness.config import eps_label as _eps_label
 from advparity.harness.outputs import check_output_folder
 from advparity.harness.runner import REFERENCE, configure_torch, run_manifest, run_tensors
@@ -90,7 +90,7 @@ def crosscheck(
     labels: torch.Tensor,
     *,
     libraries: Sequence[str] | None = None,
-    attacks: Sequence[str] = ("fgsm", "pgd"),
+    attacks: Sequence[str | Mapping[str, Any]] = ("fgsm", "pgd"),
     eps: str | float | Sequence[str | float] = DEFAULT_EPS,
     steps: int = 10,
     alpha: str | float = "eps/4",
@@ -110,7 +110,10 @@ def crosscheck(
     ``"8/255"``). ``alpha`` is PGD's step, a rule like ``"eps/4"`` or a fraction of eps (``0.25``).
     ``reference_seeds`` default to ``seeds`` plus one more, so the reference's seed-to-seed spread is
     reported beside random-start PGD. ``libraries`` default to the three advparity depends on (``adapters.CORE_LIBRARIES``; pass
-    ``adapters.runnable()`` for every library installed here); the reference always runs.
+    ``adapters.runnable()`` for every library installed here); the reference always runs. ``attacks``
+    takes ``"fgsm"`` and ``"pgd"`` (with ``steps``, ``alpha``, ``random_start``: the presets' shorthand)
+    and dicts written like a preset's ``[[attacks]]`` tables (``{"attack": "pgd", "steps": 20}``; their
+    ``eps`` defaults to ``eps``).
 
     The model is left exactly as it was (modes, parameters, buffers, ``.grad``): it runs in eval mode
     during the call. Torch's determinism settings (TF32 off, deterministic cuDNN) stay set afterwards,
@@ -163,7 +166,7 @@ def crosscheck(
 def attack_config(
     *,
     libraries: Sequence[str] | None = None,
-    attacks: Sequence[str] = ("fgsm", "pgd"),
+    attacks: Sequence[str | Mapping[str, Any]] = ("fgsm", "pgd"),
     eps: str | float | Sequence[str | float] = DEFAULT_EPS,
     steps: int = 10,
     alpha: str | float = "eps/4",
@@ -181,10 +184,20 @@ def attack_config(
         raise ValueError("expected at least one eps")
     if len(set(grid)) != len(grid):
         raise ValueError(f"eps values repeat: {[_eps_label(e) for e in grid]}")
-    attacks = _listed("attacks", attacks, (str,), '"fgsm" or "pgd"')
-    unknown = [a for a in attacks if a not in ("fgsm", "pgd")]
-    if unknown or not attacks:
-        raise ValueError(f"expected attacks among ('fgsm', 'pgd'), got {list(attacks)}")
+    chosen = _listed("attacks", attacks, (str, Mapping), '"fgsm", "pgd" or an [[attacks]] table (a dict)')
+    names = [a for a in chosen if isinstance(a, str)]
+    unknown = [a for a in names if a not in ("fgsm", "pgd")]
+    if unknown or not chosen:
+        raise ValueError(
+            f"expected attacks among ('fgsm', 'pgd') or [[attacks]] tables (dicts), got {list(chosen)}"
+        )
+    tables = []
+    for i, table in enumerate(a for a in chosen if not isinstance(a, str)):
+        try:
+            # A table without its own eps takes the call's grid.
+            tables.append(attack_grid({"eps": list(eps_values), **table}))
+        except ValueError as err:
+            raise ValueError(f"attacks: table {i + 1}: {err}") from err
     library_seeds = _seeds("seeds", seeds)
     if reference_seeds is None:
         reference = (*library_seeds, max(library_seeds) + 1)
@@ -192,8 +205,9 @@ def attack_config(
         reference = _seeds("reference_seeds", reference_seeds)
     return AttackConfig(
         libraries=_libraries(libraries),
-        fgsm_eps=grid if "fgsm" in attacks else (),
-        pgd_eps=grid if "pgd" in attacks else (),
+        fgsm_eps=grid if "fgsm" in names else (),
+        pgd_eps=grid if "pgd" in names else (),
+        attacks=tuple(tables),
         pgd_steps=_count("steps", steps, minimum=1),
         pgd_alpha=_alpha_rule(alpha),
         pgd_random_start=_flag("random_start", random_start),
@@ -423,11 +437,7 @@ def _manifest(
     model_class = f"{type(model).__module__}.{type(model).__qualname__}"
     experiment = {
         "preset": API_PRESET,
-        "attack": {
-            **asdict(config),
-            "fgsm_eps": [_eps_label(e) for e in config.fgsm_eps],
-            "pgd_eps": [_eps_label(e) for e in config.pgd_eps],
-        },
+        "attack": config.experiment(),
         "test_limit": 0,
         "image_size": list(x_all.shape[1:]),  # [C, H, W]
         "model_class": model_class,

@@ -32,8 +32,7 @@ import numpy as np
 import torch
 from advparity.adapters.spec import AttackSpec
 from advparity.harness.config import AttackConfig
-from advparity.harness.runner import REFERENCE, configure_torch, environment, plan_cells
-from advparity.harness.store import Cell
+from advparity.harness.runner import REFERENCE, configure_torch, environment, grid_eps, plan_cells
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -76,7 +75,9 @@ class BenchConfig:
             raise ValueError(f"unknown attacks {wrong}; expected some of {list(ATTACKS)}")
 
     def spec(self, attack: str) -> AttackSpec:
-        return AttackSpec(attack, self.eps, self.pgd_steps, None, True, self.seed)  # type: ignore[arg-type]
+        # The paper's protocol for PGD (alpha = eps/4, random start); FGSM takes no parameters.
+        params = {"steps": self.pgd_steps, "random_start": True} if attack == "pgd" else {}
+        return AttackSpec(attack, self.eps, self.seed, params)
 
     def pairs(self) -> list[tuple[str, str]]:
         """(library, attack) in timing order, each attack a library offers (adv-lib has no FGSM)."""
@@ -84,7 +85,7 @@ class BenchConfig:
             (library, attack)
             for attack in self.attacks
             for library in self.libraries
-            if adapters.get(library).declaration.offers(self.spec(attack))
+            if adapters.get(library).declaration.accepts(self.spec(attack))
         ]
 
 
@@ -380,10 +381,6 @@ class PhaseEstimate:
         )
 
 
-def _cell_spec(cell: Cell) -> AttackSpec:
-    return AttackSpec(cell.attack, cell.eps, cell.steps, cell.alpha, cell.random_start, cell.seed)  # type: ignore[arg-type]
-
-
 def estimate_phase(
     rows: list[BenchRow], attack: AttackConfig, n_images: int, bench_steps: int
 ) -> PhaseEstimate:
@@ -400,20 +397,20 @@ def estimate_phase(
         library: adapters.availability(library).state == "ready"
         for library in dict.fromkeys(c.library for c in planned)
     }
-    cells = [
-        c for c in planned if ready[c.library] and adapters.get(c.library).declaration.offers(_cell_spec(c))
-    ]
+    cells = [c for c in planned if ready[c.library] and adapters.get(c.library).declaration.accepts(c.spec)]
     missing = sorted({(c.library, c.attack) for c in cells} - set(rate))
     if missing:
         raise ValueError(f"no measurement for {missing}; bench every library and attack the preset uses")
     seconds: dict[str, float] = {}
     for cell in cells:
         if cell.library == REFERENCE and cell.attack == "fgsm":
-            per_image = 1 / rate[(cell.library, "fgsm")] / len(attack.fgsm_eps)  # one gradient per grid
+            per_image = (
+                1 / rate[(cell.library, "fgsm")] / len(grid_eps(attack, cell))
+            )  # one gradient per grid
         elif cell.attack == "fgsm":
             per_image = 1 / rate[(cell.library, "fgsm")]
         else:
-            per_image = 1 / rate[(cell.library, "pgd")] * cell.steps / bench_steps
+            per_image = 1 / rate[(cell.library, "pgd")] * cell.params.steps / bench_steps
         seconds[cell.library] = seconds.get(cell.library, 0.0) + per_image * n_images
     return PhaseEstimate(
         n_images=n_images,

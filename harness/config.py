@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advparity.adapters import attacks
+from advparity.adapters.attacks.pgd import alpha_fraction
 from advparity.harness.kernels import PRESET_DIR, check_isa
 from advparity.model.train import TrainConfig
 
@@ -55,7 +57,6 @@ class DataConfig:
 
 _EPS_FRACTION = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-9]+)\s*")
 _BARE_NUMBER = re.compile(r"\s*[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
-_ALPHA_RULE = re.compile(r"\s*eps\s*/\s*([0-9]*\.?[0-9]+)\s*")
 
 
 def parse_eps(value: object) -> float:
@@ -106,8 +107,68 @@ def _parse_eps_list(values: object) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
+class AttackGrid:
+    """One ``[[attacks]]`` entry: an attack (a registry name) at every eps of its grid, with the other
+    keys of the entry as written (``settings``: checked by the attack's definition, which turns them
+    into each cell's parameters)."""
+
+    attack: str
+    eps: tuple[float, ...]
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        definition = attacks.get(self.attack)  # ValueError naming the registered attacks
+        if not self.eps:
+            raise ValueError(f"attack {self.attack!r}: expected at least one eps")
+        definition.check_preset(dict(self.settings))
+
+    def params(self, eps: float) -> Any:
+        """The attack's parameters for the cell at ``eps``."""
+        return attacks.get(self.attack).preset_params(dict(self.settings), eps)
+
+    def as_table(self) -> dict[str, Any]:
+        """The entry as a preset writes it (eps as labels): what a manifest records."""
+        return {"attack": self.attack, "eps": [eps_label(e) for e in self.eps], **dict(self.settings)}
+
+
+def attack_grid(table: object) -> AttackGrid:
+    """An :class:`AttackGrid` from one ``[[attacks]]`` table; ``ValueError`` naming the attack and its keys."""
+    if not isinstance(table, dict):
+        raise ValueError(f"expected a table with keys attack, eps, ..., got {table!r}")
+    if "attack" not in table:
+        raise ValueError(f"missing key 'attack' (one of {attacks.names()})")
+    name = table["attack"]
+    if not isinstance(name, str) or name not in attacks.names():
+        raise ValueError(f"unknown attack {name!r}; expected one of {attacks.names()}")
+    if "eps" not in table:
+        raise ValueError(f"attack {name!r}: missing key 'eps'")
+    settings = tuple(sorted((k, v) for k, v in table.items() if k not in ("attack", "eps")))
+    return AttackGrid(name, _parse_eps_list(table["eps"]), settings)
+
+
+def _parse_attack_grids(values: object) -> tuple[AttackGrid, ...]:
+    if not isinstance(values, list | tuple):
+        raise ValueError(f"expected a list of [[attacks]] tables, got {values!r}")
+    grids = []
+    for i, table in enumerate(values):
+        if isinstance(table, AttackGrid):
+            grids.append(table)
+            continue
+        try:
+            grids.append(attack_grid(table))
+        except ValueError as err:
+            raise ValueError(f"[[attacks]] entry {i + 1}: {err}") from err
+    return tuple(grids)
+
+
+@dataclass(frozen=True)
 class AttackConfig:
-    """The attack grid: every library x attack x eps (x seed) cell of a run."""
+    """The attack grid: every library x attack x eps (x seed) cell of a run.
+
+    Attacks come as ``attacks`` (a preset's ``[[attacks]]`` tables) and, as a documented shorthand
+    that existing presets and baselines use, ``fgsm_eps`` and ``pgd_eps``/``pgd_steps``/``pgd_alpha``/
+    ``pgd_random_start``; :attr:`grids` holds both.
+    """
 
     libraries: tuple[str, ...] = ("reference", "art", "torchattacks", "foolbox")
     fgsm_eps: tuple[float, ...] = field(default=(), metadata={"parse": _parse_eps_list})
@@ -121,6 +182,7 @@ class AttackConfig:
     library_seeds: tuple[int, ...] = (0,)
     test_limit: int = 0  # attack only the first N test images (in a fixed shuffled order); 0 = all
     batch_size: int = 64  # images per attack call
+    attacks: tuple[AttackGrid, ...] = field(default=(), metadata={"parse": _parse_attack_grids})
 
     def __post_init__(self) -> None:
         known = adapters.names()
@@ -133,11 +195,18 @@ class AttackConfig:
             )
         if len(set(self.libraries)) != len(self.libraries):
             raise ValueError(f"libraries repeat: {list(self.libraries)}")
-        if not self.fgsm_eps and not self.pgd_eps:
-            raise ValueError("expected at least one eps in fgsm_eps or pgd_eps")
+        object.__setattr__(self, "attacks", _parse_attack_grids(self.attacks))
+        if not self.fgsm_eps and not self.pgd_eps and not self.attacks:
+            raise ValueError(
+                "expected at least one attack: an [[attacks]] table, or eps in fgsm_eps or pgd_eps"
+            )
         if self.pgd_steps < 1:
             raise ValueError(f"expected pgd_steps >= 1, got {self.pgd_steps}")
         self.alpha_fraction  # noqa: B018 - validates the rule
+        cells = [(g.attack, e, g.params(e)) for g in self.grids for e in g.eps]
+        repeated = sorted({f"{a} @ {eps_label(e)}" for a, e, p in cells if cells.count((a, e, p)) > 1})
+        if repeated:
+            raise ValueError(f"the same attack is listed twice: {repeated}")
         if not self.reference_seeds or not self.library_seeds:
             raise ValueError("expected at least one seed in reference_seeds and in library_seeds")
         missing = sorted(set(self.library_seeds) - set(self.reference_seeds))
@@ -154,13 +223,40 @@ class AttackConfig:
 
     @property
     def alpha_fraction(self) -> float:
-        """alpha / eps from the ``"eps/K"`` rule."""
-        match = _ALPHA_RULE.fullmatch(self.pgd_alpha)
-        if match is None or float(match[1]) < 1:
+        """alpha / eps from the shorthand's ``"eps/K"`` rule."""
+        try:
+            return alpha_fraction(self.pgd_alpha)
+        except ValueError:
             raise ValueError(
                 f'expected pgd_alpha like "eps/4" (a step no larger than eps), got {self.pgd_alpha!r}'
+            ) from None
+
+    @property
+    def grids(self) -> tuple[AttackGrid, ...]:
+        """Every attack of the run: the shorthand's FGSM and PGD grids first, then ``attacks``."""
+        shorthand = []
+        if self.fgsm_eps:
+            shorthand.append(AttackGrid("fgsm", self.fgsm_eps))
+        if self.pgd_eps:
+            settings = (
+                ("alpha", self.pgd_alpha),
+                ("random_start", self.pgd_random_start),
+                ("steps", self.pgd_steps),
             )
-        return 1.0 / float(match[1])
+            shorthand.append(AttackGrid("pgd", self.pgd_eps, settings))
+        return (*shorthand, *self.attacks)
+
+    def experiment(self) -> dict[str, Any]:
+        """The grid as a run's manifest records it (and hashes): eps as labels. A config without
+        ``[[attacks]]`` tables is written exactly as before they existed, so its hash is unchanged."""
+        recorded = dataclasses.asdict(self)
+        recorded["fgsm_eps"] = [eps_label(e) for e in self.fgsm_eps]
+        recorded["pgd_eps"] = [eps_label(e) for e in self.pgd_eps]
+        if self.attacks:
+            recorded["attacks"] = [grid.as_table() for grid in self.attacks]
+        else:
+            del recorded["attacks"]
+        return recorded
 
 
 @dataclass(frozen=True)
@@ -215,8 +311,13 @@ def load_preset(name_or_path: str | Path) -> Preset:
 
 
 def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path | None = None) -> Preset:
-    allowed = {"name", "description", "cpu_threads", "cpu_isa", "data", "train", "attack"}
+    allowed = {"name", "description", "cpu_threads", "cpu_isa", "data", "train", "attack", "attacks"}
     _reject_unknown(table, allowed, source, "")
+    if "attacks" in table and not isinstance(table["attacks"], list):
+        raise ConfigError(
+            f"{source}: [attacks] must be an array of tables, one per attack: write [[attacks]] "
+            "(the run's libraries, seeds and limits go in [attack])"
+        )
     for key in ("name", "data", "train", "attack"):
         if key not in table:
             raise ConfigError(f"{source}: missing key {key!r}")
@@ -235,11 +336,21 @@ def preset_from_dict(table: dict[str, Any], source: str = "<dict>", path: Path |
         description=_expect(table.get("description", ""), str, source, "description"),
         data=data,
         train=train,
-        attack=_build(AttackConfig, table["attack"], source, "attack"),
+        attack=_build(AttackConfig, _with_attack_tables(table, source), source, "attack"),
         path=path,
         cpu_threads=cpu_threads,
         cpu_isa=_cpu_isa(table.get("cpu_isa"), source),
     )
+
+
+def _with_attack_tables(table: dict[str, Any], source: str) -> object:
+    """The ``[attack]`` table with the preset's top-level ``[[attacks]]`` tables in it."""
+    attack = table["attack"]
+    if "attacks" not in table or not isinstance(attack, dict):
+        return attack
+    if "attacks" in attack:
+        raise ConfigError(f"{source}: [[attacks]] given twice, at the top level and inside [attack]")
+    return {**attack, "attacks": table["attacks"]}
 
 
 def _cpu_isa(value: object, source: str) -> str | None:
@@ -281,6 +392,8 @@ def _build(cls: type, table: object, source: str, section: str) -> Any:
             try:
                 values[name] = parse(table[name])
             except ValueError as err:
+                if name == "attacks":  # the message names the [[attacks]] entry and the attack
+                    raise ConfigError(f"{source}: {err}") from err
                 raise ConfigError(f"{source}: key {key!r}: {err}") from err
         else:
             values[name] = _expect(table[name], hints[name], source, key)

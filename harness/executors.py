@@ -103,14 +103,12 @@ def build_executor(
 
 
 def group_label(group: Sequence[Cell]) -> str:
-    """A group as a person names it, e.g. ``pgd 2/255 steps 3 random start seed 1 [reference]``."""
+    """A group as a person names it, e.g. ``PGD-3 2/255 seed 1 [reference, art]``."""
     first = group[0]
     libraries = ", ".join(dict.fromkeys(cell.library for cell in group))
-    if first.attack == "fgsm":
-        eps = ", ".join(eps_label(e) for e in sorted({cell.eps for cell in group}))
-        return f"fgsm {eps} [{libraries}]"
-    start = " random start" if first.random_start else ""
-    return f"pgd {eps_label(first.eps)} steps {first.steps}{start} seed {first.seed} [{libraries}]"
+    eps = ", ".join(eps_label(e) for e in sorted({cell.eps for cell in group}))
+    seed = f" seed {first.seed}" if first.definition.seeded(first.params) else ""
+    return f"{first.definition.label(first.params)} {eps}{seed} [{libraries}]"
 
 
 # --- the driver's side ----------------------------------------------------------------------------
@@ -230,7 +228,6 @@ def _submit_and_wait(
             versions=dict(manifest["versions"]),
             device_type=context.device.type,
             threads=cpus,
-            fgsm_eps=tuple(context.fgsm_eps),
             config=context.config,
         )
         pending[task.remote(job, data)] = group
@@ -317,7 +314,6 @@ class _GroupJob:
     versions: dict[str, str]
     device_type: str
     threads: int
-    fgsm_eps: tuple[float, ...]
     config: AttackConfig
 
 
@@ -343,7 +339,6 @@ def _group_task(job: _GroupJob, data: tuple[np.ndarray, ...]) -> _GroupOutcome:
     seconds = _run_group(
         model,
         list(job.cells),
-        list(job.fgsm_eps),
         x_all,
         y_all,
         pred_clean_all,

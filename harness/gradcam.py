@@ -28,14 +28,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from advparity.adapters.base import AttackOutputError
 from advparity.harness.runner import configure_torch
-from advparity.harness.store import RunStore
+from advparity.harness.store import RunStore, params_of
 from advparity.model.checkpoint import load_checkpoint, sha256_file
 from advparity.model.data import load_image, load_mask, load_split
 from advparity.reports import gradcam as rg
@@ -135,9 +135,9 @@ def choose_settings(
     eps (where the attack actually flips predictions on a model as robust as the demo's). An eps,
     library or attack the run has no cell for is an error that lists what it has.
     """
-    cells = results[results["seed"] == 0][
-        ["library", "attack", "eps", "steps", "alpha", "random_start", "seed"]
-    ].drop_duplicates()
+    columns = ["library", "attack", "eps", "steps", "alpha", "random_start", "seed"]
+    recorded = results.assign(params=results["params"] if "params" in results.columns else "")
+    cells = recorded[recorded["seed"] == 0][[*columns, "params"]].drop_duplicates()
     if cells.empty:
         raise ValueError("expected finished seed-0 cells in the run, found none")
     grid = sorted(set(cells["eps"].astype(float)))
@@ -183,6 +183,7 @@ def choose_settings(
             alpha=float(r.alpha),
             random_start=bool(r.random_start),
             seed=int(r.seed),
+            params=str(r.params) if isinstance(r.params, str) else "",
         )
         for r in picked.itertuples()
     ]
@@ -240,14 +241,9 @@ def _regenerate(
     device: torch.device,
 ) -> dict[int, torch.Tensor]:
     """The library's x_adv for each needed batch, exactly as the runner called it (same batch, same spec)."""
-    spec = adapters.AttackSpec(
-        cast(Literal["fgsm", "pgd"], setting.attack),
-        setting.eps,
-        setting.steps,
-        setting.alpha,
-        setting.random_start,
-        setting.seed,
-    )
+    columns = {"steps": setting.steps, "alpha": setting.alpha, "random_start": setting.random_start}
+    params = params_of(setting.attack, setting.params, columns)
+    spec = adapters.AttackSpec(setting.attack, setting.eps, setting.seed, params)
     adapter = adapters.get(setting.library)
     out = {}
     for b, x in x_batches.items():

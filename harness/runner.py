@@ -26,15 +26,18 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
+from advparity.adapters import attacks as attack_registry
+from advparity.adapters import reference as reference_attacks
+from advparity.adapters.attacks.definition import Attack
 from advparity.adapters.base import EPS_TOLERANCE, AttackOutputError, AttackStats
 from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
@@ -44,10 +47,9 @@ from advparity.adapters.expected import (
     compare,
     identical,
 )
-from advparity.adapters.reference import fgsm_grid
 from advparity.harness import kernels
 from advparity.harness.config import AttackConfig, Preset, eps_label
-from advparity.harness.store import Cell, RunStore, config_hash
+from advparity.harness.store import Cell, RunStore, config_hash, params_json
 from advparity.model.checkpoint import load_checkpoint, sha256_file
 from advparity.model.data import CLASSES, load_image, load_split
 from tqdm.auto import tqdm
@@ -56,7 +58,6 @@ from advparity import adapters
 
 log = logging.getLogger(__name__)
 
-ATTACKS = ("fgsm", "pgd")
 REFERENCE = "reference"
 
 
@@ -112,40 +113,51 @@ def plan_cells(
     attacks: Sequence[str] | None = None,
     eps: Sequence[float] | None = None,
 ) -> list[Cell]:
-    """The preset's grid, optionally narrowed; filters outside the grid are errors, not no-ops."""
-    grid = {"fgsm": config.fgsm_eps, "pgd": config.pgd_eps}
+    """The preset's grid, optionally narrowed; filters outside the grid are errors, not no-ops.
+
+    A seeded attack (a random start) runs every reference seed for the reference and every library
+    seed for the libraries; an unseeded one runs once, as seed 0.
+    """
+    grids = config.grids
     _check_subset("--libraries", libraries, config.libraries)
-    _check_subset("--attacks", attacks, [a for a in ATTACKS if grid[a]])
+    _check_subset("--attacks", attacks, list(dict.fromkeys(grid.attack for grid in grids)))
     _check_subset(
         "--eps",
         [eps_label(e) for e in eps] if eps is not None else None,
-        [eps_label(e) for e in {*grid["fgsm"], *grid["pgd"]}],
+        [eps_label(e) for e in {e for grid in grids for e in grid.eps}],
     )
     chosen_libraries = [lib for lib in config.libraries if libraries is None or lib in libraries]
     cells = []
-    for attack in ATTACKS:
-        if attacks is not None and attack not in attacks:
+    for grid in grids:
+        if attacks is not None and grid.attack not in attacks:
             continue
-        for e in grid[attack]:
+        definition = attack_registry.get(grid.attack)
+        for e in grid.eps:
             if eps is not None and e not in eps:
                 continue
+            params = grid.params(e)
             for library in chosen_libraries:
-                if attack == "fgsm":
-                    cells.append(Cell(library, "fgsm", e, 1, e, False, 0))
-                    continue
-                random_start = config.pgd_random_start
                 seeds = (
                     (config.reference_seeds if library == REFERENCE else config.library_seeds)
-                    if random_start
+                    if definition.seeded(params)
                     else (0,)
                 )
-                for seed in seeds:
-                    cells.append(
-                        Cell(
-                            library, "pgd", e, config.pgd_steps, e * config.alpha_fraction, random_start, seed
-                        )
-                    )
+                cells.extend(Cell(library, grid.attack, e, seed, params) for seed in seeds)
     return cells
+
+
+def grid_eps(config: AttackConfig, cell: Cell) -> list[float]:
+    """Every eps of the run at which ``cell``'s attack runs with ``cell``'s parameters, sorted: what
+    the reference computes together where the attack shares its gradient across eps (FGSM)."""
+    return sorted(
+        {
+            e
+            for grid in config.grids
+            if grid.attack == cell.attack
+            for e in grid.eps
+            if grid.params(e) == cell.params
+        }
+    )
 
 
 def _check_subset(flag: str, chosen: Sequence[str] | None, allowed: Sequence[str]) -> None:
@@ -161,10 +173,11 @@ def _check_subset(flag: str, chosen: Sequence[str] | None, allowed: Sequence[str
 
 
 def _groups(cells: Iterable[Cell]) -> list[tuple[tuple[Any, ...], list[Cell]]]:
-    """Cells sharing the reference's x_adv: all FGSM together, PGD per (eps, steps, start, seed)."""
+    """Cells sharing the reference's x_adv (:meth:`Cell.group`): every eps of FGSM together, PGD per
+    (eps, parameters, seed)."""
     grouped: dict[tuple[Any, ...], list[Cell]] = defaultdict(list)
     for cell in cells:
-        grouped[("fgsm",) if cell.attack == "fgsm" else cell.group()].append(cell)
+        grouped[cell.group()].append(cell)
     return list(grouped.items())
 
 
@@ -294,6 +307,7 @@ class _Judged:
     pred: np.ndarray
     conf: np.ndarray
     linf: np.ndarray
+    distance: np.ndarray  # to x in the attack's norm (what eps budgets)
     linf_to_x_ref: np.ndarray  # to the reference's own x_adv (what the prediction reuse keys on)
     in_bounds: np.ndarray
     pred_8bit: np.ndarray
@@ -320,6 +334,7 @@ def judge(
     eps: float,
     pred_clean: torch.Tensor,
     reference: _Judged | None = None,
+    attack: Attack | None = None,
 ) -> _Judged:
     """The harness's own verdict on a batch of x_adv: predictions, distances, bounds, 8-bit survival.
 
@@ -327,12 +342,14 @@ def judge(
     reference's bit for bit take its predictions instead of a second forward pass: the same image
     gets the same answer, and the equality itself is the stronger check. Every other sample is run
     through the model here. (On the demo this halves the harness's evaluation time: FGSM from every
-    library, and torchattacks' seeded PGD, are bit-identical to the reference.)
+    library, and torchattacks' seeded PGD, are bit-identical to the reference.) ``attack``'s norm
+    bounds the eps-ball (L∞ when None).
     """
     linf_to_ref = _linf(x_adv, x_ref)
     linf = _linf(x_adv, x)
+    distance = attack.distance(x_adv, x) if attack is not None else linf
     inside_box = ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(dim=1)
-    in_bounds = inside_box & (linf <= eps + EPS_TOLERANCE) & torch.isfinite(x_adv).flatten(1).all(dim=1)
+    in_bounds = inside_box & (distance <= eps + EPS_TOLERANCE) & torch.isfinite(x_adv).flatten(1).all(dim=1)
     # Saving as PNG rounds to 1/255 steps. Where rounding gives back the clean image (every eps below
     # 0.5/255 on 8-bit inputs), the prediction is the clean one and no forward pass is needed.
     rounded = torch.round(x_adv.clamp(0, 1) * 255.0) / 255.0
@@ -356,6 +373,7 @@ def judge(
         pred=pred.cpu().numpy(),
         conf=conf.cpu().numpy(),
         linf=linf.cpu().numpy(),
+        distance=distance.cpu().numpy(),
         linf_to_x_ref=linf_to_ref.cpu().numpy(),
         in_bounds=in_bounds.cpu().numpy(),
         pred_8bit=pred_8bit.cpu().numpy(),
@@ -401,14 +419,13 @@ def _rows(
     n = len(samples)
     nan = np.full(n, np.nan)
     seen = evidence.evidence if judged else None
+    definition = cell.definition
     frame = pd.DataFrame(
         {
             "library": cell.library,
             "attack": cell.attack,
             "eps": cell.eps,
-            "steps": cell.steps,
-            "alpha": cell.alpha,
-            "random_start": cell.random_start,
+            **definition.columns(cell.params, cell.eps),  # steps, alpha, random_start
             "seed": cell.seed,
             "sample": samples,
             "label": labels,
@@ -421,6 +438,11 @@ def _rows(
             # To the x_adv this library must return (its own start and loss reduction); see expected.py.
             "linf_to_ref": seen.linf_to_expected.cpu().numpy() if seen else nan,
             "in_bounds": judged.in_bounds if judged else np.zeros(n, dtype=bool),
+            "attack_label": definition.label(cell.params),
+            "norm": definition.norm,
+            "seeded": definition.seeded(cell.params),
+            "distance": judged.distance if judged else nan,
+            "params": params_json(cell.params),
             "pred_adv_8bit": judged.pred_8bit if judged else np.full(n, -1),
             "linf_8bit": judged.linf_8bit if judged else nan,
             "zero_grad": zero_grad if zero_grad is not None else np.full(n, -1),
@@ -473,11 +495,7 @@ def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
     cells = plan_cells(attack_config, request.libraries, request.attacks, request.eps)
     experiment = {
         "preset": request.preset.name,
-        "attack": {
-            **asdict(attack_config),
-            "fgsm_eps": [eps_label(e) for e in attack_config.fgsm_eps],
-            "pgd_eps": [eps_label(e) for e in attack_config.pgd_eps],
-        },
+        "attack": attack_config.experiment(),
         "test_limit": limit,
         "image_size": image_size,
         "checkpoint_sha256": sha256_file(request.checkpoint),
@@ -552,10 +570,27 @@ def run_manifest(
         },
         "n_samples": n_samples,
         "device": str(device),
+        "declarations": declarations(attack_config.libraries),
         **environment(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
     }
+
+
+def declarations(libraries: Sequence[str]) -> dict[str, Any]:
+    """What each library's adapter declares, for the manifest (outside the hashed experiment): its
+    version and, per attack it offers, the loss reduction and documented departure — so that a report
+    quotes what the adapters said when the run was made, on any machine, without importing them.
+    Libraries that cannot run here are left out (``libraries.json`` says why)."""
+    declared: dict[str, Any] = {}
+    for library in libraries:
+        status = adapters.availability(library)
+        if status.state == "ready":
+            declared[library] = {
+                "version": status.version,
+                "offers": adapters.get(library).declaration.summary(),
+            }
+    return declared
 
 
 # What RunContext.checkpoint holds for a model given in memory: there is no file to load elsewhere, so
@@ -663,10 +698,6 @@ def _run_opened(
     bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress)
     context = RunContext(
         model=model,
-        # The reference's one FGSM gradient always serves the preset's whole FGSM grid (the extra eps
-        # cost a clamp each), so its per-cell cost is 1/k of a gradient whichever cells a filter or an
-        # earlier, interrupted run left to do: resumed and uninterrupted runs record the same numbers.
-        fgsm_eps=sorted(attack_config.fgsm_eps),
         x_all=x_all,
         y_all=y_all,
         pred_clean_all=pred_clean_all,
@@ -721,11 +752,12 @@ def _runnable(cells: list[Cell]) -> tuple[list[Cell], dict[str, dict[str, str]]]
             not_run[library] = {"state": status.state, "reason": status.reason, "version": status.version}
     runnable = [cell for cell in cells if cell.library not in not_run]
     # An attack the library does not offer (adv-lib has no FGSM) is not a cell: nothing to judge.
-    offered = [cell for cell in runnable if adapters.get(cell.library).declaration.offers(_spec(cell))]
-    for library, attack in dict.fromkeys((c.library, c.attack) for c in runnable if c not in offered):
-        log.warning(
-            "%s offers no %s (as its adapter declares): those cells are not run", library, attack.upper()
-        )
+    offered = [cell for cell in runnable if adapters.get(cell.library).declaration.accepts(cell.spec)]
+    refused = (
+        (c.library, adapters.get(c.library).declaration.refusal(c.spec)) for c in runnable if c not in offered
+    )
+    for library, why in dict.fromkeys(refused):
+        log.warning("%s %s (as its adapter declares): those cells are not run", library, why)
     return offered, not_run
 
 
@@ -737,7 +769,6 @@ class RunContext:
     """What every group of a run shares, prepared once (by :func:`run` or :func:`run_tensors`) before any group starts."""
 
     model: torch.nn.Module
-    fgsm_eps: list[float]
     x_all: torch.Tensor
     y_all: torch.Tensor
     pred_clean_all: torch.Tensor
@@ -770,7 +801,6 @@ class LocalExecutor:
             seconds += _run_group(
                 context.model,
                 group,
-                context.fgsm_eps,
                 context.x_all,
                 context.y_all,
                 context.pred_clean_all,
@@ -797,7 +827,6 @@ def _clean_predictions(
 def _run_group(
     model: torch.nn.Module,
     group: list[Cell],
-    fgsm_eps: list[float],
     x_all: torch.Tensor,
     y_all: torch.Tensor,
     pred_clean_all: torch.Tensor,
@@ -810,9 +839,14 @@ def _run_group(
     """Run one group batch by batch, reference first; write its cells when done. Returns attack seconds."""
     buffers = {cell: _CellBuffer(cell) for cell in group}
     first = group[0]
-    bar.set_postfix_str(
-        f"{first.attack} {'grid' if first.attack == 'fgsm' else eps_label(first.eps)} seed {first.seed}"
-    )
+    definition = first.definition
+    # An attack that shares its gradient across eps (FGSM) is computed by the reference for the run's
+    # whole eps grid at once (the extra eps cost a clamp each), so its per-cell cost is 1/k of a
+    # gradient whichever cells a filter or an earlier, interrupted run left to do: resumed and
+    # uninterrupted runs record the same numbers.
+    eps_grid = grid_eps(config, first) if definition.shares_gradient_across_eps else [first.eps]
+    where = "grid" if definition.shares_gradient_across_eps else eps_label(first.eps)
+    bar.set_postfix_str(f"{definition.label(first.params)} {where} seed {first.seed}")
     reference = adapters.get(REFERENCE)
     attack_seconds = 0.0
     for start in range(0, len(x_all), config.batch_size):
@@ -822,14 +856,13 @@ def _run_group(
         pred_clean = pred_clean_all[start:stop].to(device)
         index = np.arange(start, stop)
         # The reference's own x_adv for this batch, per eps.
-        if first.attack == "fgsm":
-            results = fgsm_grid(model, x, y, fgsm_eps)
-            ref_adv = {eps: r.x_adv for eps, r in zip(fgsm_eps, results, strict=True)}
-            ref_stats = {eps: _amortised(results[0].stats, len(fgsm_eps)) for eps in fgsm_eps}
+        if definition.shares_gradient_across_eps:
+            results = reference_attacks.grid(model, x, y, first.spec, eps_grid)
+            ref_adv = {eps: r.x_adv for eps, r in zip(eps_grid, results, strict=True)}
+            ref_stats = {eps: _amortised(results[0].stats, len(eps_grid)) for eps in eps_grid}
             attack_seconds += results[0].stats.seconds
         else:
-            spec = _spec(first)
-            result = reference.run(model, x, y, spec)
+            result = reference.run(model, x, y, first.spec)
             ref_adv, ref_stats = {first.eps: result.x_adv}, {first.eps: result.stats}
             attack_seconds += result.stats.seconds
         # The exact x_adv each library must return, shared between libraries that declare the same
@@ -840,7 +873,7 @@ def _run_group(
         ref_judged: dict[float, _Judged] = {}
         for eps in sorted({cell.eps for cell in group}):
             eval_started = time.perf_counter()
-            ref_judged[eps] = judge(model, x, ref_adv[eps], ref_adv[eps], eps, pred_clean)
+            ref_judged[eps] = judge(model, x, ref_adv[eps], ref_adv[eps], eps, pred_clean, attack=definition)
             ref_cell = next((c for c in group if c.library == REFERENCE and c.eps == eps), None)
             if ref_cell is not None:
                 buffers[ref_cell].eval_seconds += time.perf_counter() - eval_started
@@ -849,7 +882,7 @@ def _run_group(
             x_adv: torch.Tensor | None
             stats: AttackStats | None
             judged: _Judged | None
-            spec = _spec(cell)
+            spec = cell.spec
             declaration = adapters.get(cell.library).declaration
             forward_expected, backward_expected = declaration.passes(spec)
             if cell.library == REFERENCE:
@@ -868,13 +901,18 @@ def _run_group(
                 x_adv, stats, error = _attack_with_library(model, cell, x, y)
                 attack_seconds += stats.seconds if stats else 0.0
                 eval_started = time.perf_counter()
-                expectation = (
-                    expected.fgsm(fgsm_eps, cell.eps, declaration)
-                    if cell.attack == "fgsm"
-                    else expected.pgd(spec, declaration)
-                )
+                expectation = expected.get(spec, declaration, eps_grid)
                 judged = (
-                    judge(model, x, x_adv, ref_adv[cell.eps], cell.eps, pred_clean, ref_judged[cell.eps])
+                    judge(
+                        model,
+                        x,
+                        x_adv,
+                        ref_adv[cell.eps],
+                        cell.eps,
+                        pred_clean,
+                        ref_judged[cell.eps],
+                        definition,
+                    )
                     if x_adv is not None
                     else None
                 )
@@ -916,11 +954,6 @@ def _run_group(
     return attack_seconds
 
 
-def _spec(cell: Cell) -> adapters.AttackSpec:
-    attack = cast(Literal["fgsm", "pgd"], cell.attack)
-    return adapters.AttackSpec(attack, cell.eps, cell.steps, cell.alpha, cell.random_start, cell.seed)
-
-
 def _passes(stats: AttackStats) -> tuple[float, float]:
     return stats.forward_passes_per_sample, stats.backward_passes_per_sample
 
@@ -944,7 +977,7 @@ def _attack_with_library(
     model: torch.nn.Module, cell: Cell, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor | None, AttackStats | None, str]:
     """A library's x_adv for one batch; a broken output or a crash is recorded, not raised."""
-    spec = _spec(cell)
+    spec = cell.spec
     adapter = adapters.get(cell.library)
     try:
         result = adapter.run(model, x, y, spec)
@@ -958,6 +991,6 @@ def _attack_with_library(
         return broken.to(device=x.device, dtype=x.dtype), None, str(err)
     except Exception as err:  # a library bug must not sink the other libraries' cells
         log.warning(
-            "%s %s @ %s crashed: %r", cell.library, cell.attack, eps_label(cell.eps), err, exc_info=True
+            "%s %s @ %s crashed: %r", cell.library, spec.label, eps_label(cell.eps), err, exc_info=True
         )
         return None, None, f"{type(err).__name__}: {err}"

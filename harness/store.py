@@ -41,12 +41,15 @@ import os
 import socket
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from advparity.adapters import attacks
+from advparity.adapters.attacks.definition import Attack
+from advparity.adapters.spec import AttackSpec
 
 # The checks are the reader's (reports may not import harness; harness may import reports): the
 # runner verifies on resume exactly what a report verifies before reading.
@@ -72,7 +75,11 @@ ROW_COLUMNS: tuple[str, ...] = (
     "library", "attack", "eps", "steps", "alpha", "random_start", "seed", "sample", "label",
     "pred_clean", "pred_adv", "conf_clean", "conf_adv", "linf", "linf_to_ref", "in_bounds",
 )  # fmt: skip
+# What the attack's definition says of the cell (adapters/attacks): how a report names it, its norm,
+# whether its seed matters, and each x_adv's distance to x in that norm (what eps budgets).
+ATTACK_COLUMNS: tuple[str, ...] = ("attack_label", "norm", "seeded", "distance", "params")
 EXTRA_COLUMNS: tuple[str, ...] = (
+    *ATTACK_COLUMNS,
     "pred_adv_8bit", "linf_8bit", "zero_grad", "forward_passes", "backward_passes", "seconds",
     "eval_seconds", "error",
     # The x_adv evidence (adapters/expected.py) and what the adapter declares for this spec.
@@ -88,27 +95,49 @@ class RunDirError(ValueError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One independent unit of work: a library's attack at one eps with one seed."""
+    """One independent unit of work: a library's attack (with its parameters) at one eps with one seed."""
 
     library: str
     attack: str
     eps: float
-    steps: int
-    alpha: float
-    random_start: bool
     seed: int
+    params: Any  # the attack's parameter dataclass (adapters/attacks)
+
+    @property
+    def spec(self) -> AttackSpec:
+        return AttackSpec(self.attack, self.eps, self.seed, self.params)
+
+    @property
+    def definition(self) -> Attack:
+        return attacks.get(self.attack)
 
     @property
     def key(self) -> str:
         """A file-safe name that sorts by attack, then eps, then library."""
-        return (
-            f"{self.attack}__eps{self.eps * 255:012.6f}-255__steps{self.steps}__rs{int(self.random_start)}"
-            f"__seed{self.seed}__{self.library}"
-        )
+        variant = self.definition.cell_key(self.params)
+        return f"{self.attack}__eps{self.eps * 255:012.6f}-255__{variant}__seed{self.seed}__{self.library}"
 
-    def group(self) -> tuple[str, float, int, bool, int]:
-        """Cells that share the reference's x_adv (what linf_to_ref is measured against)."""
-        return (self.attack, self.eps, self.steps, self.random_start, self.seed)
+    def group(self) -> tuple[Any, ...]:
+        """Cells that share the reference's x_adv (what linf_to_ref is measured against): every eps of
+        an attack that shares its gradient across eps (FGSM) together, else one per eps and seed."""
+        if self.definition.shares_gradient_across_eps:
+            return (self.attack, self.params)
+        return (self.attack, self.eps, self.params, self.seed)
+
+
+def params_json(params: Any) -> str:
+    """An attack's parameters as the ``params`` column records them (sorted JSON)."""
+    return json.dumps(asdict(params), sort_keys=True)
+
+
+def params_of(attack: str, recorded: object, columns: dict[str, Any]) -> Any:
+    """The attack's parameters of a results row: its ``params`` column, or — in a run recorded before
+    that column existed — the ``steps``/``alpha``/``random_start`` columns the attack defines."""
+    definition = attacks.get(attack)
+    if isinstance(recorded, str) and recorded:
+        return definition.make_params(json.loads(recorded))
+    known = {f.name for f in fields(definition.params)}
+    return definition.make_params({k: v for k, v in columns.items() if k in known})
 
 
 def config_hash(config: dict[str, Any]) -> str:

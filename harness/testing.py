@@ -14,7 +14,7 @@ the libraries again and compares accuracies and verdicts with it, by the rules o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ def assert_robust(
     accept_disagreements: bool = False,
     eps: str | float | Sequence[str | float] = DEFAULT_EPS,
     steps: int = 10,
-    attacks: Sequence[str] = ("fgsm", "pgd"),
+    attacks: Sequence[str | Mapping[str, Any]] = ("fgsm", "pgd"),
     libraries: Sequence[str] | None = None,
     seeds: int | Sequence[int] = (0,),
     tolerance_pp: float = 1.0,

@@ -277,6 +277,7 @@ class Setting:
     alpha: float
     random_start: bool
     seed: int
+    params: str = ""  # the attack's parameters as the run recorded them (JSON; "" in older runs)
 
     @property
     def label(self) -> str:

@@ -38,6 +38,21 @@ class Run:
             if status.get("state") == "unavailable"
         }
 
+    @property
+    def departures(self) -> dict[tuple[str, str], str]:
+        """{(library, attack): departure} as each library's adapter documented it when the run was made
+        (the manifest's ``declarations``; empty for a run recorded before they were)."""
+        declarations = self.manifest.get("declarations")
+        if not isinstance(declarations, dict):
+            return {}
+        return {
+            (str(library), str(attack)): str(offer.get("departure", ""))
+            for library, declared in declarations.items()
+            if isinstance(declared, dict) and isinstance(declared.get("offers"), dict)
+            for attack, offer in declared["offers"].items()
+            if isinstance(offer, dict) and offer.get("departure")
+        }
+
 
 def read_clean(run_dir: Path) -> pd.DataFrame:
     """``clean.parquet``, checked; a ``ValueError`` naming the file when it is missing or damaged."""

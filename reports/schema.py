@@ -115,7 +115,30 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
     out["random_start"] = out["random_start"].astype(bool)
     # FGSM has no random start whatever the spec said; grouping on it would split FGSM cells in two.
     out.loc[out["attack"] == "fgsm", "random_start"] = False
+    _fill_attack_columns(out)
     return out
+
+
+def _fill_attack_columns(out: pd.DataFrame) -> None:
+    """The attack's columns (the runner writes them from the attack's definition) for frames recorded
+    before they existed, or built by hand — whose attacks can only be the L∞ FGSM and PGD of then."""
+    if "attack_label" not in out.columns:
+        # One label per distinct variant, mapped back: a Python call per row is slow on 10⁵-row runs.
+        keys = ["attack", "steps", "random_start"]
+        combos = out[keys].drop_duplicates()
+        labels = {
+            (a, s, r): attack_label(str(a), int(s), bool(r)) for a, s, r in combos.itertuples(index=False)
+        }
+        out["attack_label"] = pd.Series(list(zip(*(out[k] for k in keys), strict=True)), index=out.index).map(
+            labels
+        )
+    if "norm" not in out.columns:
+        out["norm"] = "linf"
+    if "seeded" not in out.columns:
+        out["seeded"] = (out["attack"] != "fgsm") & out["random_start"]
+    out["seeded"] = out["seeded"].astype(bool)
+    if "distance" not in out.columns:
+        out["distance"] = out["linf"]
 
 
 def check_clean(clean: pd.DataFrame) -> pd.DataFrame:

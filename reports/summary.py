@@ -12,7 +12,7 @@ spread is judged in the cross-check verdicts.
 from __future__ import annotations
 
 import pandas as pd
-from advparity.reports.schema import ATTACK_ORDER, attack_label, check_results, eps_label, library_sort_key
+from advparity.reports.schema import ATTACK_ORDER, check_results, eps_label, library_sort_key
 from advparity.reports.stats import clopper_pearson_ci, mean_confidence, wald_ci
 
 SEED_POLICY = (
@@ -45,19 +45,9 @@ SUMMARY_COLUMNS: list[str] = [
 
 
 def with_attack_label(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` plus an ``attack_label`` column (``FGSM``, ``PGD-10``, ``PGD-10 (no random start)``)."""
-    frame = check_results(results)
-    if "attack_label" in frame.columns:
-        return frame
-    keys = ["attack", "steps", "random_start"]
-    # One label per distinct variant, mapped back: a Python call per row is slow on 10⁵-row runs.
-    combos = frame[keys].drop_duplicates()
-    combos = combos.assign(
-        attack_label=[attack_label(str(a), int(s), bool(r)) for a, s, r in combos.itertuples(index=False)]
-    )
-    labelled = frame.merge(combos, on=keys, how="left")
-    labelled.index = frame.index
-    return labelled
+    """``results`` checked, with its ``attack_label`` column (``FGSM``, ``PGD-10``, ``PGD-10 (no random
+    start)``: written by the runner, filled in by :func:`check_results` for older frames)."""
+    return check_results(results)
 
 
 def lowest_seed(results: pd.DataFrame) -> pd.DataFrame:

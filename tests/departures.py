@@ -1,6 +1,6 @@
 """Library attacks measured to compute something other than the reference's attack, and what they do.
 
-The list is the adapters' own (``Declaration.departures``, quoted in the verdicts' reasons). The tests
+The list is the adapters' own (each offer's ``departure``, quoted in the verdicts' reasons). The tests
 that hold a library to the reference's exact x_adv (parity, the declared expectation, the random-start
 statistics, the end-to-end cross-checks) assert for each entry that the library still *differs*: a
 release that fixes it fails them, and the entry goes. Everything else about these libraries (passes,
@@ -17,7 +17,8 @@ from advparity import adapters
 DEPARTURES: dict[tuple[str, str], str] = {
     (name, attack): text
     for name in adapters.runnable()
-    for attack, text in adapters.get(name).declaration.departures.items()
+    for attack, offer in adapters.get(name).declaration.offers.items()
+    if (text := offer.departure)
 }
 
 

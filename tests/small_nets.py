@@ -6,10 +6,13 @@ Importable by name from every test folder: pytest puts ``tests/`` on ``sys.path`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+from advparity.adapters import attacks
+from advparity.adapters.spec import AttackSpec
 from torch import nn
 
 
@@ -92,3 +95,10 @@ def train_briefly(
             optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return model.eval()
+
+
+def attack_spec(attack: str, eps: float, seed: int = 0, **params: object) -> AttackSpec:
+    """``attack`` at ``eps`` with those of ``params`` the attack defines: one call for every attack of a
+    parametrised test (FGSM takes none of PGD's steps, alpha and random start)."""
+    known = {f.name for f in dataclasses.fields(attacks.get(attack).params)}
+    return AttackSpec(attack, eps, seed, {k: v for k, v in params.items() if k in known})

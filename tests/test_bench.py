@@ -35,7 +35,7 @@ def tiny_result() -> BenchResult:
 
 
 def _offered(library: str, attack: str) -> bool:
-    return adapters.get(library).declaration.offers(TINY.spec(attack))
+    return adapters.get(library).declaration.accepts(TINY.spec(attack))
 
 
 def test_every_library_and_attack_is_measured_with_its_counted_passes(tiny_result: BenchResult) -> None:

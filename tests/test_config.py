@@ -126,7 +126,8 @@ def test_the_paper_preset_holds_the_papers_attack_grid() -> None:
             ('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\nlibrary_seeds = [3]'),
             r"library_seeds \[3\] have no reference run",
         ),
-        (("[attack]", "[attacks]"), r"unknown key\(s\) \['attacks'\]"),
+        (("[attack]", "[attacks]"), r"\[attacks\] must be an array of tables"),
+        (("[attack]", "[atack]"), r"unknown key\(s\) \['atack'\]"),
         (
             ('name = "custom"', 'name = "custom"\ncpu_threads = -1'),
             r"expected cpu_threads to be an integer >= 0",

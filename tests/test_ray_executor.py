@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 import ray
 import torch
+from advparity.adapters.attacks.definition import NoParams
+from advparity.adapters.attacks.pgd import PGDParams
 from advparity.harness import executors, runner
 from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from advparity.harness.config import load_preset
@@ -36,9 +38,9 @@ from advparity.harness.store import Cell, RunStore
 TIMING = ["seconds", "eval_seconds"]
 # The smoke preset's three groups: the FGSM grid, and PGD 2/255 with seed 0 (every library) and with
 # seed 1 (the reference's second seed only).
-FGSM = "fgsm 0.1/255, 1/255, 4/255 [reference, art, torchattacks, foolbox]"
-PGD_SEED_0 = "pgd 2/255 steps 3 random start seed 0 [reference, art, torchattacks, foolbox]"
-PGD_SEED_1 = "pgd 2/255 steps 3 random start seed 1 [reference]"
+FGSM = "FGSM 0.1/255, 1/255, 4/255 [reference, art, torchattacks, foolbox]"
+PGD_SEED_0 = "PGD-3 2/255 seed 0 [reference, art, torchattacks, foolbox]"
+PGD_SEED_1 = "PGD-3 2/255 seed 1 [reference]"
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +138,8 @@ def test_ray_resumes_a_run_by_submitting_only_the_unfinished_groups(
     out = tmp_path / "resumed"
     shutil.copytree(local_run, out)
     cells = out / "cells"
-    (cells / f"{Cell('art', 'fgsm', 1 / 255, 1, 1 / 255, False, 0).key}.parquet").unlink()
-    pgd_seed_1 = Cell("reference", "pgd", 2 / 255, 3, 0.5 / 255, True, 1)
+    (cells / f"{Cell('art', 'fgsm', 1 / 255, 0, NoParams()).key}.parquet").unlink()
+    pgd_seed_1 = Cell("reference", "pgd", 2 / 255, 1, PGDParams(steps=3, alpha=0.5 / 255, random_start=True))
     (cells / f"{pgd_seed_1.key}.parquet").unlink()
     kept = {path.name: path.stat().st_mtime_ns for path in cells.glob("*.parquet")}
     submitted = _record_submissions(monkeypatch)
@@ -147,7 +149,7 @@ def test_ray_resumes_a_run_by_submitting_only_the_unfinished_groups(
     assert "2 cells run, 15 already finished" in capsys.readouterr().out
     # A group carries only its unfinished cells (the reference's FGSM gradient is recomputed to measure
     # against); PGD seed 0 is complete and is not submitted at all.
-    assert submitted == ["fgsm 1/255 [art]", PGD_SEED_1]
+    assert submitted == ["FGSM 1/255 [art]", PGD_SEED_1]
     assert {
         path.name: path.stat().st_mtime_ns for path in cells.glob("*.parquet") if path.name in kept
     } == kept

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from advparity.adapters.attacks.definition import NoParams
+from advparity.adapters.attacks.pgd import PGDParams
 from advparity.harness import store as store_module
 from advparity.harness.cli import EXIT_BAD_INPUT, main
 from advparity.harness.config import load_preset
@@ -33,9 +35,18 @@ from advparity.harness.store import (
 from advparity.reports.cells import NO_RECORD, SHA_DIFFERS
 
 N = 8
-FGSM = Cell("reference", "fgsm", 1 / 255, 1, 1 / 255, False, 0)
-PGD = Cell("art", "pgd", 2 / 255, 5, 0.5 / 255, True, 0)
-TEXT_COLUMNS = {"library", "attack", "error", "expectation", "state_changes"}
+FGSM = Cell("reference", "fgsm", 1 / 255, 0, NoParams())
+PGD = Cell("art", "pgd", 2 / 255, 0, PGDParams(steps=5, alpha=0.5 / 255, random_start=True))
+TEXT_COLUMNS = {
+    "library",
+    "attack",
+    "error",
+    "expectation",
+    "state_changes",
+    "attack_label",
+    "norm",
+    "params",
+}
 
 
 def _rows(cell: Cell, n: int = N) -> pd.DataFrame:

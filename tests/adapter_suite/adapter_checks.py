@@ -39,7 +39,7 @@ def require_runnable(name: str) -> None:
 def runs_spec(name: str, spec: AttackSpec) -> bool:
     """Whether adapter ``name`` offers ``spec`` (its Declaration: adv-lib has no FGSM, DeepRobust no
     PGD without a random start) rather than refusing it."""
-    return adapters.get(name).declaration.offers(spec)
+    return adapters.get(name).declaration.accepts(spec)
 
 
 def libraries_for(spec: AttackSpec) -> tuple[str, ...]:

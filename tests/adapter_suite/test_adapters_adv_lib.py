@@ -94,7 +94,7 @@ def test_loss_reduction_is_the_declared_sum(n: int) -> None:
     x, y = torch.rand(n, 1, 6, 10, generator=g), torch.randint(0, 4, (n,), generator=g)
     spec = AttackSpec("pgd", 8 / 255, steps=2, alpha=8 / 255, random_start=False)
     x_adv = ADAPTER.generate(model, x, y, spec)
-    declared = ADAPTER.declaration.loss_reduction
+    declared = ADAPTER.declaration.loss_reduction(spec)
     other: LossReduction = "mean" if declared == "sum" else "sum"
     assert torch.equal(x_adv, pgd_from(model, x, y, x, spec.eps, spec.step_size, 1, declared)[0])
     assert torch.equal(x_adv, pgd_from(model, x, y, x, spec.eps, spec.step_size, 1, other)[0]) == (n == 16)
@@ -107,7 +107,7 @@ def test_passes_per_sample_are_as_declared(
     random_start: bool, small_net: nn.Module, small_batch: Batch
 ) -> None:
     """Measured: one forward and one backward per iteration, nothing else."""
-    spec = AttackSpec("pgd", 2 / 255, 3, None, random_start)
+    spec = AttackSpec("pgd", 2 / 255, steps=3, random_start=random_start)
     stats = run_attack(ADAPTER, small_net, *small_batch, spec).stats
     passes = (stats.forward_passes_per_sample, stats.backward_passes_per_sample)
     assert passes == ADAPTER.declaration.passes(spec)
@@ -181,7 +181,7 @@ def test_output_is_not_the_expectation_its_declaration_gives(
     spec = AttackSpec("pgd", 4 / 255, steps=3, random_start=random_start)
     x, y = synthetic_batch(13, seed=21)
     x_adv = ADAPTER.generate(small_net, x, y, spec)
-    expected = ExpectationCache(small_net, x, y).pgd(spec, ADAPTER.declaration)
+    expected = ExpectationCache(small_net, x, y).get(spec, ADAPTER.declaration, [spec.eps])
     assert expected.exact
     evidence = compare(x_adv, expected)
     # Every sample (measured, no start: 12 of the 13 come back clean, one as an earlier iterate).

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
 from adapter_checks import LIBRARIES, departs, runs_spec, synthetic_batch
 from advparity.adapters import AttackSpec
 from advparity.adapters.base import GuardedAdapter
-from advparity.adapters.declaration import Declaration
+from advparity.adapters.declaration import Declaration, Offer
 from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,
     Expectation,
     ExpectationCache,
     compare,
-    pgd_expectation,
+    expectation,
 )
 from advparity.adapters.reference import pgd_from, relative_magnitude, uniform_start
 from torch import nn
@@ -54,11 +55,7 @@ def test_library_output_equals_the_declared_expectation_bit_for_bit(
     adapter = adapters.get(name)
     result = adapter.run(small_net, x, y, spec)
     cache = ExpectationCache(small_net, x, y)
-    expected = (
-        cache.fgsm([spec.eps], spec.eps, adapter.declaration)
-        if spec.attack == "fgsm"
-        else cache.pgd(spec, adapter.declaration)
-    )
+    expected = cache.get(spec, adapter.declaration, [spec.eps])
     assert expected.exact
     evidence = compare(result.x_adv, expected)
     if departs(name, spec.attack):
@@ -83,7 +80,7 @@ def test_densenet_random_start_pgd_equals_its_expectation(
     spec = AttackSpec("pgd", 2 / 255, steps=2, seed=3)
     adapter = adapters.get(name)
     x_adv = adapter.generate(densenet, x, y, spec)
-    expected = pgd_expectation(densenet, x, y, spec, adapter.declaration)
+    expected = expectation(densenet, x, y, spec, adapter.declaration)
     if departs(name, spec.attack):
         assert (compare(x_adv, expected).pixels_differ > 0).all()
     else:
@@ -110,26 +107,27 @@ def test_a_wrong_declaration_is_caught(small_net: nn.Module) -> None:
     spec = AttackSpec("pgd", 4 / 255, steps=3, seed=5)
     art = adapters.get("art")
     assert art.declaration.start is not None
+    declared = art.declaration.offer("pgd")
     other_seed = Declaration(
-        loss_reduction="mean",
-        passes=art.declaration.passes,
-        start=lambda x_, s: art.declaration.start(x_, AttackSpec("pgd", s.eps, s.steps, seed=s.seed + 1)),  # type: ignore[misc]
+        offers={"pgd": replace(declared, start=lambda x_, s: declared.start(x_, replace(s, seed=s.seed + 1)))}  # type: ignore[misc]
     )
     x_adv = art.generate(small_net, x, y, spec)
-    evidence = compare(x_adv, pgd_expectation(small_net, x, y, spec, other_seed))
+    evidence = compare(x_adv, expectation(small_net, x, y, spec, other_seed))
     assert (evidence.pixels_differ > 100).all()
 
 
 def test_an_unreproducible_start_is_not_exact(small_net: nn.Module) -> None:
     x, y = synthetic_batch(13, seed=21)
     spec = AttackSpec("pgd", 4 / 255, steps=3, seed=5)
-    unknown = Declaration(loss_reduction="mean", passes=lambda s: (3.0, 3.0), start=None)
-    expectation = pgd_expectation(small_net, x, y, spec, unknown)
-    assert not expectation.exact
+    unknown = Declaration(offers={"pgd": Offer(call=lambda *a: a[1], loss_reduction="mean", start=None)})
+    found = expectation(small_net, x, y, spec, unknown)
+    assert not found.exact
     # The statistical yardstick is the reference's own run for that seed.
-    assert torch.equal(expectation.x_adv, adapters.get("reference").generate(small_net, x, y, spec))
+    assert torch.equal(found.x_adv, adapters.get("reference").generate(small_net, x, y, spec))
     # Without random start every library is exact, whatever it declares about its start.
-    assert pgd_expectation(small_net, x, y, AttackSpec("pgd", 4 / 255, 3, random_start=False), unknown).exact
+    assert expectation(
+        small_net, x, y, AttackSpec("pgd", 4 / 255, steps=3, random_start=False), unknown
+    ).exact
 
 
 def test_compare_counts_pixels_beyond_round_off_and_near_zero_gradients() -> None:

@@ -12,7 +12,8 @@ import pytest
 import torch
 from adapter_checks import require_runnable, synthetic_batch
 from advparity.adapters import AttackSpec
-from advparity.adapters.expected import pgd_expectation
+from advparity.adapters.expected import expectation
+from small_nets import attack_spec
 from torch import nn
 
 from advparity import adapters
@@ -48,12 +49,12 @@ def test_pgd_without_random_start_is_refused_before_deeprobust_runs(
 def test_only_libraries_that_declare_it_refuse_pgd_without_start(
     name: str, small_net: nn.Module, small_batch: Batch
 ) -> None:
-    """Keeps Declaration.pgd_without_random_start, which runs and the other adapter tests consult,
-    true to the adapters: DeepRobust alone declares it False."""
+    """Keeps the offers' ``refuses``, which runs and the other adapter tests consult, true to the
+    adapters: DeepRobust alone refuses PGD without a random start."""
     spec = AttackSpec("pgd", 4 / 255, steps=1, random_start=False)
     declaration = adapters.get(name).declaration
-    assert declaration.pgd_without_random_start == (name != "deeprobust")
-    if not declaration.offers(spec):
+    assert declaration.accepts(spec) == (name != "deeprobust")
+    if not declaration.accepts(spec):
         with pytest.raises(ValueError, match="offers no PGD without a random start"):
             adapters.get(name).generate(small_net, *small_batch, spec)
     else:
@@ -75,8 +76,8 @@ def test_start_adds_the_noise_in_float64_which_arts_start_does_not(small_net: nn
     assert torch.equal((ours - arts).abs()[apart], one_ulp[apart])
 
     x_adv = deeprobust.generate(small_net, x, y, spec)
-    assert torch.equal(x_adv, pgd_expectation(small_net, x, y, spec, deeprobust.declaration).x_adv)
-    from_arts_start = pgd_expectation(small_net, x, y, spec, deeprobust.declaration, start=arts).x_adv
+    assert torch.equal(x_adv, expectation(small_net, x, y, spec, deeprobust.declaration).x_adv)
+    from_arts_start = expectation(small_net, x, y, spec, deeprobust.declaration, start=arts).x_adv
     assert not torch.equal(x_adv, from_arts_start)
 
 
@@ -103,7 +104,7 @@ def test_unguarded_deeprobust_would_corrupt_batchnorm_and_grads(
     it runs BatchNorm in train mode (running stats move) and its backward() fills every ``.grad``."""
     model = copy.deepcopy(small_net).train()
     running_mean = model.features[1].running_mean.clone()
-    _attack(model, *small_batch, AttackSpec(attack, 1 / 255, steps=2), 3)  # type: ignore[arg-type]
+    _attack(model, *small_batch, attack_spec(attack, 1 / 255, steps=2), 3)
     assert not torch.equal(model.features[1].running_mean, running_mean)
     assert model.training
     assert all(p.grad is not None for p in model.parameters())

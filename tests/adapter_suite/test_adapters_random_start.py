@@ -39,7 +39,9 @@ def reference_runs(small_net: nn.Module, stat_batch: tuple[torch.Tensor, torch.T
     x, y = stat_batch
     runs = []
     for seed in REFERENCE_SEEDS:
-        x_adv = adapters.get("reference").generate(small_net, x, y, AttackSpec("pgd", EPS, STEPS, seed=seed))
+        x_adv = adapters.get("reference").generate(
+            small_net, x, y, AttackSpec("pgd", EPS, steps=STEPS, seed=seed)
+        )
         runs.append(correct(small_net, x_adv, y))
     return runs
 
@@ -65,7 +67,9 @@ def test_random_start_pgd_agrees_with_reference(
     reference_runs: list[torch.Tensor],
 ) -> None:
     x, y = stat_batch
-    x_adv = adapters.get(name).generate(small_net, x, y, AttackSpec("pgd", EPS, STEPS, seed=LIBRARY_SEED))
+    x_adv = adapters.get(name).generate(
+        small_net, x, y, AttackSpec("pgd", EPS, steps=STEPS, seed=LIBRARY_SEED)
+    )
     lib = correct(small_net, x_adv, y)
     spread = _max_reference_discordance(reference_runs)
     for ref in reference_runs:
@@ -84,6 +88,6 @@ def test_a_weaker_pgd_is_detected(
 ) -> None:
     """Fault injection: Foolbox's default relative step (eps/30) instead of eps/4 must fail the check."""
     x, y = stat_batch
-    spec = AttackSpec("pgd", EPS, STEPS, alpha=EPS / 30, seed=LIBRARY_SEED)
+    spec = AttackSpec("pgd", EPS, steps=STEPS, alpha=EPS / 30, seed=LIBRARY_SEED)
     weak = correct(small_net, adapters.get("foolbox").generate(small_net, x, y, spec), y)
     assert all(mcnemar_exact(weak, ref)[2] < ALPHA_LEVEL for ref in reference_runs)

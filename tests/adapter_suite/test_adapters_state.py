@@ -17,9 +17,13 @@ import pytest
 import torch
 from advparity.adapters import AttackSpec
 from advparity.adapters.base import run_guarded
+from small_nets import attack_spec
 from torch import nn
 
 from advparity import adapters
+
+# PGD without a random start: what a library that always draws one refuses.
+NO_START = AttackSpec("pgd", 2 / 255, steps=1, random_start=False)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -72,7 +76,7 @@ def test_model_state_is_restored_exactly(
     x_before, y_before = x.clone(), y.clone()
     before = _state(model)
     with torch.no_grad():  # libraries fail here on their own; the guard enables gradients
-        x_adv = adapters.get(name).generate(model, x, y, AttackSpec(attack, 4 / 255, steps=2))
+        x_adv = adapters.get(name).generate(model, x, y, attack_spec(attack, 4 / 255, steps=2))
         assert not torch.is_grad_enabled()
     _assert_same_state(before, _state(model), name)
     assert torch.equal(x, x_before) and torch.equal(y, y_before), "inputs were modified"
@@ -95,7 +99,7 @@ def test_attack_runs_in_eval_mode_whatever_the_callers_mode(
     """A train-mode model gives the same x_adv as the eval-mode one: BatchNorm used running stats."""
     # Both calls draw the same seeded start, so a library without a start at x can take one.
     spec = AttackSpec(
-        "pgd", 4 / 255, steps=3, random_start=not adapters.get(name).declaration.pgd_without_random_start
+        "pgd", 4 / 255, steps=3, random_start=not adapters.get(name).declaration.accepts(NO_START)
     )
     x_eval = adapters.get(name).generate(small_net, *small_batch, spec)
     x_train = adapters.get(name).generate(_awkward_copy(small_net), *small_batch, spec)
@@ -157,10 +161,11 @@ def test_guard_restores_state_when_the_library_raises(small_net: nn.Module, smal
 
 def test_unguarded_foolbox_would_corrupt_batchnorm(small_net: nn.Module, small_batch: Batch) -> None:
     """Proves the state test can fail: the same Foolbox call without the guard moves running stats."""
-    from advparity.adapters.foolbox import _attack
+    from advparity.adapters.foolbox import ADAPTER
 
+    fgsm = ADAPTER.declaration.offer("fgsm").call
     model = copy.deepcopy(small_net).train()
     running_mean = model.features[1].running_mean.clone()
     with pytest.warns(UserWarning, match="training mode"):  # Foolbox only warns
-        _attack(model, *small_batch, AttackSpec("fgsm", 1 / 255), 3)
+        fgsm(model, *small_batch, AttackSpec("fgsm", 1 / 255), 3)
     assert not torch.equal(model.features[1].running_mean, running_mean)

@@ -17,11 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 import torch
-from advparity.adapters import AttackOutputError, AttackSpec
+from advparity.adapters import AttackOutputError, AttackSpec, attacks
 from advparity.adapters.base import EPS_TOLERANCE
-from advparity.adapters.spec import ATTACKS
 from mutants import BUGS, COPIED_FROM, MUTANTS, Mutant, installed_differs, needs_copied_releases
-from small_nets import SMALL_CLASSES, SmallNet, one_thread, synthetic_batch, train_briefly
+from small_nets import SMALL_CLASSES, SmallNet, attack_spec, one_thread, synthetic_batch, train_briefly
 from torch import nn
 
 from advparity import adapters
@@ -69,7 +68,7 @@ def batch() -> Batch:
 
 
 def _spec(attack: str) -> AttackSpec:
-    return AttackSpec(attack, EPS, steps=STEPS, random_start=True, seed=0)  # type: ignore[arg-type]
+    return attack_spec(attack, EPS, steps=STEPS, random_start=True)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +177,7 @@ def test_registry_is_complete() -> None:
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", m.name), m.name
         assert m.name.startswith(f"{m.library}-{m.attack}-"), m.name
         assert m.library in LIBRARIES, m
-        assert m.attack in ATTACKS, m
+        assert m.attack in attacks.names(), m
         assert m.bug in BUGS, m
         assert m.description.strip() and callable(m.apply), m
     assert {m.bug for m in MUTANTS} == set(BUGS), set(BUGS) - {m.bug for m in MUTANTS}

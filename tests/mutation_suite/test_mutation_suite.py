@@ -71,7 +71,8 @@ def test_a_start_that_cannot_be_reproduced_is_judged_statistically(
     which at 8 images cannot see a meaningful shift and says so instead of agreeing."""
     checkpoint, root = trained
     adapter = adapters.get("torchattacks")
-    monkeypatch.setattr(adapter, "declaration", replace(adapter.declaration, start=None))
+    offers = {attack: replace(offer, start=None) for attack, offer in adapter.declaration.offers.items()}
+    monkeypatch.setattr(adapter, "declaration", replace(adapter.declaration, offers=offers))
     frame, code = cross_check(checkpoint, root, tmp_path / "run", ("reference", "torchattacks"))
     pgd = caught(frame, "torchattacks", "pgd").iloc[0]
     assert (pgd["judged_on"], pgd["verdict"]) == ("statistics", "inconclusive")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import advparity.reports.crosscheck as crosscheck
+import advparity.reports.rules as rules
 import numpy as np
 import pandas as pd
 import pytest
@@ -259,7 +260,7 @@ def test_statistical_cell_that_cannot_see_a_meaningful_shift_is_inconclusive(agr
 def test_statistical_cell_agrees_when_the_test_could_see_the_shift(
     agreeing: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(crosscheck, "MEANINGFUL_SHIFT_PP", 2.0)
+    monkeypatch.setattr(rules, "MEANINGFUL_SHIFT_PP", 2.0)  # where the table's condition reads it
     row = _row(verdicts(_statistical(agreeing, "art", (100, 102), start=20)), "art", "pgd", EPS1)
     assert row["verdict"] == "agree", row["reason"]
 

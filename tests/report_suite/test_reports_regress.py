@@ -16,9 +16,10 @@ import pytest
 import scipy.stats as sps
 from advparity.harness.cli import DEFAULT_BASELINE, main
 from advparity.harness.config import eps_label, load_preset
-from advparity.harness.store import Cell, RunStore
+from advparity.harness.store import Cell, RunStore, params_json, params_of
 from advparity.reports.load import Run, load_run
 from advparity.reports.regress import Tolerance, build_baseline, compare, read_baseline, write_baseline
+from advparity.reports.schema import check_results
 from report_frames import (
     EPS_GRID,
     FGSM_FLIPS,
@@ -293,8 +294,12 @@ def _write_run(run_dir: Path, results: pd.DataFrame, manifest: dict[str, Any]) -
     keys = ["library", "attack", "eps", "steps", "alpha", "random_start", "seed"]
     store = RunStore(run_dir)
     for (library, attack, eps, steps, alpha, random_start, seed), part in results.groupby(keys, sort=False):
-        cell_ = Cell(library, attack, eps, int(steps), alpha, bool(random_start), int(seed))
-        store.write_cell(cell_, part.assign(eval_seconds=0.0))
+        columns = {"steps": int(steps), "alpha": alpha, "random_start": bool(random_start)}
+        cell_ = Cell(library, attack, eps, int(seed), params_of(attack, "", columns))
+        # check_results fills the attack's columns a hand-made frame lacks, as for an older run.
+        store.write_cell(
+            cell_, check_results(part).assign(eval_seconds=0.0, params=params_json(cell_.params))
+        )
     return run_dir
 
 

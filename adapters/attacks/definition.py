@@ -1,0 +1,147 @@
+"""What an attack is, independent of any library: the contract every attack module fills in.
+
+An attack module (``fgsm.py``, ``pgd.py``) defines one :class:`Attack` subclass and one frozen
+dataclass of its parameters; ``attacks/__init__.py`` registers it by name. Everything the rest of the
+project needs to know about an attack is asked of its definition: which parameters it takes (and
+their checks), what it is called in a report, whether a seed changes it, what a textbook
+implementation spends, where its reference starts, what the reference computes from a given start,
+and how far an x_adv is from x in the attack's norm. Nothing outside the attack's module branches on
+its name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from .norms import Norm, distance
+
+LossReduction = Literal["sum", "mean"]
+LOSS_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoParams:
+    """The parameters of an attack that has none besides eps (FGSM)."""
+
+
+class Attack:
+    """One attack's definition. Subclasses set the class attributes and implement :meth:`reference`.
+
+    ``params`` is a frozen dataclass whose fields are the attack's parameters, with their defaults,
+    checked in its ``__post_init__`` (``ValueError`` saying expected vs got).
+    """
+
+    name: ClassVar[str]
+    norm: ClassVar[Norm]
+    params: ClassVar[type] = NoParams
+    # Keys a preset's [[attacks]] table may set besides ``attack`` and ``eps``; each is parsed by
+    # :meth:`preset_params`. An attack's parameters and its preset keys can differ (a preset writes
+    # alpha as the rule "eps/4", a spec holds the step itself).
+    preset_keys: ClassVar[tuple[str, ...]] = ()
+    # True where one gradient serves every eps of a grid (FGSM): the runner then judges a whole eps
+    # grid as one group and the reference computes it with :meth:`reference_grid`.
+    shares_gradient_across_eps: ClassVar[bool] = False
+
+    # --- parameters -------------------------------------------------------------------------------
+
+    def make_params(self, values: Mapping[str, Any]) -> Any:
+        """The attack's parameter dataclass from ``values``; an unknown key names the attack and its keys."""
+        known = [f.name for f in dataclasses.fields(self.params)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"attack {self.name!r} has no parameter(s) {unknown}; expected some of {known}"
+                if known
+                else f"attack {self.name!r} takes no parameters besides eps and seed, got {unknown}"
+            )
+        return self.params(**values)
+
+    def preset_params(self, table: Mapping[str, Any], eps: float) -> Any:
+        """The parameters of one cell of a preset's ``[[attacks]]`` entry at ``eps`` (keys: :attr:`preset_keys`)."""
+        return self.make_params(dict(table))
+
+    def check_preset(self, table: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming the attack and its keys for a key it does not define, or a value
+        :meth:`preset_params` refuses (tried at eps = 1/255)."""
+        unknown = sorted(set(table) - set(self.preset_keys))
+        if unknown:
+            keys = ["attack", "eps", *self.preset_keys]
+            raise ValueError(f"attack {self.name!r} has no key(s) {unknown}; expected some of {keys}")
+        self.preset_params(table, 1 / 255)
+
+    # --- what the report shows --------------------------------------------------------------------
+
+    def label(self, params: Any) -> str:
+        """One name per distinct variant, as a report prints it: ``FGSM``, ``PGD-10``."""
+        return self.name.upper()
+
+    def seeded(self, params: Any) -> bool:
+        """Whether the seed changes the attack's output (a random start does; FGSM's single step does not)."""
+        return False
+
+    def columns(self, params: Any, eps: float) -> dict[str, Any]:
+        """The values of the results rows' ``steps``, ``alpha`` and ``random_start`` columns."""
+        return {"steps": 1, "alpha": eps, "random_start": False}
+
+    def cell_key(self, params: Any) -> str:
+        """The part of a cell's file name that tells this attack's variants apart."""
+        return (
+            "__".join(f"{k}{_key_value(v)}" for k, v in sorted(dataclasses.asdict(params).items()))
+            or "default"
+        )
+
+    # --- what it computes -------------------------------------------------------------------------
+
+    def passes(self, params: Any) -> tuple[float, float]:
+        """(forward, backward) passes per sample of a textbook implementation: one of each per gradient."""
+        return (1.0, 1.0)
+
+    def default_start(self, x: torch.Tensor, eps: float, params: Any, seed: int) -> torch.Tensor:
+        """Where the reference's own attack starts: x itself unless the attack draws a random start."""
+        return x
+
+    def reference(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        params: Any,
+        start: torch.Tensor,
+        reduction: LossReduction,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attack computed from ``start`` with the loss reduced by ``reduction``: x_adv and each
+        pixel's gradient floor (``reference.relative_magnitude``, minimum over the attack's gradients)."""
+        raise NotImplementedError
+
+    def reference_grid(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps_list: Sequence[float],
+        params: Any,
+        reduction: LossReduction,
+    ) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`reference` at every eps of a grid, each from :meth:`default_start` (seed 0)."""
+        return {
+            eps: self.reference(model, x, y, eps, params, self.default_start(x, eps, params, 0), reduction)
+            for eps in eps_list
+        }
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Per-sample distance in the attack's norm (float64 ``[N]``): what its eps budgets."""
+        return distance(self.norm, a, b)
+
+
+def _key_value(value: object) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.9g}"
+    return str(value)
