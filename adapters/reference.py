@@ -29,8 +29,8 @@ from torch import nn
 from . import attacks
 from .attacks.definition import LossReduction
 from .attacks.gradients import loss_gradient, relative_magnitude, uniform_start
-from .base import AttackResult, GuardedAdapter, attack_session, check_output
 from .attacks.pgd import PGDParams
+from .base import AttackResult, GuardedAdapter, attack_session, check_output
 from .declaration import Declaration, Offer
 from .spec import AttackSpec, as_eps_list
 

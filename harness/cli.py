@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, required=True, help="run directory (new, or one to resume)")
     run.add_argument("--split", type=Path, help="split CSV (default: the one next to the checkpoint)")
     run.add_argument("--libraries", type=_csv, help="comma-separated subset, e.g. reference,art")
-    run.add_argument("--attacks", type=_csv, help="comma-separated registry names of the preset's attacks (fgsm,pgd, ...)")
+    run.add_argument(
+        "--attacks", type=_csv, help="comma-separated registry names of the preset's attacks (fgsm,pgd, ...)"
+    )
     run.add_argument("--eps", type=_csv, help='comma-separated subset of the grid, e.g. "0.1/255,1/255"')
     run.add_argument("--limit", type=_non_negative_int, help="attack only the first N test images (0 = all)")
     _add_device(run)
