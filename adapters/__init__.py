@@ -48,6 +48,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -162,6 +164,17 @@ def runnable() -> list[str]:
     return [name for name in names() if availability(name).state == "ready"]
 
 
+def _raised_in_adapter(err: BaseException, module_name: str) -> bool:
+    """Whether ``err`` was raised by the adapter module's own code (its innermost frame is in that file)."""
+    spec = importlib.util.find_spec(module_name)
+    tb = err.__traceback__
+    if spec is None or spec.origin is None or tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.realpath(tb.tb_frame.f_code.co_filename) == os.path.realpath(spec.origin)
+
+
 def names() -> list[str]:
     """Adapter names, the reference first."""
     return list(_MODULES)
@@ -174,8 +187,13 @@ def get(name: str) -> GuardedAdapter:
         raise ValueError(f"expected an adapter name in {names()}, got {name!r}")
     try:
         module = importlib.import_module(_MODULES[name])
+    except ImportError as err:
+        # The library (or something it needs) cannot be imported here: its state on this machine.
+        raise LibraryUnavailable(name, f"{type(err).__name__}: {err}") from err
     except Exception as err:
-        # Any failure while importing a library that is installed (a symbol removed from torch, a
+        if _raised_in_adapter(err, _MODULES[name]):
+            raise  # a bug in advparity's own adapter code (a NameError, say): an internal error
+        # Anything else raised while the installed library imports (a symbol removed from torch, a
         # dependency's API change) is that library's state on this machine, not advparity's bug.
         raise LibraryUnavailable(name, f"{type(err).__name__}: {err}") from err
     adapter: GuardedAdapter = module.ADAPTER

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from advparity.model.data import CLASSES
 from advparity.model.jsonfile import JSONFileError, read_json_object
+from advparity.model.layouts import CLASSES
 from advparity.model.network import DEFAULT_MODEL, CXRClassifier, build_model
 from safetensors.torch import load_file, save_file
 

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from advparity.model.data import CLASSES
 from advparity.model.jsonfile import read_json_object
+from advparity.model.layouts import CLASSES
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 from tqdm.auto import tqdm

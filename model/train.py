@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from advparity.model.data import CXRDataset, split_classes, training_augmentation
+from advparity.model.data import CXRDataset, training_augmentation
 from advparity.model.network import build_model
+from advparity.model.split import split_classes
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm

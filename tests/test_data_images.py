@@ -252,7 +252,7 @@ def test_radiography_class_names_without_images_subfolders_are_an_image_folder(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _radiography_named_image_folder(tmp_path)
-    with caplog.at_level(logging.INFO, logger="advparity.model.data"):
+    with caplog.at_level(logging.INFO, logger="advparity.model.layouts"):
         layout = detect_layout(tmp_path)
     assert layout.kind is LayoutKind.IMAGE_FOLDER and layout.root == tmp_path
     notes = [r.getMessage() for r in caplog.records if "read as an image folder" in r.getMessage()]
