@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 from advparity.adapters.base import AttackOutputError
+from advparity.harness import cam
 from advparity.harness.runner import configure_torch
 from advparity.harness.store import RunStore, params_of
 from advparity.model.checkpoint import load_checkpoint, sha256_file
@@ -66,7 +67,7 @@ class GradcamRequest:
     trust: bool = False
     cam_batch_size: int = 16
     # The layer to map, by its name in model.named_modules() (e.g. "backbone.layer3"); default:
-    # reports.gradcam.target_layer (DenseNet's norm5, else the last convolution).
+    # harness.cam.target_layer (DenseNet's norm5, else the last convolution).
     cam_layer: str | None = None
 
 
@@ -290,7 +291,7 @@ def compute(request: GradcamRequest, progress: bool = True) -> GradcamOutcome:
     split = load_split(split_path)
     model, _ = load_checkpoint(checkpoint, trust=request.trust, device=device)
     model.eval()
-    layer_name, layer = rg.target_layer(model, request.cam_layer)
+    layer_name, layer = cam.target_layer(model, request.cam_layer)
 
     # Whole attack batches, as the runner cut them: sample s sat in batch s // batch_size.
     load_started = time.perf_counter()
@@ -326,7 +327,7 @@ def compute(request: GradcamRequest, progress: bool = True) -> GradcamOutcome:
     clean_mismatches = [int(s) for s in samples["sample"][pred_clean != samples["pred_clean"].to_numpy()]]
     if clean_mismatches:
         log.warning("clean predictions differ from the run's for samples %s", clean_mismatches)
-    clean_maps = rg.grad_cam(model, x, layer, pred_clean, request.cam_batch_size)
+    clean_maps = cam.grad_cam(model, x, layer, pred_clean, request.cam_batch_size)
     seconds["cam"] += time.perf_counter() - cam_started
     bar.update()
     samples = samples.assign(pred_clean=pred_clean)
@@ -344,7 +345,7 @@ def compute(request: GradcamRequest, progress: bool = True) -> GradcamOutcome:
         seconds["attacks"] += time.perf_counter() - attack_started
         cam_started = time.perf_counter()
         pred_adv, conf_adv = _predict(model, x_adv)
-        adv_maps = rg.grad_cam(model, x_adv, layer, pred_adv, request.cam_batch_size)
+        adv_maps = cam.grad_cam(model, x_adv, layer, pred_adv, request.cam_batch_size)
         seconds["cam"] += time.perf_counter() - cam_started
         recorded = _recorded(results, setting, samples["sample"].to_numpy())
         frame = rg.image_rows(

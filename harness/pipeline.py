@@ -34,6 +34,7 @@ from advparity.model.data import (
 )
 from advparity.model.synthetic import SynthSpec, counts_for_total, write_dataset
 from advparity.model.train import EpochStats, save_history, train_on_split
+from advparity.reports.figures import plot_history
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ def train_model(
     check_kernels(preset.cpu_isa, device)
     result = train_on_split(split, root, config, device=device, progress=progress, on_epoch=report)
     save_history(result.history, model_dir)
+    plot_history(result.history, model_dir / "training_curves.png")
     counts = split.groupby(["split", "class_name"]).size().unstack(fill_value=0)
     card = {
         "classes": list(split_classes(split)),

@@ -241,39 +241,13 @@ def train_on_split(
     return result
 
 
-def save_history(history: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
-    """``history.csv`` and ``training_curves.png`` (loss and accuracy per epoch, train vs val)."""
+def save_history(history: pd.DataFrame, out_dir: str | Path) -> Path:
+    """``history.csv``: loss and accuracy per epoch, train vs val (``reports.figures.plot_history`` draws it)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "history.csv"
     history.to_csv(csv_path, index=False)
-    return csv_path, plot_history(history, out_dir / "training_curves.png")
-
-
-def plot_history(history: pd.DataFrame, path: str | Path) -> Path:
-    """Loss and accuracy per epoch, train vs validation, as a PNG (also used by the report)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
-    for column, label in (("train_loss", "train"), ("val_loss", "validation")):
-        ax_loss.plot(history["epoch"], history[column], marker="o", label=label)
-    for column, label in (("train_acc", "train"), ("val_acc", "validation")):
-        ax_acc.plot(history["epoch"], 100 * history[column], marker="o", label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return csv_path
 
 
 __all__ = [
@@ -282,7 +256,6 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "fit",
-    "plot_history",
     "save_history",
     "seed_everything",
     "train_on_split",

@@ -128,11 +128,30 @@ def training_curves(history_csv: str | Path, out_path: str | Path) -> Path:
     missing = [c for c in needed if c not in history.columns]
     if missing:
         raise ValueError(f"expected {history_csv} to have columns {needed}, missing {missing}")
-    # The same picture training wrote next to the checkpoint: one plotting function for both.
-    # Imported here: model.train pulls in torch, which the rest of the report does not need.
-    from advparity.model.train import plot_history
-
     return plot_history(history, out_path)
+
+
+def plot_history(history: pd.DataFrame, path: str | Path) -> Path:
+    """Loss and accuracy per epoch, train vs validation, as a PNG: the picture training writes next to the
+    checkpoint (``harness/pipeline.py``) and the report shows."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    for column, label in (("train_loss", "train"), ("val_loss", "validation")):
+        ax_loss.plot(history["epoch"], history[column], marker="o", label=label)
+    for column, label in (("train_acc", "train"), ("val_acc", "validation")):
+        ax_acc.plot(history["epoch"], 100 * history[column], marker="o", label=label)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def linf_to_ref_histogram(results: pd.DataFrame, out_path: str | Path) -> Path:

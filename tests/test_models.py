@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from advparity.harness.cam import target_layer
 from advparity.harness.cli import EXIT_OK, main
 from advparity.model.checkpoint import load_checkpoint, model_spec
 from advparity.model.network import CXRClassifier, build_model
-from advparity.reports.gradcam import target_layer
 from advparity.reports.load import load_run
 from torch import nn
 

@@ -12,6 +12,7 @@ import torch
 from advparity.model.data import CXRDataset, make_split, scan_dataset
 from advparity.model.network import build_densenet121
 from advparity.model.train import TrainConfig, evaluate, fit, save_history, seed_everything, train_on_split
+from advparity.reports.figures import plot_history
 from torch.utils.data import DataLoader
 
 TINY = TrainConfig(
@@ -113,6 +114,7 @@ def test_history_files(tmp_path: Path) -> None:
             "seconds": [1.0, 1.0],
         }
     )
-    csv_path, png_path = save_history(history, tmp_path)
+    csv_path = save_history(history, tmp_path)
     pd.testing.assert_frame_equal(pd.read_csv(csv_path), history)
+    png_path = plot_history(history, tmp_path / "training_curves.png")
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from advparity.harness.cam import grad_cam, last_conv_block, target_layer
 from advparity.model.network import build_densenet121
-from advparity.reports.gradcam import grad_cam, last_conv_block, target_layer
 from gradcam_nets import GapNet, InplaceReluNet, hand_cam
 from torch import nn
 
