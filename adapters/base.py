@@ -59,8 +59,9 @@ class GuardedAdapter:
     """An :class:`Adapter` made of a library's offers wrapped in the shared guards.
 
     ``attack_fn`` None runs the declaration's offer for the spec's attack; a function there replaces
-    every offer's call (tests plant faults that way). ``last_stats`` holds the :class:`AttackStats` of the latest :meth:`generate` call; :meth:`run`
-    returns them together with x_adv (prefer it when calls may interleave).
+    every offer's call (tests plant faults that way). ``last_stats`` holds the :class:`AttackStats` of
+    the latest :meth:`generate` call; :meth:`run` returns them together with x_adv (prefer it when
+    calls may interleave).
     """
 
     name: str

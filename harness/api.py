@@ -31,12 +31,14 @@ from typing import Any
 
 import pandas as pd
 import torch
-from advparity.adapters.base import model_device, restore, snapshot
 from advparity.adapters.expected import NEAR_ZERO_GRADIENT, PIXEL_ROUND_OFF
+from advparity.adapters.state import model_device, restore, snapshot
 from advparity.harness.config import AttackConfig, attack_grid, parse_eps
 from advparity.harness.config import eps_label as _eps_label
+from advparity.harness.environment import configure_torch
 from advparity.harness.outputs import check_output_folder
-from advparity.harness.runner import REFERENCE, configure_torch, run_manifest, run_tensors
+from advparity.harness.plan import REFERENCE
+from advparity.harness.runner import run_manifest, run_tensors
 from advparity.reports.crosscheck import FAILING_VERDICTS, VERDICTS, counts_text, run_verdicts
 from advparity.reports.load import load_run
 from torch import nn

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from advparity.adapters.spec import AttackSpec
 from advparity.harness.config import AttackConfig
-from advparity.harness.runner import REFERENCE, configure_torch, environment, grid_eps, plan_cells
+from advparity.harness.environment import configure_torch, environment
+from advparity.harness.plan import REFERENCE, grid_eps, plan_cells
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 

@@ -590,7 +590,7 @@ def _check_overwrite(path: Path, existing: dict[str, object] | None, preset: obj
 def _check_baseline_worthy(run: Run, accept_disagreements: bool) -> None:
     """Refuse to make a baseline of a run that is missing cells, or one whose libraries disagree."""
     from advparity.harness.config import attack_config_from_manifest
-    from advparity.harness.runner import plan_cells
+    from advparity.harness.plan import plan_cells
     from advparity.harness.store import RunStore
     from advparity.reports.crosscheck import FAILING_VERDICTS, run_verdicts
 

@@ -6,7 +6,7 @@ x_adv for the same attack, eps and seed (``linf_to_ref``, and the reuse of the r
 bit-identical outputs), and the reference computes its whole FGSM grid from one gradient per image.
 Splitting a group across tasks would recompute the reference in each (and change the per-cell pass
 counts that amortise it), so one task runs exactly what the in-process loop runs for that group:
-:func:`harness.runner._run_group`, unchanged, with the same model, images and clean predictions.
+:func:`harness.group.run_group`, unchanged, with the same model, images and clean predictions.
 
 What a task needs, and how it gets it:
 
@@ -41,14 +41,9 @@ import numpy as np
 import torch
 from advparity.harness import kernels
 from advparity.harness.config import AttackConfig, eps_label
-from advparity.harness.runner import (
-    Executor,
-    LocalExecutor,
-    RunContext,
-    _run_group,
-    configure_torch,
-    environment,
-)
+from advparity.harness.environment import configure_torch, environment
+from advparity.harness.group import run_group
+from advparity.harness.runner import Executor, LocalExecutor, RunContext
 from advparity.harness.store import Cell, RunStore
 from advparity.model.checkpoint import load_checkpoint, sha256_file
 from tqdm.auto import tqdm
@@ -336,7 +331,7 @@ def _group_task(job: _GroupJob, data: tuple[np.ndarray, ...]) -> _GroupOutcome:
     model.eval()
     # The object store's arrays are read-only views; copies give torch ordinary writable tensors.
     x_all, y_all, pred_clean_all, conf_clean_all = (torch.from_numpy(np.array(a)) for a in data)
-    seconds = _run_group(
+    seconds = run_group(
         model,
         list(job.cells),
         x_all,

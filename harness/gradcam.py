@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from advparity.adapters.base import AttackOutputError
 from advparity.harness import cam
-from advparity.harness.runner import configure_torch
+from advparity.harness.environment import configure_torch
 from advparity.harness.store import RunStore, params_of
 from advparity.model.checkpoint import load_checkpoint, sha256_file
 from advparity.model.data import load_image, load_mask, load_split

@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 import torch
 from advparity.harness.config import Preset
-from advparity.harness.runner import RunRequest, RunSummary, check_kernels, run, set_cpu_threads
+from advparity.harness.environment import check_kernels, set_cpu_threads
+from advparity.harness.runner import RunRequest, RunSummary, run
 from advparity.model import checkpoint
 from advparity.model.data import (
     DataError,

@@ -1,55 +1,36 @@
 """The runner: every library x attack x eps x seed on the same test images, one tidy row per sample.
 
-Cells that share the reference's adversarial images form a *group*: all FGSM cells (the reference
-computes FGSM for the whole eps grid from one gradient per image), and each PGD (eps, seed). A group
-runs batch by batch — reference first, then each library on the same batch — so ``linf_to_ref`` is
-measured against the reference's x_adv without keeping a whole test set of adversarial images in
-memory, and its cells are written (atomically) when the group ends. A resumed run skips finished
-cells; a group with some cells missing recomputes the reference's (deterministic) x_adv to measure
-against, without rewriting its cell.
-
-The harness judges every output itself: its own forward pass under ``torch.inference_mode()``, the
-eps-ball and [0, 1] per sample, and the prediction after rounding x_adv to 8-bit levels (what saving
-a PNG does). Above all it compares each library's x_adv with the exact x_adv that library must
-return (``adapters/expected.py``: the reference's code with the library's declared loss reduction
-and random start), pixel by pixel, and records the library's pass counts beside the ones its adapter
-declares, and anything it left changed in the model.
+It loads the model and the test images, writes the clean predictions, plans the cells
+(``harness/plan.py``) and hands their groups to an executor, which runs each group
+(``harness/group.py``) and writes its cells; the harness judges every output itself
+(``harness/judge.py``). A resumed run skips finished cells; a group with some cells missing recomputes
+the reference's (deterministic) x_adv to measure against, without rewriting its cell.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import platform
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
-from advparity.adapters import attacks as attack_registry
-from advparity.adapters import reference as reference_attacks
-from advparity.adapters.attacks.definition import Attack
-from advparity.adapters.base import EPS_TOLERANCE, AttackOutputError, AttackStats
 from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,
-    Evidence,
-    ExpectationCache,
-    compare,
-    identical,
 )
-from advparity.harness import kernels
-from advparity.harness.config import AttackConfig, Preset, eps_label
-from advparity.harness.store import Cell, RunStore, config_hash, params_json
+from advparity.harness.config import AttackConfig, Preset
+from advparity.harness.environment import check_kernels, configure_torch, environment
+from advparity.harness.group import clean_predictions, run_group
+from advparity.harness.plan import groups, plan_cells
+from advparity.harness.store import Cell, RunStore, config_hash
 from advparity.model.checkpoint import load_checkpoint, sha256_file
 from advparity.model.data import CLASSES, load_image, load_split
 from tqdm.auto import tqdm
@@ -57,8 +38,6 @@ from tqdm.auto import tqdm
 from advparity import adapters
 
 log = logging.getLogger(__name__)
-
-REFERENCE = "reference"
 
 
 @dataclass(frozen=True)
@@ -104,86 +83,6 @@ class RunSummary:
         return self.wall_seconds / denominator if denominator > 0 else float("nan")
 
 
-# --- planning ---------------------------------------------------------------------------------------
-
-
-def plan_cells(
-    config: AttackConfig,
-    libraries: Sequence[str] | None = None,
-    attacks: Sequence[str] | None = None,
-    eps: Sequence[float] | None = None,
-) -> list[Cell]:
-    """The preset's grid, optionally narrowed; filters outside the grid are errors, not no-ops.
-
-    A seeded attack (a random start) runs every reference seed for the reference and every library
-    seed for the libraries; an unseeded one runs once, as seed 0.
-    """
-    grids = config.grids
-    _check_subset("--libraries", libraries, config.libraries)
-    _check_subset("--attacks", attacks, list(dict.fromkeys(grid.attack for grid in grids)))
-    _check_subset(
-        "--eps",
-        [eps_label(e) for e in eps] if eps is not None else None,
-        [eps_label(e) for e in {e for grid in grids for e in grid.eps}],
-    )
-    chosen_libraries = [lib for lib in config.libraries if libraries is None or lib in libraries]
-    cells = []
-    for grid in grids:
-        if attacks is not None and grid.attack not in attacks:
-            continue
-        definition = attack_registry.get(grid.attack)
-        for e in grid.eps:
-            if eps is not None and e not in eps:
-                continue
-            params = grid.params(e)
-            for library in chosen_libraries:
-                seeds = (
-                    (config.reference_seeds if library == REFERENCE else config.library_seeds)
-                    if definition.seeded(params)
-                    else (0,)
-                )
-                cells.extend(Cell(library, grid.attack, e, seed, params) for seed in seeds)
-    return cells
-
-
-def grid_eps(config: AttackConfig, cell: Cell) -> list[float]:
-    """Every eps of the run at which ``cell``'s attack runs with ``cell``'s parameters, sorted: what
-    the reference computes together where the attack shares its gradient across eps (FGSM)."""
-    return sorted(
-        {
-            e
-            for grid in config.grids
-            if grid.attack == cell.attack
-            for e in grid.eps
-            if grid.params(e) == cell.params
-        }
-    )
-
-
-def _check_subset(flag: str, chosen: Sequence[str] | None, allowed: Sequence[str]) -> None:
-    if chosen is None:
-        return
-    if not chosen:
-        raise ValueError(f"{flag}: expected one or more of {sorted(allowed)}, got none")
-    outside = list(dict.fromkeys(c for c in chosen if c not in allowed))
-    if outside:
-        # A long list (a script's mistake) is cut: the message must stay one readable paragraph.
-        shown = f"{outside[:5]}" + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
-        raise ValueError(f"{flag}: {shown} not in this preset's grid; expected some of {sorted(allowed)}")
-
-
-def _groups(cells: Iterable[Cell]) -> list[tuple[tuple[Any, ...], list[Cell]]]:
-    """Cells sharing the reference's x_adv (:meth:`Cell.group`): every eps of FGSM together, PGD per
-    (eps, parameters, seed)."""
-    grouped: dict[tuple[Any, ...], list[Cell]] = defaultdict(list)
-    for cell in cells:
-        grouped[cell.group()].append(cell)
-    return list(grouped.items())
-
-
-# --- data -------------------------------------------------------------------------------------------
-
-
 def ordered_test_rows(split: pd.DataFrame) -> pd.DataFrame:
     """The test split in a fixed shuffled order (by a hash of the image path).
 
@@ -204,259 +103,6 @@ def load_tensors(
         for p in tqdm(rows["image"], desc="load test images", disable=not progress, leave=False)
     ]
     return torch.stack(images), torch.tensor(rows["label"].to_numpy(), dtype=torch.int64)
-
-
-# --- torch set-up -----------------------------------------------------------------------------------
-
-
-def configure_torch(device: torch.device, cpu_threads: int = 0) -> None:
-    """Settings that keep cross-library comparisons exact rather than fast; ``cpu_threads=0``: one per core."""
-    # TF32 rounds matmul/conv inputs to 10 mantissa bits: libraries would differ by round-off alone.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    # cuDNN autotuning may pick different kernels per call; deterministic kernels make reruns equal.
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-    if device.type == "cuda":
-        # cuBLAS picks its reduction order by workspace; a fixed workspace makes GEMMs repeatable. It is
-        # read when cuBLAS initialises (the process's first matmul), so a user's own setting wins.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # Kernels that accumulate with atomics give run-to-run round-off differences; warn where one
-        # runs instead of letting it blur the bit-for-bit comparison silently.
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    set_cpu_threads(device, cpu_threads)
-
-
-def set_cpu_threads(device: torch.device, cpu_threads: int = 0) -> None:
-    """Torch's CPU threads: ``cpu_threads``, or one per core this process may use (0)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if device.type == "cpu":
-        torch.set_num_threads(cpu_threads or cores)
-
-
-def environment() -> dict[str, Any]:
-    versions = {"python": platform.python_version()}
-    # Every attack library advparity knows (adapters.DISTRIBUTIONS), and eagerpy, which Foolbox runs on.
-    for dist in ("advparity", "torch", "torchvision", *adapters.DISTRIBUTIONS.values(), "eagerpy", "numpy"):
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            versions[dist] = "not installed"
-    hardware: dict[str, Any] = {
-        "machine": platform.machine(),
-        "cpu": _cpu_model(),
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        # What decides CPU round-off besides the thread count (harness/kernels.py).
-        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
-        "cpu_isa_pin": {name: os.environ.get(name) for name in kernels.KERNEL_VARIABLES},
-        "cpu_flags": _cpu_flags(),
-        # The same version number comes as CPU and CUDA wheels built from one commit with other libraries.
-        "torch_build": f"{torch.__version__} (git {str(torch.version.git_version)[:12]}, CUDA {torch.version.cuda})",
-    }
-    return {"versions": versions, "hardware": hardware}
-
-
-def check_kernels(isa: str | None, device: torch.device) -> None:
-    """Warn when a preset pins CPU kernels that this process does not run (torch started before the pin)."""
-    if isa is None or device.type != "cpu":
-        return
-    ok, capability = kernels.in_effect(isa)
-    if not ok:
-        names = " ".join(f"{k}={v}" for k, v in kernels.ISA_ENVIRONMENT[isa].items())
-        log.warning(
-            "the preset pins CPU kernels to %s, but torch runs %s kernels in this process (it started before "
-            "the pin): its numbers may differ from another machine's in the last bits. Run it through "
-            "`python -m advparity`, or set %s before Python starts.",
-            isa,
-            capability,
-            names,
-        )
-
-
-# The vector extensions that decide which kernels torch may pick.
-_VECTOR_FLAGS = frozenset({"avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "amx_tile"})
-
-
-def _cpu_flags() -> list[str]:
-    """The CPU's vector extensions among :data:`_VECTOR_FLAGS` (empty where /proc/cpuinfo is absent)."""
-    return sorted(_VECTOR_FLAGS.intersection((_cpuinfo("flags") or "").split()))
-
-
-def _cpuinfo(field_name: str) -> str | None:
-    """The first ``field_name`` line of /proc/cpuinfo (Linux), or None."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(field_name):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def _cpu_model() -> str:
-    return _cpuinfo("model name") or platform.processor() or "unknown"
-
-
-# --- evaluation of one batch of adversarial images -------------------------------------------------
-
-
-@dataclass
-class _Judged:
-    pred: np.ndarray
-    conf: np.ndarray
-    linf: np.ndarray
-    distance: np.ndarray  # to x in the attack's norm (what eps budgets)
-    linf_to_x_ref: np.ndarray  # to the reference's own x_adv (what the prediction reuse keys on)
-    in_bounds: np.ndarray
-    pred_8bit: np.ndarray
-    linf_8bit: np.ndarray
-
-
-@torch.inference_mode()
-def _predict(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    probs = torch.softmax(model(x), dim=1)
-    conf, pred = probs.max(dim=1)
-    return pred, conf
-
-
-def _linf(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # float64 makes the difference of two float32 values exact: the distance adds no round-off.
-    return (a.double() - b.double()).abs().flatten(1).amax(dim=1)
-
-
-def judge(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    x_adv: torch.Tensor,
-    x_ref: torch.Tensor,
-    eps: float,
-    pred_clean: torch.Tensor,
-    reference: _Judged | None = None,
-    attack: Attack | None = None,
-) -> _Judged:
-    """The harness's own verdict on a batch of x_adv: predictions, distances, bounds, 8-bit survival.
-
-    With ``reference`` (the reference's verdict on ``x_ref``), samples whose x_adv equals the
-    reference's bit for bit take its predictions instead of a second forward pass: the same image
-    gets the same answer, and the equality itself is the stronger check. Every other sample is run
-    through the model here. (On the demo this halves the harness's evaluation time: FGSM from every
-    library, and torchattacks' seeded PGD, are bit-identical to the reference.) ``attack``'s norm
-    bounds the eps-ball (L∞ when None).
-    """
-    linf_to_ref = _linf(x_adv, x_ref)
-    linf = _linf(x_adv, x)
-    distance = attack.distance(x_adv, x) if attack is not None else linf
-    inside_box = ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(dim=1)
-    in_bounds = inside_box & (distance <= eps + EPS_TOLERANCE) & torch.isfinite(x_adv).flatten(1).all(dim=1)
-    # Saving as PNG rounds to 1/255 steps. Where rounding gives back the clean image (every eps below
-    # 0.5/255 on 8-bit inputs), the prediction is the clean one and no forward pass is needed.
-    rounded = torch.round(x_adv.clamp(0, 1) * 255.0) / 255.0
-    changed = (rounded != x).flatten(1).any(dim=1)
-
-    fresh = linf_to_ref != 0 if reference is not None else torch.ones_like(changed)
-    pred = torch.empty_like(pred_clean)
-    conf = torch.empty(len(x), dtype=torch.float32, device=x.device)
-    pred_8bit = pred_clean.clone()
-    if reference is not None:
-        same = ~fresh
-        pred[same] = torch.as_tensor(reference.pred, device=x.device)[same]
-        conf[same] = torch.as_tensor(reference.conf, device=x.device)[same]
-        pred_8bit[same] = torch.as_tensor(reference.pred_8bit, device=x.device)[same]
-    if bool(fresh.any()):
-        pred[fresh], conf[fresh] = _predict(model, x_adv[fresh])
-    recheck = fresh & changed
-    if bool(recheck.any()):
-        pred_8bit[recheck] = _predict(model, rounded[recheck])[0]
-    return _Judged(
-        pred=pred.cpu().numpy(),
-        conf=conf.cpu().numpy(),
-        linf=linf.cpu().numpy(),
-        distance=distance.cpu().numpy(),
-        linf_to_x_ref=linf_to_ref.cpu().numpy(),
-        in_bounds=in_bounds.cpu().numpy(),
-        pred_8bit=pred_8bit.cpu().numpy(),
-        linf_8bit=_linf(rounded, x).cpu().numpy(),
-    )
-
-
-# --- the run ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class _CellBuffer:
-    cell: Cell
-    frames: list[pd.DataFrame] = field(default_factory=list)
-    attack_seconds: float = 0.0
-    eval_seconds: float = 0.0
-    forward_rows: float = 0.0
-    backward_rows: float = 0.0
-
-
-@dataclass(frozen=True)
-class _CellEvidence:
-    """What a library's call shows beyond its predictions, per sample and per call."""
-
-    exact: bool  # an exact expected x_adv existed (False: the library's start cannot be reproduced)
-    evidence: Evidence
-    forward_expected: float  # passes per sample the adapter declares for this spec
-    backward_expected: float
-    state_changes: str  # what the library left changed in the model ("" for nothing)
-
-
-def _rows(
-    cell: Cell,
-    samples: np.ndarray,
-    labels: np.ndarray,
-    pred_clean: np.ndarray,
-    conf_clean: np.ndarray,
-    judged: _Judged | None,
-    zero_grad: np.ndarray | None,
-    error: str,
-    evidence: _CellEvidence,
-) -> pd.DataFrame:
-    n = len(samples)
-    nan = np.full(n, np.nan)
-    seen = evidence.evidence if judged else None
-    definition = cell.definition
-    frame = pd.DataFrame(
-        {
-            "library": cell.library,
-            "attack": cell.attack,
-            "eps": cell.eps,
-            **definition.columns(cell.params, cell.eps),  # steps, alpha, random_start
-            "seed": cell.seed,
-            "sample": samples,
-            "label": labels,
-            "pred_clean": pred_clean,
-            # A library that crashed produced no image: -1 marks "no prediction", and the cell is invalid.
-            "pred_adv": judged.pred if judged else np.full(n, -1),
-            "conf_clean": conf_clean,
-            "conf_adv": judged.conf if judged else nan,
-            "linf": judged.linf if judged else nan,
-            # To the x_adv this library must return (its own start and loss reduction); see expected.py.
-            "linf_to_ref": seen.linf_to_expected.cpu().numpy() if seen else nan,
-            "in_bounds": judged.in_bounds if judged else np.zeros(n, dtype=bool),
-            "attack_label": definition.label(cell.params),
-            "norm": definition.norm,
-            "seeded": definition.seeded(cell.params),
-            "distance": judged.distance if judged else nan,
-            "params": params_json(cell.params),
-            "pred_adv_8bit": judged.pred_8bit if judged else np.full(n, -1),
-            "linf_8bit": judged.linf_8bit if judged else nan,
-            "zero_grad": zero_grad if zero_grad is not None else np.full(n, -1),
-            "expectation": "exact" if evidence.exact else "statistical",
-            "pixels_differ": seen.pixels_differ.cpu().numpy() if seen else np.full(n, -1),
-            "pixels_differ_near_zero": seen.pixels_differ_near_zero.cpu().numpy() if seen else np.full(n, -1),
-            "pixels_total": evidence.evidence.pixels_total,
-            "forward_passes_expected": evidence.forward_expected,
-            "backward_passes_expected": evidence.backward_expected,
-            "state_changes": evidence.state_changes,
-            "error": error,
-        }
-    )
-    return frame
 
 
 def run(request: RunRequest, progress: bool = True) -> RunSummary:
@@ -672,7 +318,7 @@ def _run_opened(
     store.write_library_status(libraries_not_run)
     samples = np.arange(len(x_all))
     clean_started = time.perf_counter()
-    pred_clean_all, conf_clean_all = _clean_predictions(model, x_all, attack_config.batch_size, device)
+    pred_clean_all, conf_clean_all = clean_predictions(model, x_all, attack_config.batch_size, device)
     clean_seconds = time.perf_counter() - clean_started
     if not store.has_clean():
         store.write_clean(
@@ -710,7 +356,7 @@ def _run_opened(
         manifest=manifest,
     )
     try:
-        attack_seconds = executor.run_groups([group for _, group in _groups(todo)], context, bar)
+        attack_seconds = executor.run_groups([group for _, group in groups(todo)], context, bar)
     finally:
         bar.close()
     return RunSummary(
@@ -798,7 +444,7 @@ class LocalExecutor:
     def run_groups(self, groups: list[list[Cell]], context: RunContext, bar: tqdm) -> float:
         seconds = 0.0
         for group in groups:
-            seconds += _run_group(
+            seconds += run_group(
                 context.model,
                 group,
                 context.x_all,
@@ -811,186 +457,3 @@ class LocalExecutor:
                 bar,
             )
         return seconds
-
-
-def _clean_predictions(
-    model: torch.nn.Module, x: torch.Tensor, batch_size: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    preds, confs = [], []
-    for start in range(0, len(x), batch_size):
-        pred, conf = _predict(model, x[start : start + batch_size].to(device))
-        preds.append(pred.cpu())
-        confs.append(conf.cpu())
-    return torch.cat(preds), torch.cat(confs)
-
-
-def _run_group(
-    model: torch.nn.Module,
-    group: list[Cell],
-    x_all: torch.Tensor,
-    y_all: torch.Tensor,
-    pred_clean_all: torch.Tensor,
-    conf_clean_all: torch.Tensor,
-    config: AttackConfig,
-    device: torch.device,
-    store: RunStore,
-    bar: tqdm,
-) -> float:
-    """Run one group batch by batch, reference first; write its cells when done. Returns attack seconds."""
-    buffers = {cell: _CellBuffer(cell) for cell in group}
-    first = group[0]
-    definition = first.definition
-    # An attack that shares its gradient across eps (FGSM) is computed by the reference for the run's
-    # whole eps grid at once (the extra eps cost a clamp each), so its per-cell cost is 1/k of a
-    # gradient whichever cells a filter or an earlier, interrupted run left to do: resumed and
-    # uninterrupted runs record the same numbers.
-    eps_grid = grid_eps(config, first) if definition.shares_gradient_across_eps else [first.eps]
-    where = "grid" if definition.shares_gradient_across_eps else eps_label(first.eps)
-    bar.set_postfix_str(f"{definition.label(first.params)} {where} seed {first.seed}")
-    reference = adapters.get(REFERENCE)
-    attack_seconds = 0.0
-    for start in range(0, len(x_all), config.batch_size):
-        stop = min(start + config.batch_size, len(x_all))
-        x = x_all[start:stop].to(device)
-        y = y_all[start:stop].to(device)
-        pred_clean = pred_clean_all[start:stop].to(device)
-        index = np.arange(start, stop)
-        # The reference's own x_adv for this batch, per eps.
-        if definition.shares_gradient_across_eps:
-            results = reference_attacks.grid(model, x, y, first.spec, eps_grid)
-            ref_adv = {eps: r.x_adv for eps, r in zip(eps_grid, results, strict=True)}
-            ref_stats = {eps: _amortised(results[0].stats, len(eps_grid)) for eps in eps_grid}
-            attack_seconds += results[0].stats.seconds
-        else:
-            result = reference.run(model, x, y, first.spec)
-            ref_adv, ref_stats = {first.eps: result.x_adv}, {first.eps: result.stats}
-            attack_seconds += result.stats.seconds
-        # The exact x_adv each library must return, shared between libraries that declare the same
-        # loss reduction and draw the same start.
-        expected = ExpectationCache(model, x, y)
-        # The reference is judged first (by the harness's own forward pass); the libraries' samples
-        # that match it bit for bit then reuse its predictions.
-        ref_judged: dict[float, _Judged] = {}
-        for eps in sorted({cell.eps for cell in group}):
-            eval_started = time.perf_counter()
-            ref_judged[eps] = judge(model, x, ref_adv[eps], ref_adv[eps], eps, pred_clean, attack=definition)
-            ref_cell = next((c for c in group if c.library == REFERENCE and c.eps == eps), None)
-            if ref_cell is not None:
-                buffers[ref_cell].eval_seconds += time.perf_counter() - eval_started
-        for cell in group:
-            buffer = buffers[cell]
-            x_adv: torch.Tensor | None
-            stats: AttackStats | None
-            judged: _Judged | None
-            spec = cell.spec
-            declaration = adapters.get(cell.library).declaration
-            forward_expected, backward_expected = declaration.passes(spec)
-            if cell.library == REFERENCE:
-                x_adv, stats, error = ref_adv[cell.eps], ref_stats[cell.eps], ""
-                judged = ref_judged[cell.eps]
-                # The arbiter is its own expectation; its FGSM passes are 1/k of the grid's gradient.
-                forward_expected, backward_expected = _passes(stats)
-                evidence = _CellEvidence(
-                    True,
-                    identical(x_adv),
-                    forward_expected,
-                    backward_expected,
-                    "; ".join(stats.state_changes),
-                )
-            else:
-                x_adv, stats, error = _attack_with_library(model, cell, x, y)
-                attack_seconds += stats.seconds if stats else 0.0
-                eval_started = time.perf_counter()
-                expectation = expected.get(spec, declaration, eps_grid)
-                judged = (
-                    judge(
-                        model,
-                        x,
-                        x_adv,
-                        ref_adv[cell.eps],
-                        cell.eps,
-                        pred_clean,
-                        ref_judged[cell.eps],
-                        definition,
-                    )
-                    if x_adv is not None
-                    else None
-                )
-                evidence = _CellEvidence(
-                    exact=expectation.exact,
-                    evidence=compare(x_adv if x_adv is not None else x, expectation),
-                    forward_expected=forward_expected,
-                    backward_expected=backward_expected,
-                    state_changes="; ".join(stats.state_changes) if stats else "",
-                )
-                buffer.eval_seconds += time.perf_counter() - eval_started
-            if stats is not None:
-                buffer.attack_seconds += stats.seconds
-                buffer.forward_rows += stats.forward_passes_per_sample * stats.n_samples
-                buffer.backward_rows += stats.backward_passes_per_sample * stats.n_samples
-            buffer.frames.append(
-                _rows(
-                    cell,
-                    index,
-                    y.cpu().numpy(),
-                    pred_clean.cpu().numpy(),
-                    conf_clean_all[start:stop].numpy(),
-                    judged,
-                    stats.zero_grad_elements if stats is not None else None,
-                    error,
-                    evidence,
-                )
-            )
-    for cell, buffer in buffers.items():
-        frame = pd.concat(buffer.frames, ignore_index=True)
-        n = len(frame)
-        frame["forward_passes"] = buffer.forward_rows / n
-        frame["backward_passes"] = buffer.backward_rows / n
-        frame["seconds"] = buffer.attack_seconds
-        frame["eval_seconds"] = buffer.eval_seconds
-        if not store.has(cell):  # a resumed group recomputes the reference only to measure against it
-            store.write_cell(cell, frame)
-        bar.update()
-    return attack_seconds
-
-
-def _passes(stats: AttackStats) -> tuple[float, float]:
-    return stats.forward_passes_per_sample, stats.backward_passes_per_sample
-
-
-def _amortised(stats: AttackStats, k: int) -> AttackStats:
-    """The reference FGSM grid's one gradient, shared by its k eps cells: each carries 1/k of it."""
-    return AttackStats(
-        library=stats.library,
-        n_samples=stats.n_samples,
-        forward_passes_per_sample=stats.forward_passes_per_sample / k,
-        backward_passes_per_sample=stats.backward_passes_per_sample / k,
-        elements_per_sample=stats.elements_per_sample,
-        zero_grad_elements=stats.zero_grad_elements,
-        zero_grad_elements_all_steps=stats.zero_grad_elements_all_steps,
-        seconds=stats.seconds / k,
-        state_changes=stats.state_changes,
-    )
-
-
-def _attack_with_library(
-    model: torch.nn.Module, cell: Cell, x: torch.Tensor, y: torch.Tensor
-) -> tuple[torch.Tensor | None, AttackStats | None, str]:
-    """A library's x_adv for one batch; a broken output or a crash is recorded, not raised."""
-    spec = cell.spec
-    adapter = adapters.get(cell.library)
-    try:
-        result = adapter.run(model, x, y, spec)
-        return result.x_adv, result.stats, ""
-    except AttackOutputError as err:
-        # The output exists but breaks a bound: score it anyway so the report can show what happened.
-        log.warning("%s", err)
-        broken = err.x_adv
-        if broken is None or broken.shape != x.shape:
-            return None, None, str(err)
-        return broken.to(device=x.device, dtype=x.dtype), None, str(err)
-    except Exception as err:  # a library bug must not sink the other libraries' cells
-        log.warning(
-            "%s %s @ %s crashed: %r", cell.library, spec.label, eps_label(cell.eps), err, exc_info=True
-        )
-        return None, None, f"{type(err).__name__}: {err}"

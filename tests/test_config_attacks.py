@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from advparity.harness.config import ConfigError, attack_config_from_manifest, load_preset
-from advparity.harness.runner import plan_cells
+from advparity.harness.plan import plan_cells
 from advparity.harness.store import config_hash
 
 HEAD = """

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from advparity.harness import kernels
 from advparity.harness.config import ConfigError, load_preset
-from advparity.harness.runner import environment
+from advparity.harness.environment import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 

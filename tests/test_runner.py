@@ -16,7 +16,9 @@ import pytest
 import torch
 from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from advparity.harness.config import load_preset
-from advparity.harness.runner import RunRequest, judge, ordered_test_rows, plan_cells, run
+from advparity.harness.judge import judge
+from advparity.harness.plan import plan_cells
+from advparity.harness.runner import RunRequest, ordered_test_rows, run
 from advparity.harness.store import RunDirError, RunStore
 from advparity.model.data import load_split
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 from advparity.harness.bench import BARE_CALLS, BenchConfig, bench_batch, bench_model, measure_pair
-from advparity.harness.runner import configure_torch
+from advparity.harness.environment import configure_torch
 
 from advparity import adapters
 

@@ -1,0 +1,295 @@
+"""One group of cells, batch by batch: the reference first, then each library on the same batch.
+
+``linf_to_ref`` is measured against the x_adv each library must return without keeping a whole test set
+of adversarial images in memory, and the group's cells are written (atomically) when it ends. Above all
+each library's x_adv is compared, pixel by pixel, with the exact x_adv it must return
+(``adapters/expected.py``: the attack's reference with the library's declared loss reduction and random
+start), its pass counts are recorded beside the ones its adapter declares, and anything it left changed
+in the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from advparity.adapters import reference as reference_attacks
+from advparity.adapters.base import AttackOutputError
+from advparity.adapters.counting import AttackStats
+from advparity.adapters.expected import (
+    Evidence,
+    ExpectationCache,
+    compare,
+    identical,
+)
+from advparity.harness.config import AttackConfig, eps_label
+from advparity.harness.judge import Judged, judge, predict
+from advparity.harness.plan import REFERENCE, grid_eps
+from advparity.harness.store import Cell, RunStore, params_json
+from tqdm.auto import tqdm
+
+from advparity import adapters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _CellBuffer:
+    cell: Cell
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    attack_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    forward_rows: float = 0.0
+    backward_rows: float = 0.0
+
+
+@dataclass(frozen=True)
+class _CellEvidence:
+    """What a library's call shows beyond its predictions, per sample and per call."""
+
+    exact: bool  # an exact expected x_adv existed (False: the library's start cannot be reproduced)
+    evidence: Evidence
+    forward_expected: float  # passes per sample the adapter declares for this spec
+    backward_expected: float
+    state_changes: str  # what the library left changed in the model ("" for nothing)
+
+
+def _rows(
+    cell: Cell,
+    samples: np.ndarray,
+    labels: np.ndarray,
+    pred_clean: np.ndarray,
+    conf_clean: np.ndarray,
+    judged: Judged | None,
+    zero_grad: np.ndarray | None,
+    error: str,
+    evidence: _CellEvidence,
+) -> pd.DataFrame:
+    n = len(samples)
+    nan = np.full(n, np.nan)
+    seen = evidence.evidence if judged else None
+    definition = cell.definition
+    frame = pd.DataFrame(
+        {
+            "library": cell.library,
+            "attack": cell.attack,
+            "eps": cell.eps,
+            **definition.columns(cell.params, cell.eps),  # steps, alpha, random_start
+            "seed": cell.seed,
+            "sample": samples,
+            "label": labels,
+            "pred_clean": pred_clean,
+            # A library that crashed produced no image: -1 marks "no prediction", and the cell is invalid.
+            "pred_adv": judged.pred if judged else np.full(n, -1),
+            "conf_clean": conf_clean,
+            "conf_adv": judged.conf if judged else nan,
+            "linf": judged.linf if judged else nan,
+            # To the x_adv this library must return (its own start and loss reduction); see expected.py.
+            "linf_to_ref": seen.linf_to_expected.cpu().numpy() if seen else nan,
+            "in_bounds": judged.in_bounds if judged else np.zeros(n, dtype=bool),
+            "attack_label": definition.label(cell.params),
+            "norm": definition.norm,
+            "seeded": definition.seeded(cell.params),
+            "distance": judged.distance if judged else nan,
+            "params": params_json(cell.params),
+            "pred_adv_8bit": judged.pred_8bit if judged else np.full(n, -1),
+            "linf_8bit": judged.linf_8bit if judged else nan,
+            "zero_grad": zero_grad if zero_grad is not None else np.full(n, -1),
+            "expectation": "exact" if evidence.exact else "statistical",
+            "pixels_differ": seen.pixels_differ.cpu().numpy() if seen else np.full(n, -1),
+            "pixels_differ_near_zero": seen.pixels_differ_near_zero.cpu().numpy() if seen else np.full(n, -1),
+            "pixels_total": evidence.evidence.pixels_total,
+            "forward_passes_expected": evidence.forward_expected,
+            "backward_passes_expected": evidence.backward_expected,
+            "state_changes": evidence.state_changes,
+            "error": error,
+        }
+    )
+    return frame
+
+
+def clean_predictions(
+    model: torch.nn.Module, x: torch.Tensor, batch_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    preds, confs = [], []
+    for start in range(0, len(x), batch_size):
+        pred, conf = predict(model, x[start : start + batch_size].to(device))
+        preds.append(pred.cpu())
+        confs.append(conf.cpu())
+    return torch.cat(preds), torch.cat(confs)
+
+
+def run_group(
+    model: torch.nn.Module,
+    group: list[Cell],
+    x_all: torch.Tensor,
+    y_all: torch.Tensor,
+    pred_clean_all: torch.Tensor,
+    conf_clean_all: torch.Tensor,
+    config: AttackConfig,
+    device: torch.device,
+    store: RunStore,
+    bar: tqdm,
+) -> float:
+    """Run one group batch by batch, reference first; write its cells when done. Returns attack seconds."""
+    buffers = {cell: _CellBuffer(cell) for cell in group}
+    first = group[0]
+    definition = first.definition
+    # An attack that shares its gradient across eps (FGSM) is computed by the reference for the run's
+    # whole eps grid at once (the extra eps cost a clamp each), so its per-cell cost is 1/k of a
+    # gradient whichever cells a filter or an earlier, interrupted run left to do: resumed and
+    # uninterrupted runs record the same numbers.
+    eps_grid = grid_eps(config, first) if definition.shares_gradient_across_eps else [first.eps]
+    where = "grid" if definition.shares_gradient_across_eps else eps_label(first.eps)
+    bar.set_postfix_str(f"{definition.label(first.params)} {where} seed {first.seed}")
+    reference = adapters.get(REFERENCE)
+    attack_seconds = 0.0
+    for start in range(0, len(x_all), config.batch_size):
+        stop = min(start + config.batch_size, len(x_all))
+        x = x_all[start:stop].to(device)
+        y = y_all[start:stop].to(device)
+        pred_clean = pred_clean_all[start:stop].to(device)
+        index = np.arange(start, stop)
+        # The reference's own x_adv for this batch, per eps.
+        if definition.shares_gradient_across_eps:
+            results = reference_attacks.grid(model, x, y, first.spec, eps_grid)
+            ref_adv = {eps: r.x_adv for eps, r in zip(eps_grid, results, strict=True)}
+            ref_stats = {eps: _amortised(results[0].stats, len(eps_grid)) for eps in eps_grid}
+            attack_seconds += results[0].stats.seconds
+        else:
+            result = reference.run(model, x, y, first.spec)
+            ref_adv, ref_stats = {first.eps: result.x_adv}, {first.eps: result.stats}
+            attack_seconds += result.stats.seconds
+        # The exact x_adv each library must return, shared between libraries that declare the same
+        # loss reduction and draw the same start.
+        expected = ExpectationCache(model, x, y)
+        # The reference is judged first (by the harness's own forward pass); the libraries' samples
+        # that match it bit for bit then reuse its predictions.
+        ref_judged: dict[float, Judged] = {}
+        for eps in sorted({cell.eps for cell in group}):
+            eval_started = time.perf_counter()
+            ref_judged[eps] = judge(model, x, ref_adv[eps], ref_adv[eps], eps, pred_clean, attack=definition)
+            ref_cell = next((c for c in group if c.library == REFERENCE and c.eps == eps), None)
+            if ref_cell is not None:
+                buffers[ref_cell].eval_seconds += time.perf_counter() - eval_started
+        for cell in group:
+            buffer = buffers[cell]
+            x_adv: torch.Tensor | None
+            stats: AttackStats | None
+            judged: Judged | None
+            spec = cell.spec
+            declaration = adapters.get(cell.library).declaration
+            forward_expected, backward_expected = declaration.passes(spec)
+            if cell.library == REFERENCE:
+                x_adv, stats, error = ref_adv[cell.eps], ref_stats[cell.eps], ""
+                judged = ref_judged[cell.eps]
+                # The arbiter is its own expectation; its FGSM passes are 1/k of the grid's gradient.
+                forward_expected, backward_expected = _passes(stats)
+                evidence = _CellEvidence(
+                    True,
+                    identical(x_adv),
+                    forward_expected,
+                    backward_expected,
+                    "; ".join(stats.state_changes),
+                )
+            else:
+                x_adv, stats, error = _attack_with_library(model, cell, x, y)
+                attack_seconds += stats.seconds if stats else 0.0
+                eval_started = time.perf_counter()
+                expectation = expected.get(spec, declaration, eps_grid)
+                judged = (
+                    judge(
+                        model,
+                        x,
+                        x_adv,
+                        ref_adv[cell.eps],
+                        cell.eps,
+                        pred_clean,
+                        ref_judged[cell.eps],
+                        definition,
+                    )
+                    if x_adv is not None
+                    else None
+                )
+                evidence = _CellEvidence(
+                    exact=expectation.exact,
+                    evidence=compare(x_adv if x_adv is not None else x, expectation),
+                    forward_expected=forward_expected,
+                    backward_expected=backward_expected,
+                    state_changes="; ".join(stats.state_changes) if stats else "",
+                )
+                buffer.eval_seconds += time.perf_counter() - eval_started
+            if stats is not None:
+                buffer.attack_seconds += stats.seconds
+                buffer.forward_rows += stats.forward_passes_per_sample * stats.n_samples
+                buffer.backward_rows += stats.backward_passes_per_sample * stats.n_samples
+            buffer.frames.append(
+                _rows(
+                    cell,
+                    index,
+                    y.cpu().numpy(),
+                    pred_clean.cpu().numpy(),
+                    conf_clean_all[start:stop].numpy(),
+                    judged,
+                    stats.zero_grad_elements if stats is not None else None,
+                    error,
+                    evidence,
+                )
+            )
+    for cell, buffer in buffers.items():
+        frame = pd.concat(buffer.frames, ignore_index=True)
+        n = len(frame)
+        frame["forward_passes"] = buffer.forward_rows / n
+        frame["backward_passes"] = buffer.backward_rows / n
+        frame["seconds"] = buffer.attack_seconds
+        frame["eval_seconds"] = buffer.eval_seconds
+        if not store.has(cell):  # a resumed group recomputes the reference only to measure against it
+            store.write_cell(cell, frame)
+        bar.update()
+    return attack_seconds
+
+
+def _passes(stats: AttackStats) -> tuple[float, float]:
+    return stats.forward_passes_per_sample, stats.backward_passes_per_sample
+
+
+def _amortised(stats: AttackStats, k: int) -> AttackStats:
+    """The reference FGSM grid's one gradient, shared by its k eps cells: each carries 1/k of it."""
+    return AttackStats(
+        library=stats.library,
+        n_samples=stats.n_samples,
+        forward_passes_per_sample=stats.forward_passes_per_sample / k,
+        backward_passes_per_sample=stats.backward_passes_per_sample / k,
+        elements_per_sample=stats.elements_per_sample,
+        zero_grad_elements=stats.zero_grad_elements,
+        zero_grad_elements_all_steps=stats.zero_grad_elements_all_steps,
+        seconds=stats.seconds / k,
+        state_changes=stats.state_changes,
+    )
+
+
+def _attack_with_library(
+    model: torch.nn.Module, cell: Cell, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor | None, AttackStats | None, str]:
+    """A library's x_adv for one batch; a broken output or a crash is recorded, not raised."""
+    spec = cell.spec
+    adapter = adapters.get(cell.library)
+    try:
+        result = adapter.run(model, x, y, spec)
+        return result.x_adv, result.stats, ""
+    except AttackOutputError as err:
+        # The output exists but breaks a bound: score it anyway so the report can show what happened.
+        log.warning("%s", err)
+        broken = err.x_adv
+        if broken is None or broken.shape != x.shape:
+            return None, None, str(err)
+        return broken.to(device=x.device, dtype=x.dtype), None, str(err)
+    except Exception as err:  # a library bug must not sink the other libraries' cells
+        log.warning(
+            "%s %s @ %s crashed: %r", cell.library, spec.label, eps_label(cell.eps), err, exc_info=True
+        )
+        return None, None, f"{type(err).__name__}: {err}"
