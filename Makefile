@@ -29,7 +29,7 @@ PRESET   ?= demo
 CI_OUT   ?= runs/ci
 BASELINE ?= reports/baselines/ci.json
 
-.PHONY: demo test regress lint install clean clean-runs
+.PHONY: demo test test-fast regress lint install clean clean-runs
 
 $(BIN)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "advparity needs Python >= 3.10, got " + sys.version.split()[0])'
@@ -62,6 +62,10 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow" -q
 	@$(MAKE) --no-print-directory regress
+
+# The unit tests alone: no training, no end-to-end run, no mutation suite (tests/conftest.py marks them).
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not slow and not e2e and not mutation" -q
 
 # The `ci` preset from scratch (synthetic data, fixed seeds, CPU), then its accuracies and verdicts
 # against the committed baseline: exit 1 with a diff when a number drifts (see reports/regress.py).

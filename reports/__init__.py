@@ -12,8 +12,11 @@ Modules, one job each:
 - ``sanity``: named checks returning ``Finding`` objects, each with a one-sentence explanation.
 - ``summary``: per-cell accuracy with CIs and the seed policy for random-start cells.
 - ``paper``: the paper's published numbers (Tables 2–6 and the text), as data.
-- ``tables``: the paper's Tables 2–6 per library, the agreement table, the paper comparison; CSV/MD/JSON.
+- ``tables``: the paper's Tables 2–6 per library, the agreement table; ``paper_comparison``: this run beside
+  the paper's numbers; ``tablestats``: the numbers both build on; ``tablefiles``: CSV/MD/JSON.
 - ``figures``: robustness curves, confusion matrices, training curves, linf_to_ref histogram (PNG).
-- ``html``: the self-contained ``report.html``, ``verdict_summary_text`` and ``exit_code``.
+- ``html``: the self-contained ``report.html``, assembled from ``html_sections``; ``verdict_text``: the
+  report's three opening lines, ``verdict_summary_text`` and ``exit_code``.
+- ``gradcam``: Grad-CAM measures per image and per class; ``gradcam_figures`` and ``gradcam_html`` show them.
 - ``pipeline``: ``report(run_dir)`` — everything above in one call, for ``python -m advparity report``.
 """

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 from advparity.reports.crosscheck import run_verdicts
-from advparity.reports.html import exit_code, verdict_summary_text, write_report
+from advparity.reports.html import write_report
 from advparity.reports.load import load_run
 from advparity.reports.sanity import Finding, run_all
-from advparity.reports.tables import build_tables, choose_eps, write_tables
+from advparity.reports.tablefiles import write_tables
+from advparity.reports.tables import build_tables, choose_eps
+from advparity.reports.verdict_text import exit_code, verdict_summary_text
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,53 @@ from advparity.harness import pipeline  # noqa: E402
 from advparity.harness.config import load_preset  # noqa: E402
 from advparity.model.synthetic import SynthSpec, counts_for_total, write_dataset  # noqa: E402
 
+# Test modules that run the pipeline end to end (train, run, report, the CLI, Ray, a wheel), tests that
+# train a model or run a full-size DenseNet-121 (their fixtures below), and the mutation suite: marked
+# here, in one place, so `make test-fast` (-m "not slow and not e2e and not mutation") keeps the unit
+# tests and `make test` still runs everything.
+E2E_MODULES = frozenset(
+    {
+        "test_api.py",
+        "test_api_bad_input.py",
+        "test_bench.py",
+        "test_cli.py",
+        "test_cli_bad_input.py",
+        "test_kernels.py",
+        "test_models.py",
+        "test_package.py",
+        "test_ray_executor.py",
+        "test_runner.py",
+        "test_store.py",
+        "test_train.py",
+        "gradcam_suite/test_gradcam_run.py",
+        "report_suite/test_report_browser.py",
+        "report_suite/test_reports_regress.py",
+    }
+)
+E2E_FIXTURES = frozenset({"trained", "densenet", "densenet_batch"})
+# Single tests elsewhere that train a model.
+E2E_TESTS = frozenset(
+    {
+        "test_data.py::test_a_manifest_beside_another_trains_and_runs_from_the_card",
+        "test_data.py::test_train_model_on_a_three_class_image_folder_records_the_classes",
+        "test_data.py::test_a_training_set_that_leaves_one_image_over_still_trains",
+    }
+)
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = item.path.resolve().relative_to(TESTS).as_posix()
+        if where.startswith("mutation_suite/"):
+            item.add_marker(pytest.mark.mutation)
+        elif (
+            where in E2E_MODULES
+            or f"{where}::{item.name}" in E2E_TESTS
+            or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        ):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -22,9 +69,10 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_dataset(root, SynthSpec(counts=counts_for_total(160), size=32, seed=7), progress=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A smoke-preset checkpoint and its data root (trained once for this module)."""
+    """A smoke-preset checkpoint and its data root, trained once per test session: tests read it and
+    write only copies."""
     out = tmp_path_factory.mktemp("trained")
     preset = load_preset("smoke")
     root = pipeline.prepare_data(preset, out, None, progress=False)

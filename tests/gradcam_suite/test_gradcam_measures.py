@@ -12,18 +12,15 @@ import pytest
 from advparity.reports.gradcam import (
     ROW_COLUMNS,
     SUMMARY_COLUMNS,
-    CamPanel,
     Setting,
     bootstrap_mean_ci,
     cosine_similarity,
-    figure_grid,
-    gradcam_section,
     image_rows,
     lung_share,
-    panel_titles,
-    report_block,
     summarize,
 )
+from advparity.reports.gradcam_figures import CamPanel, figure_grid, panel_titles
+from advparity.reports.gradcam_html import gradcam_section, report_block
 from scipy import stats
 from scipy.spatial.distance import cosine
 

@@ -40,11 +40,21 @@ def suite_preset() -> Preset:
 
 
 def cross_check(
-    checkpoint: Path, data_root: Path, out: Path, libraries: tuple[str, ...]
+    checkpoint: Path,
+    data_root: Path,
+    out: Path,
+    libraries: tuple[str, ...],
+    attacks: tuple[str, ...] | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """``run`` the libraries (and the reference) into ``out``, then the verdicts and the report's exit code."""
+    """``run`` the libraries (and the reference) into ``out``, on ``attacks`` (default: all the preset's),
+    then the verdicts and the report's exit code."""
     request = RunRequest(
-        preset=suite_preset(), checkpoint=checkpoint, data_root=data_root, out=out, libraries=libraries
+        preset=suite_preset(),
+        checkpoint=checkpoint,
+        data_root=data_root,
+        out=out,
+        libraries=libraries,
+        attacks=attacks,
     )
     run(request, progress=False)
     frame = verdicts(load_run(out).results)

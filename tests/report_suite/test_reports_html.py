@@ -13,16 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from advparity.reports.crosscheck import verdicts
-from advparity.reports.html import (
-    VERDICT_COLOURS,
-    cell_anchor,
-    exit_code,
-    summary_lines,
-    verdict_summary_text,
-    write_report,
-)
+from advparity.reports.html import write_report
+from advparity.reports.html_sections import VERDICT_COLOURS, cell_anchor
 from advparity.reports.load import Run, load_run
 from advparity.reports.pipeline import report
+from advparity.reports.verdict_text import exit_code, summary_lines, verdict_summary_text
 from report_frames import (
     FGSM_FLIPS,
     MANIFEST,
@@ -215,7 +210,7 @@ def test_report_opens_with_summary_matrix_and_curves(written: tuple[Run, Path, s
 
 def test_runner_style_seeds_are_shown() -> None:
     # The runner writes seeds per role; the manifest section prints both (no full report needed).
-    from advparity.reports.html import _manifest_section
+    from advparity.reports.html_sections import _manifest_section
 
     manifest = {**MANIFEST, "seeds": {"reference": [0, 1], "libraries": [0]}}
     assert "reference: 0, 1; libraries: 0" in _manifest_section(manifest, None)

@@ -18,7 +18,8 @@ from advparity.reports.stats import (
     mcnemar_exact,
     wald_ci,
 )
-from advparity.reports.tables import TABLE_TITLES, build_tables, choose_eps, to_markdown, write_tables
+from advparity.reports.tablefiles import to_markdown, write_tables
+from advparity.reports.tables import TABLE_TITLES, build_tables, choose_eps
 from report_frames import CLASSES, LABELS, MANIFEST, PRED_CLEAN, agreeing_run, clean_frame, flipped_preds
 from sklearn.metrics import f1_score
 
