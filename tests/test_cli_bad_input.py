@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from advparity.harness import cli as harness_cli
+from advparity.harness import commands as harness_commands
 from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from advparity.model.checkpoint import card_path
 from safetensors.torch import save_file
@@ -241,7 +242,8 @@ def test_update_without_baseline_never_overwrites_the_ci_baseline(
     """`regress SMOKE_RUN --update` used to replace the committed ci.json with the smoke run (exit 0)."""
     committed = scene["tmp"] / "committed_ci.json"
     committed.write_bytes(scene["baseline_ci"].read_bytes())
-    monkeypatch.setattr(harness_cli, "DEFAULT_BASELINE", committed)
+    for module in (harness_cli, harness_commands):  # the output check and the command read it
+        monkeypatch.setattr(module, "DEFAULT_BASELINE", committed)
     before = committed.read_bytes()
     assert main(["-q", "regress", str(scene["run"]), "--update"]) == EXIT_BAD_INPUT
     assert "the baseline of preset 'ci'" in capsys.readouterr().err
