@@ -35,10 +35,10 @@ Adding a library
 2. Add one line ``"<lib>": "advparity.adapters.<lib>",`` to ``_MODULES`` below; for an optional library,
    its pip distribution to ``DISTRIBUTIONS`` and its extra to ``EXTRAS`` (and ``pyproject.toml``), so
    that a missing one is skipped with one line and a broken one is reported as unavailable.
-3. Run ``pytest tests/adapter_suite``: the parity, state, pass-count and declaration tests iterate over
+3. Run ``pytest tests/adapters``: the parity, state, pass-count and declaration tests iterate over
    :func:`runnable` (``test_adapters_declared.py`` checks that the library's output equals the x_adv
    built from its declaration bit for bit); add the library's measured pass counts to
-   ``tests/adapter_suite/test_adapters_passes.py`` and mutants of it to ``tests/mutation_suite``
+   ``tests/adapters/test_adapters_passes.py`` and mutants of it to ``tests/mutation``
    (an optional library's in ``mutants_<module>.py``, listed in ``OPTIONAL_MUTANT_MODULES``).
 
 Adding an attack is one module in ``adapters/attacks`` (see its ``__init__``) and one offer per library.

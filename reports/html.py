@@ -38,7 +38,7 @@ from advparity.reports.schema import check_manifest
 from advparity.reports.summary import cell_summary
 from advparity.reports.tables import build_tables, choose_eps
 
-# Re-exported (see __all__): tests/mutation_suite/suite.py imports exit_code from here.
+# Re-exported (see __all__): tests/mutation/suite.py imports exit_code from here.
 from advparity.reports.verdict_text import exit_code, summary_lines
 
 __all__ = ["exit_code", "find_history", "write_report"]

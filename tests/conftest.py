@@ -20,30 +20,30 @@ from advparity.model.synthetic import SynthSpec, counts_for_total, write_dataset
 # tests and `make test` still runs everything.
 E2E_MODULES = frozenset(
     {
-        "test_api.py",
-        "test_api_bad_input.py",
-        "test_bench.py",
-        "test_cli.py",
-        "test_cli_bad_input.py",
-        "test_kernels.py",
-        "test_models.py",
+        "harness/test_api.py",
+        "harness/test_api_bad_input.py",
+        "harness/test_bench.py",
+        "harness/test_cli.py",
+        "harness/test_cli_bad_input.py",
+        "harness/test_kernels.py",
+        "harness/test_models.py",
+        "harness/test_ray_executor.py",
+        "harness/test_runner.py",
+        "harness/test_store.py",
+        "model/test_train.py",
         "test_package.py",
-        "test_ray_executor.py",
-        "test_runner.py",
-        "test_store.py",
-        "test_train.py",
-        "gradcam_suite/test_gradcam_run.py",
-        "report_suite/test_report_browser.py",
-        "report_suite/test_reports_regress.py",
+        "gradcam/test_gradcam_run.py",
+        "reports/test_report_browser.py",
+        "reports/test_reports_regress.py",
     }
 )
 E2E_FIXTURES = frozenset({"trained", "densenet", "densenet_batch"})
 # Single tests elsewhere that train a model.
 E2E_TESTS = frozenset(
     {
-        "test_data.py::test_a_manifest_beside_another_trains_and_runs_from_the_card",
-        "test_data.py::test_train_model_on_a_three_class_image_folder_records_the_classes",
-        "test_data.py::test_a_training_set_that_leaves_one_image_over_still_trains",
+        "model/test_data.py::test_a_manifest_beside_another_trains_and_runs_from_the_card",
+        "model/test_data.py::test_train_model_on_a_three_class_image_folder_records_the_classes",
+        "model/test_data.py::test_a_training_set_that_leaves_one_image_over_still_trains",
     }
 )
 TESTS = Path(__file__).resolve().parent
@@ -52,7 +52,7 @@ TESTS = Path(__file__).resolve().parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         where = item.path.resolve().relative_to(TESTS).as_posix()
-        if where.startswith("mutation_suite/"):
+        if where.startswith("mutation/"):
             item.add_marker(pytest.mark.mutation)
         elif (
             where in E2E_MODULES

@@ -1,0 +1,86 @@
+"""The proof that the cross-check works: every planted library bug comes out disagree or invalid.
+
+Each mutant (``mutants.py``) plants one plausible bug inside a real library; the smoke preset (random
+start on, a smaller last batch: ``suite.py``) then runs that library and the reference through
+``run``, and the verdicts must flag every cell of the mutant's attack, naming the library and the
+evidence. The unmutated libraries must all agree on the same run — no false alarm — except in the
+attacks known to differ from the reference (``tests/support/departures.py``), which the same run must flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from mutants import MUTANTS, Mutant, needs_copied_releases
+from suite import caught, cross_check
+from support.departures import departs
+
+from advparity import adapters
+
+ALL = tuple(adapters.runnable())
+
+
+def test_the_unmutated_libraries_all_agree(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """No false alarm; and the attacks known to differ from the reference (tests/support/departures.py) are
+    flagged on their x_adv, every cell of them."""
+    checkpoint, root = trained
+    frame, code = cross_check(checkpoint, root, tmp_path / "run", ALL)
+    known = frame.apply(lambda row: departs(row["library"], row["attack"]), axis=1).astype(bool)
+    rest = frame[~known]
+    assert set(rest["verdict"]) == {"agree"}, rest[rest["verdict"] != "agree"][["library", "reason"]]
+    assert set(frame[known]["verdict"]) <= {"disagree"}
+    assert all("x_adv differs" in reason for reason in frame[known]["reason"])
+    assert code == (1 if known.any() else 0)
+    # Every library cell was judged on x_adv itself, random-start PGD included, and matched it exactly.
+    libraries = frame[frame["library"] != "reference"]
+    assert set(libraries["judged_on"]) == {"x_adv"}
+    assert (libraries[~known[libraries.index]]["samples_xadv_differ"] == 0).all()
+    assert (libraries[known[libraries.index]]["samples_xadv_differ"] > 0).all()
+    assert libraries["random_start"].any()
+
+
+@needs_copied_releases
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
+def test_every_mutant_is_caught(
+    mutant: Mutant, trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint, root = trained
+    mutant.apply(monkeypatch)
+    # Only the mutant's attack: the bug is planted there, and the other attack's cells would cost as much.
+    frame, code = cross_check(
+        checkpoint, root, tmp_path / "run", ("reference", mutant.library), (mutant.attack,)
+    )
+    rows = caught(frame, mutant.library, mutant.attack)
+    assert len(rows), f"no {mutant.library} {mutant.attack} cells ran"
+    missed = rows[~rows["verdict"].isin(("disagree", "invalid"))]
+    assert missed.empty, f"{mutant.name} not caught:\n" + "\n".join(missed["reason"])
+    label = adapters.get(mutant.library).name
+    for reason in rows["reason"]:
+        assert reason.lower().startswith(label.lower()), reason
+        assert any(word in reason for word in ("x_adv differs", "passes per sample", "outside", "changed")), (
+            reason
+        )
+    assert code == 1
+    # The reference was not touched by the mutant: it still agrees with itself.
+    assert set(frame[frame["library"] == "reference"]["verdict"]) == {"agree"}
+
+
+def test_a_start_that_cannot_be_reproduced_is_judged_statistically(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a reproducible start there is no exact x_adv: the cell falls back to the statistical rule,
+    which at 8 images cannot see a meaningful shift and says so instead of agreeing."""
+    checkpoint, root = trained
+    adapter = adapters.get("torchattacks")
+    offers = {attack: replace(offer, start=None) for attack, offer in adapter.declaration.offers.items()}
+    monkeypatch.setattr(adapter, "declaration", replace(adapter.declaration, offers=offers))
+    frame, code = cross_check(checkpoint, root, tmp_path / "run", ("reference", "torchattacks"))
+    pgd = caught(frame, "torchattacks", "pgd").iloc[0]
+    assert (pgd["judged_on"], pgd["verdict"]) == ("statistics", "inconclusive")
+    assert "its random start cannot be reproduced" in pgd["reason"]
+    assert "smallest accuracy shift this test could detect is 100 pp" in pgd["reason"]
+    fgsm = caught(frame, "torchattacks", "fgsm")
+    assert set(fgsm["judged_on"]) == {"x_adv"} and set(fgsm["verdict"]) == {"agree"}
+    assert code == 0  # inconclusive is reported, not a failure
