@@ -1,5 +1,7 @@
 """The Python API: cross-check the libraries on *your* model and images, without a checkpoint or a preset.
 
+Over ~400 lines on purpose: one public function's argument checks (one helper per kind of argument) and its manifest, kept beside the signature they check.
+
 ::
 
     from advparity import harness

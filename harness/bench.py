@@ -1,6 +1,8 @@
 """``python -m advparity bench``: how fast each library's FGSM and PGD run on DenseNet-121, and what our
 adapter adds on top of calling the library directly.
 
+Over ~400 lines on purpose: one bare call per library, timed beside the same library's guarded call.
+
 By default every library that can run here (``adapters.runnable()``) is timed; an attack a library
 does not offer (adv-lib has no FGSM) has no row. Each library × attack is timed two ways on the same
 batch:

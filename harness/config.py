@@ -1,5 +1,7 @@
 """Presets: TOML files turned into frozen dataclasses, validated on load.
 
+Over ~400 lines on purpose: every preset section's dataclass and the one TOML reader that checks them key by key.
+
 A preset names everything a run depends on, so a run directory can record it and be reproduced.
 Unknown keys are errors (a typo must not silently fall back to a default), and every error names
 the file and the key.

@@ -1,5 +1,7 @@
 """``python -m advparity gradcam RUN_DIR``: Grad-CAM clean vs adversarial on a bounded sample of a finished run.
 
+Over ~400 lines on purpose: choosing the settings, regenerating each library's x_adv exactly as the run did and checking it against the run's rows are one pass over a run directory.
+
 What it does, from the run directory alone (``manifest.json``, ``clean.parquet``, ``cells/``):
 
 1. picks the first ``per_class`` test images of each true class in the run's sample order;

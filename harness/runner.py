@@ -1,5 +1,7 @@
 """The runner: every library x attack x eps x seed on the same test images, one tidy row per sample.
 
+Over ~400 lines on purpose: the run's two entry points (a checkpoint on disk, a model in memory) share one orchestration and its executor protocol.
+
 It loads the model and the test images, writes the clean predictions, plans the cells
 (``harness/plan.py``) and hands their groups to an executor, which runs each group
 (``harness/group.py``) and writes its cells; the harness judges every output itself

@@ -1,5 +1,7 @@
 """The data-set layouts: tell which layout a data path is, and scan it into an index of images.
 
+Over ~400 lines on purpose: the layouts a data folder can have, detected and scanned by one set of rules.
+
 ``--data`` accepts four layouts; `detect_layout` tells them apart by these rules, in this order:
 
 1. **csv** — ``PATH`` is a ``.csv`` file: a manifest with columns ``path,label[,split]``; paths are

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from advparity.adapters.attacks.definition import NoParams
 from advparity.adapters.attacks.pgd import PGDParams
-from advparity.harness import store as store_module
+from advparity.harness import lock as lock_module
 from advparity.harness.cli import EXIT_BAD_INPUT, main
 from advparity.harness.config import load_preset
 from advparity.harness.runner import RunRequest, run
@@ -261,7 +261,7 @@ def test_a_lock_from_another_host_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_lock_that_names_no_run_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "_LOCK_READ_TRIES", 2)
+    monkeypatch.setattr(lock_module, "_LOCK_READ_TRIES", 2)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / LOCK).write_text("")
     with pytest.raises(RunDirError, match="names no run.*delete"), RunStore(tmp_path / "run").lock("x"):
