@@ -37,6 +37,7 @@ from .spec import AttackSpec, as_eps_list
 __all__ = [
     "ADAPTER",
     "NAME",
+    "compute",
     "fgsm",
     "fgsm_grid",
     "grid",
@@ -50,12 +51,18 @@ __all__ = [
 NAME = "reference"
 
 
-def _call(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
-) -> torch.Tensor:
+def compute(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    """``spec``'s attack as its definition computes it, from the reference's own start with the summed
+    loss — unguarded: :data:`ADAPTER` runs it under the guards, ``harness bench`` times it bare."""
     definition = spec.definition
     start = definition.default_start(x, spec.eps, spec.params, spec.seed)
     return definition.reference(model, x, y, spec.eps, spec.params, start, "sum")[0]
+
+
+def _call(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+) -> torch.Tensor:
+    return compute(model, x, y, spec)
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -84,8 +91,8 @@ ADAPTER = GuardedAdapter(name=NAME, attack_fn=None, declaration=Declaration(offe
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """FGSM (``attacks/fgsm.py``) with the reference's summed loss."""
-    return ADAPTER.generate(model, x, y, AttackSpec("fgsm", eps))
+    """FGSM (``attacks/fgsm.py``) with the reference's summed loss, unguarded (:func:`compute`)."""
+    return compute(model, x, y, AttackSpec("fgsm", eps))
 
 
 def pgd(
@@ -98,9 +105,9 @@ def pgd(
     random_start: bool,
     seed: int,
 ) -> torch.Tensor:
-    """PGD (``attacks/pgd.py``) with the reference's summed loss and own start."""
+    """PGD (``attacks/pgd.py``) with the reference's summed loss and own start, unguarded (:func:`compute`)."""
     spec = AttackSpec("pgd", eps, seed=seed, steps=steps, alpha=alpha, random_start=random_start)
-    return ADAPTER.generate(model, x, y, spec)
+    return compute(model, x, y, spec)
 
 
 def pgd_from(

@@ -93,16 +93,7 @@ def _row(e: CellEvidence, departures: Mapping[tuple[str, str], str]) -> dict[str
         "seeds": e.seeds,
         "verdict": verdict,
         "reason": reason,
-        **(
-            e.columns
-            or {
-                "judged_on": "not run",
-                "n": 0,
-                "n_differ": 0,
-                "samples_xadv_differ": 0,
-                "samples_near_zero_flips": 0,
-            }
-        ),
+        **e.columns,
     }
 
 

@@ -203,6 +203,13 @@ def unavailable(library: str, key: tuple[Any, ...], cell: pd.DataFrame, error: s
         seeds="",
         n=0,
         unavailable=error or "unknown error",
+        columns={
+            "judged_on": "not run",
+            "n": 0,
+            "n_differ": 0,
+            "samples_xadv_differ": 0,
+            "samples_near_zero_flips": 0,
+        },
     )
 
 

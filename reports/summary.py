@@ -44,19 +44,13 @@ SUMMARY_COLUMNS: list[str] = [
 ]
 
 
-def with_attack_label(results: pd.DataFrame) -> pd.DataFrame:
-    """``results`` checked, with its ``attack_label`` column (``FGSM``, ``PGD-10``, ``PGD-10 (no random
-    start)``: written by the runner, filled in by :func:`check_results` for older frames)."""
-    return check_results(results)
-
-
 def lowest_seed(results: pd.DataFrame) -> pd.DataFrame:
     """Only the rows of each cell's lowest seed (the seed policy above), without cells that produced no image.
 
     A library that raised has ``pred_adv = -1`` on every row: its cell is invalid in the verdicts and
     left out of the robustness numbers, where a 0 % accuracy would read as a very strong attack.
     """
-    frame = with_attack_label(results)
+    frame = check_results(results)  # with its attack_label column
     frame = frame[frame["pred_adv"] >= 0]
     first = frame.groupby(CELL_KEYS)["seed"].transform("min")
     return frame[frame["seed"] == first]
@@ -69,7 +63,7 @@ def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
     cp_low, cp_high, wald_low, wald_high, mean_conf, n_seeds, acc_seed_mean, acc_seed_min,
     acc_seed_max`` (accuracies and bounds as proportions).
     """
-    frame = with_attack_label(results)
+    frame = check_results(results)  # with its attack_label column
     frame = frame[frame["pred_adv"] >= 0]
     frame = frame.assign(correct=frame["pred_adv"] == frame["label"])
     per_seed = (

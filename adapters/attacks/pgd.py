@@ -67,11 +67,7 @@ class PGD(Attack):
     preset_keys = ("steps", "alpha", "random_start")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> PGDParams:
-        values = dict(table)
-        if "alpha" in values:
-            values["alpha"] = eps * alpha_fraction(values["alpha"])
-        else:
-            values["alpha"] = eps * alpha_fraction("eps/4")
+        values = {**table, "alpha": eps * alpha_fraction(table.get("alpha", "eps/4"))}
         params: PGDParams = self.make_params(values)
         return params
 
