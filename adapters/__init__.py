@@ -1,9 +1,10 @@
-"""One attack interface over ART, torchattacks, Foolbox, secml-torch, adv-lib, DeepRobust and advertorch,
-judged by a plain-PyTorch reference.
+"""One attack interface over ART, torchattacks, Foolbox, secml-torch, adv-lib, DeepRobust, advertorch and
+CleverHans, judged by a plain-PyTorch reference.
 
     >>> from advparity import adapters
     >>> adapters.names()
-    ['reference', 'art', 'torchattacks', 'foolbox', 'secml-torch', 'adv-lib', 'deeprobust', 'advertorch']
+    ['reference', 'art', 'torchattacks', 'foolbox', 'secml-torch', 'adv-lib', 'deeprobust', 'advertorch',
+     'cleverhans']
     >>> spec = adapters.AttackSpec("pgd", eps=1 / 255)          # steps=10, alpha=eps/4, random start
     >>> x_adv = adapters.get("art").generate(model, x, y, spec)  # doctest: +SKIP
     >>> result = adapters.run_attack(adapters.get("art"), model, x, y, spec)  # doctest: +SKIP
@@ -32,9 +33,11 @@ Adding a library
    (a spec the library cannot express, e.g. DeepRobust's PGD always draws a start) and ``departure``
    (where its attack is measured to be a different one, in words the verdict quotes; those cells still
    disagree). An attack without an offer is refused by name; a run plans no cells for it.
-2. Add one line ``"<lib>": "advparity.adapters.<lib>",`` to ``_MODULES`` below; for an optional library,
-   its pip distribution to ``DISTRIBUTIONS`` and its extra to ``EXTRAS`` (and ``pyproject.toml``), so
-   that a missing one is skipped with one line and a broken one is reported as unavailable.
+2. Add one line ``"<lib>": "advparity.adapters.<lib>",`` to ``_MODULES`` below (its place there is the
+   place reports list it in); its display name to ``DISPLAY_NAMES`` where that is not ``<lib>``; for an
+   optional library, its pip distribution to ``DISTRIBUTIONS`` and its extra to ``EXTRAS`` (and
+   ``pyproject.toml``), so that a missing one is skipped with one line and a broken one is reported as
+   unavailable.
 3. Run ``pytest tests/adapters``: the parity, state, pass-count and declaration tests iterate over
    :func:`runnable` (``test_adapters_declared.py`` checks that the library's output equals the x_adv
    built from its declaration bit for bit); add the library's measured pass counts to
@@ -71,6 +74,7 @@ __all__ = [
     "CORE_LIBRARIES",
     "LibraryUnavailable",
     "availability",
+    "display_name",
     "get",
     "names",
     "run_attack",
@@ -87,8 +91,18 @@ _MODULES: dict[str, str] = {
     "adv-lib": "advparity.adapters.adv_lib",
     "deeprobust": "advparity.adapters.deeprobust",
     "advertorch": "advparity.adapters.advertorch",
+    "cleverhans": "advparity.adapters.cleverhans",
 }
 
+# How reports write a library's name where it is not the registry name. Here rather than on the
+# adapter: a library that cannot be imported here is named too. The runner records them in the
+# manifest (reports import no adapters).
+DISPLAY_NAMES: dict[str, str] = {
+    "art": "ART",
+    "foolbox": "Foolbox",
+    "deeprobust": "DeepRobust",
+    "cleverhans": "CleverHans",
+}
 
 # The libraries advparity depends on (always installed); the others are optional extras.
 CORE_LIBRARIES: tuple[str, ...] = ("art", "torchattacks", "foolbox")
@@ -104,12 +118,14 @@ DISTRIBUTIONS: dict[str, str] = {
     "adv-lib": "adv-lib",
     "deeprobust": "deeprobust",
     "advertorch": "advertorch",
+    "cleverhans": "cleverhans",
 }
 EXTRAS: dict[str, str] = {
     "secml-torch": "secml",
     "adv-lib": "adv-lib",
     "deeprobust": "deeprobust",
     "advertorch": "advertorch",
+    "cleverhans": "cleverhans",
 }
 
 AvailabilityState = Literal["ready", "not installed", "unavailable"]
@@ -178,6 +194,13 @@ def _raised_in_adapter(err: BaseException, module_name: str) -> bool:
 def names() -> list[str]:
     """Adapter names, the reference first."""
     return list(_MODULES)
+
+
+def display_name(name: str) -> str:
+    """How reports write the library ``name`` (one of :func:`names`): ``ART``, ``Foolbox``, ``torchattacks``."""
+    if name not in _MODULES:
+        raise ValueError(f"expected an adapter name in {names()}, got {name!r}")
+    return DISPLAY_NAMES.get(name, name)
 
 
 def get(name: str) -> GuardedAdapter:

@@ -1,4 +1,5 @@
-"""ART (adversarial-robustness-toolbox): ``FastGradientMethod`` and ``ProjectedGradientDescent``.
+"""ART (adversarial-robustness-toolbox): ``FastGradientMethod`` and ``ProjectedGradientDescent`` (L∞ and
+L2), ``BasicIterativeMethod``, and MI-FGSM as ``ProjectedGradientDescent(decay=...)``.
 
 Every argument is set, none left to ART's defaults (``max_iter=100``, ``eps_step=0.1``, no random
 init, ``batch_size=32``, progress bars, and ``device_type="gpu"`` picking the current CUDA device).
@@ -18,6 +19,29 @@ and cast to float32, added to x and clipped to ``clip_values``
 ``art/utils.py``); ``torch.manual_seed`` does not fix it. We seed ``np.random`` with ``spec.seed`` and
 restore its state afterwards; :func:`_start` makes the same draw, which is how the harness knows the
 exact x_adv ART must return.
+
+L2: ART clips each step to the box *before* projecting it into the ball (``_apply_perturbation`` then
+``projection``; torchattacks and Foolbox project first), which in L2 gives another point. The PGD
+start is ``random_sphere(n, d, eps, 2)``: uniform in the ball, ``randn`` in float64 scaled by
+``gammainc(d/2, s/2) ** (1/d) · eps / sqrt(s)``. The arithmetic differs by attack
+(:data:`_FGM_L2`, :data:`_PGD_L2`):
+
+* ``FastGradientMethod`` (``fast_gradient.py``) computes in NumPy: the direction is
+  ``(|g| / ‖g‖₂) ** 1.0 · sign(g)`` with ``np.linalg.norm`` in float32 and no constant (a zero
+  gradient gives 0); the projection ``art.utils.projection`` rescales by ``min(1, eps / ‖delta‖₂)``
+  in float64 (eps broadcast as a float64 array), and its one step is projected too.
+* ``ProjectedGradientDescentPyTorch`` computes in torch: the direction is
+  ``(|g| · (1 / ‖g‖₂)) ** 1.0 · sign(g)`` (a reciprocal multiply); ``_projection`` rescales in
+  float64 likewise.
+
+FGSM from a random start is ``FastGradientMethod(num_random_init=1)``: ``random_sphere`` as above,
+then one step of eps itself (``generate`` passes ``self.eps`` as the step; ``eps_step`` is read only
+with ``minimal=True``), so a spec with another alpha is refused. ``BasicIterativeMethod`` is
+``ProjectedGradientDescent`` with ``norm=np.inf, num_random_init=0``. MI-FGSM is
+``ProjectedGradientDescent(decay=...)``: ``_compute_perturbation_pytorch`` multiplies the gradient by
+``1 / ‖g‖₁`` (0 for a zero gradient), ``momentum *= decay; momentum += normalized_grad`` and steps by
+its sign: the paper's update, with a reciprocal multiply where it divides (no step's sign has differed
+in the adapter tests, so no arithmetic is declared).
 """
 
 from __future__ import annotations
@@ -28,14 +52,73 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from art.attacks import EvasionAttack
-from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+from art.attacks.evasion import BasicIterativeMethod, FastGradientMethod, ProjectedGradientDescent
 from art.estimators.classification import PyTorchClassifier
+from scipy.special import gammainc
 from torch import nn
 
+from .attacks.geometry import Geometry
 from .base import GuardedAdapter
 from .declaration import AttackFn, Declaration, Offer, extra_forwards
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
+
+_NORMS = {"linf": np.inf, "l2": 2}
+
+
+def _rows(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().reshape(t.shape[0], -1)
+
+
+def _fgm_l2_direction(grad: torch.Tensor) -> torch.Tensor:
+    g = _rows(grad)
+    q_norm = np.linalg.norm(g, ord=2, axis=1, keepdims=True)
+    unit = (np.abs(g) / np.where(q_norm, q_norm, np.inf)) ** 1.0 * np.sign(g)
+    return torch.from_numpy(unit.reshape(grad.shape)).to(grad.device)
+
+
+def _fgm_l2_project(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    v = _rows(delta)
+    eps_rows = np.broadcast_to(eps, delta.shape).reshape(delta.shape[0], -1)
+    norms = np.linalg.norm(v, ord=2, axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        scaled = v * np.where(norms, np.minimum(1, eps_rows / norms), 0)
+    return torch.from_numpy(scaled.reshape(delta.shape).astype(np.float32)).to(delta.device)
+
+
+def _pgd_l2_direction(grad: torch.Tensor) -> torch.Tensor:
+    g = grad.reshape(len(grad), -1)
+    q_norm = torch.linalg.norm(g, ord=2, dim=1, keepdim=True)
+    unit = (g.abs() * q_norm.where(q_norm == 0, 1 / q_norm)) ** 1.0
+    return unit.reshape(grad.shape) * grad.sign()
+
+
+def _pgd_l2_project(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    v = delta.reshape(len(delta), -1)
+    eps_rows = torch.tensor(np.broadcast_to(eps, delta.shape).reshape(len(delta), -1)).to(delta.device)
+    norms = torch.linalg.norm(v, ord=2, dim=1, keepdim=True)
+    factor = norms.where(norms == 0, torch.minimum(torch.ones(1).to(delta.device), eps_rows / norms))
+    return (v * factor).reshape(delta.shape).to(delta.dtype)
+
+
+_CLIPS_FIRST = (
+    "ART clips each step to [0, 1] before projecting it onto the L2 ball (the definition projects first)"
+)
+_FGM_L2 = Geometry(
+    "l2",
+    direction=_fgm_l2_direction,
+    project=_fgm_l2_project,
+    clip_first=True,
+    projects_one_step=True,
+    note=f"{_CLIPS_FIRST}; norms in NumPy, the projection in float64",
+)
+_PGD_L2 = Geometry(
+    "l2",
+    direction=_pgd_l2_direction,
+    project=_pgd_l2_project,
+    clip_first=True,
+    note=f"{_CLIPS_FIRST}; a reciprocal-multiply normalisation, the projection in float64",
+)
 
 
 def _classifier(model: nn.Module, x: torch.Tensor, num_classes: int) -> PyTorchClassifier:
@@ -58,30 +141,65 @@ def _classifier(model: nn.Module, x: torch.Tensor, num_classes: int) -> PyTorchC
 def _fgsm(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> FastGradientMethod:
     return FastGradientMethod(
         classifier,
-        norm=np.inf,
+        norm=_NORMS[spec.norm],
         eps=spec.eps,
         eps_step=spec.eps,  # only read when minimal=True; set so nothing falls on a default
         targeted=False,
-        num_random_init=0,
+        num_random_init=1 if spec.random_start else 0,
         batch_size=int(x.shape[0]),
         minimal=False,
         summary_writer=False,
     )
 
 
+def _fgsm_refuses(spec: AttackSpec) -> str:
+    if spec.random_start and spec.step_size != spec.eps:
+        return "steps eps itself from its random start (FastGradientMethod.generate), not another alpha"
+    return ""
+
+
 def _pgd(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> ProjectedGradientDescent:
+    return _projected_gradient_descent(
+        classifier, x, spec, norm=_NORMS[spec.norm], random_start=spec.random_start, decay=None
+    )
+
+
+def _mifgsm(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> ProjectedGradientDescent:
+    return _projected_gradient_descent(classifier, x, spec, norm=np.inf, random_start=False, decay=spec.decay)
+
+
+def _projected_gradient_descent(
+    classifier: PyTorchClassifier,
+    x: torch.Tensor,
+    spec: AttackSpec,
+    norm: float,
+    random_start: bool,
+    decay: float | None,
+) -> ProjectedGradientDescent:
     return ProjectedGradientDescent(
         classifier,
-        norm=np.inf,
+        norm=norm,
         eps=spec.eps,
         eps_step=spec.step_size,
-        decay=None,
+        decay=decay,
         max_iter=spec.steps,
         targeted=False,
-        num_random_init=1 if spec.random_start else 0,
+        num_random_init=1 if random_start else 0,
         batch_size=int(x.shape[0]),
         random_eps=False,
         summary_writer=False,
+        verbose=False,
+    )
+
+
+def _bim(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> BasicIterativeMethod:
+    return BasicIterativeMethod(
+        classifier,
+        eps=spec.eps,
+        eps_step=spec.step_size,
+        max_iter=spec.steps,
+        targeted=False,
+        batch_size=int(x.shape[0]),
         verbose=False,
     )
 
@@ -103,7 +221,14 @@ def _run(build: Callable[[PyTorchClassifier, torch.Tensor, AttackSpec], EvasionA
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     n, m = int(x.shape[0]), int(np.prod(x.shape[1:]))
     with seeded_global_rngs(spec.seed, x.device):
-        noise = np.random.uniform(-spec.eps, spec.eps, (n, m)).reshape(x.shape).astype(np.float32)
+        if spec.norm == "l2":  # art.utils.random_sphere
+            a_tmp = np.random.randn(n, m)
+            s_2 = np.sum(a_tmp**2, axis=1)
+            base = gammainc(m / 2.0, s_2 / 2.0) ** (1 / m) * spec.eps / np.sqrt(s_2)
+            noise = a_tmp * (np.tile(base, (m, 1))).T
+        else:
+            noise = np.random.uniform(-spec.eps, spec.eps, (n, m))
+    noise = noise.reshape(x.shape).astype(np.float32)
     return torch.clamp(x + torch.from_numpy(noise).to(x.device), 0.0, 1.0)
 
 
@@ -112,8 +237,26 @@ ADAPTER = GuardedAdapter(
     attack_fn=None,
     declaration=Declaration(
         offers={
-            "fgsm": Offer(call=_run(_fgsm), loss_reduction="mean"),
-            "pgd": Offer(call=_run(_pgd), loss_reduction="mean", passes=extra_forwards(2), start=_start),
+            "fgsm": Offer(
+                call=_run(_fgsm),
+                loss_reduction="mean",
+                norms=("linf", "l2"),
+                variants=("random_start",),
+                start=_start,
+                refuses=_fgsm_refuses,
+                arithmetic=lambda spec: _FGM_L2 if spec.norm == "l2" else None,
+            ),
+            "pgd": Offer(
+                call=_run(_pgd),
+                loss_reduction="mean",
+                norms=("linf", "l2"),
+                passes=extra_forwards(2),
+                start=_start,
+                arithmetic=lambda spec: _PGD_L2 if spec.norm == "l2" else None,
+            ),
+            # BasicIterativeMethod is ProjectedGradientDescent: the same two extra forwards.
+            "bim": Offer(call=_run(_bim), loss_reduction="mean", passes=extra_forwards(2)),
+            "mifgsm": Offer(call=_run(_mifgsm), loss_reduction="mean", passes=extra_forwards(2)),
         }
     ),
 )

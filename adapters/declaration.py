@@ -5,7 +5,7 @@ the harness checks rather than trusts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -14,9 +14,32 @@ from torch import nn
 
 from . import attacks
 from .attacks.definition import LOSS_REDUCTIONS, LossReduction
+from .attacks.norms import NORMS, Norm
 from .spec import AttackSpec
 
-__all__ = ["LOSS_REDUCTIONS", "Adapter", "AttackFn", "Declaration", "LossReduction", "Offer", "StartFn"]
+__all__ = [
+    "EVERY_VARIANT",
+    "LOSS_REDUCTIONS",
+    "Adapter",
+    "AttackFn",
+    "Declaration",
+    "LossReduction",
+    "Offer",
+    "StartFn",
+]
+
+
+class _EveryVariant:
+    """The :attr:`Offer.variants` of an implementation that computes every variant (the reference)."""
+
+    def __contains__(self, variant: object) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "EVERY_VARIANT"
+
+
+EVERY_VARIANT = _EveryVariant()
 
 
 @runtime_checkable
@@ -58,6 +81,10 @@ def _offered_always(spec: AttackSpec) -> str:
     return ""
 
 
+def _definitions_arithmetic(spec: AttackSpec) -> Any:
+    return None
+
+
 @dataclass(frozen=True)
 class Offer:
     """How one library computes one attack — checked, not trusted.
@@ -74,18 +101,32 @@ class Offer:
     plans no such cells. ``departure``: how the library's version departs from the attack's
     definition, read from its source and measured — not an excuse: such cells still disagree, the
     report quotes this as the explanation, and the adapter tests fail if a release stops departing.
+    ``arithmetic``: for a spec, how the library rounds the same mathematics where that differs from
+    the definition's own (an L2 norm in NumPy, a reciprocal multiply, a clip before the projection:
+    an :class:`~.attacks.geometry.Geometry` for FGSM and PGD), None where it does not — passed to the
+    attack's reference so that the expected x_adv is the library's bit for bit, not within a
+    tolerance wide enough to hide a bug. Round-off only: an algorithm that differs is a departure.
     """
 
     call: AttackFn
     loss_reduction: LossReduction
+    # The norms the library computes the attack in: an L2 spec is refused by an L∞-only offer rather
+    # than run in L∞ (which would pass an L2 guard and be blamed on the library as a disagreement).
+    norms: tuple[Norm, ...] = ("linf",)
+    # The optional variants of the attack the library computes (``Attack.variants``: FGSM's
+    # "random_start"); any other is refused, for the same reason as a norm.
+    variants: Container[str] = ()
     passes: PassesFn = textbook_passes
     start: StartFn | None = None
     refuses: Callable[[AttackSpec], str] = _offered_always
     departure: str = ""
+    arithmetic: Callable[[AttackSpec], Any] = _definitions_arithmetic
 
     def __post_init__(self) -> None:
         if self.loss_reduction not in LOSS_REDUCTIONS:
             raise ValueError(f"expected loss_reduction in {LOSS_REDUCTIONS}, got {self.loss_reduction!r}")
+        if not self.norms or any(norm not in NORMS for norm in self.norms):
+            raise ValueError(f"expected norms among {NORMS}, got {self.norms!r}")
 
 
 @dataclass(frozen=True)
@@ -118,14 +159,18 @@ class Declaration:
 
     def accepts(self, spec: AttackSpec) -> bool:
         """Whether the library computes ``spec`` at all (it may still compute it wrongly)."""
-        offer = self.offers.get(spec.attack)
-        return offer is not None and not offer.refuses(spec)
+        return not self.refusal(spec)
 
     def refusal(self, spec: AttackSpec) -> str:
         """'' where the library computes ``spec``, else why not, in a few words."""
         offer = self.offers.get(spec.attack)
         if offer is None:
             return f"offers no {spec.attack.upper()}; its attacks are {list(self.offers)}"
+        if spec.norm not in offer.norms:
+            return f"offers {spec.attack.upper()} in {', '.join(offer.norms)} only, not {spec.norm}"
+        missing = [v for v in spec.definition.variants(spec.params) if v not in offer.variants]
+        if missing:
+            return f"offers no {spec.attack.upper()} with {', '.join(missing)}"
         return offer.refuses(spec)
 
     def passes(self, spec: AttackSpec) -> tuple[float, float]:
@@ -134,6 +179,10 @@ class Declaration:
 
     def loss_reduction(self, spec: AttackSpec) -> LossReduction:
         return self.offer(spec.attack).loss_reduction
+
+    def arithmetic(self, spec: AttackSpec) -> Any:
+        """How the library rounds ``spec``'s step (:attr:`Offer.arithmetic`); None for the definition's."""
+        return self.offer(spec.attack).arithmetic(spec)
 
     def start(self, x: torch.Tensor, spec: AttackSpec) -> torch.Tensor | None:
         """Where the library's attack starts for this batch: x for an unseeded spec, its reproduced
@@ -144,8 +193,12 @@ class Declaration:
         return None if start is None else start(x, spec)
 
     def summary(self) -> dict[str, Any]:
-        """What a run's manifest records of the declaration: per attack, loss reduction and departure."""
+        """What a run's manifest records of the declaration: per attack, norms, loss reduction and departure."""
         return {
-            attack: {"loss_reduction": offer.loss_reduction, "departure": offer.departure}
+            attack: {
+                "norms": list(offer.norms),
+                "loss_reduction": offer.loss_reduction,
+                "departure": offer.departure,
+            }
             for attack, offer in self.offers.items()
         }

@@ -94,12 +94,15 @@ def grid_expectations(
     spec: AttackSpec,
     eps_list: Sequence[float],
     reduction: LossReduction,
+    arithmetic: Any = None,
 ) -> dict[float, Expectation]:
     """An attack that shares its gradient across eps (FGSM) at every eps of a grid, with the given
-    loss reduction, under the attack guards."""
-    grid = as_eps_list(eps_list)
+    loss reduction and arithmetic (:attr:`~.declaration.Offer.arithmetic`), under the attack guards."""
+    grid = as_eps_list(eps_list, spec.norm)
     with attack_session(model, x, y, "expected") as session:
-        computed = spec.definition.reference_grid(session.counter, x, y, grid, spec.params, reduction)
+        computed = spec.definition.reference_grid(
+            session.counter, x, y, grid, spec.params, reduction, arithmetic
+        )
     return {eps: Expectation(x_adv, floor, exact=True) for eps, (x_adv, floor) in computed.items()}
 
 
@@ -111,29 +114,33 @@ def expectation(
     declaration: Declaration,
     start: torch.Tensor | None = None,
 ) -> Expectation:
-    """``spec`` as the library should compute it: its loss reduction, from its start
-    (:meth:`Declaration.start`, computed here unless given)."""
+    """``spec`` as the library should compute it: its loss reduction and arithmetic, from its start
+    (:meth:`Declaration.start`, computed here unless given). A start that cannot be reproduced gives
+    the definition's own attack from its own start: a statistical yardstick."""
     start = declaration.start(x, spec) if start is None else start
     exact = start is not None
     definition = spec.definition
     if start is None:
         start = definition.default_start(x, spec.eps, spec.params, spec.seed)
     reduction: LossReduction = declaration.loss_reduction(spec) if exact else "sum"
+    arithmetic = declaration.arithmetic(spec) if exact else None
     with attack_session(model, x, y, "expected") as session:
-        x_adv, floor = definition.reference(session.counter, x, y, spec.eps, spec.params, start, reduction)
+        x_adv, floor = definition.reference(
+            session.counter, x, y, spec.eps, spec.params, start, reduction, arithmetic
+        )
     return Expectation(x_adv, floor, exact)
 
 
 @dataclass
 class ExpectationCache:
     """Expectations for one batch, computed once and shared by every library that declares the same
-    loss reduction and draws the same start (compared bit for bit, not by name)."""
+    loss reduction and arithmetic and draws the same start (compared bit for bit, not by name)."""
 
     model: nn.Module
     x: torch.Tensor
     y: torch.Tensor
-    _grids: dict[tuple[str, Any, LossReduction], dict[float, Expectation]] = field(default_factory=dict)
-    _known: list[tuple[AttackSpec, LossReduction, torch.Tensor | None, Expectation]] = field(
+    _grids: dict[tuple[str, Any, LossReduction, Any], dict[float, Expectation]] = field(default_factory=dict)
+    _known: list[tuple[AttackSpec, LossReduction, Any, torch.Tensor | None, Expectation]] = field(
         default_factory=list
     )
 
@@ -141,17 +148,25 @@ class ExpectationCache:
         """The library's expected x_adv for ``spec``; ``eps_grid``: every eps judged with it where the
         attack shares its gradient across eps (computed together, once)."""
         reduction = declaration.loss_reduction(spec)
-        if spec.definition.shares_gradient_across_eps:
-            key = (spec.attack, spec.params, reduction)
+        arithmetic = declaration.arithmetic(spec)
+        if spec.definition.shares_gradient_across_eps(spec.params):
+            key = (spec.attack, spec.params, reduction, arithmetic)
             if key not in self._grids:
-                self._grids[key] = grid_expectations(self.model, self.x, self.y, spec, eps_grid, reduction)
+                self._grids[key] = grid_expectations(
+                    self.model, self.x, self.y, spec, eps_grid, reduction, arithmetic
+                )
             return self._grids[key][spec.eps]
         start = declaration.start(self.x, spec)
-        for known_spec, known_reduction, known_start, known in self._known:
-            if known_spec == spec and known_reduction == reduction and _same(start, known_start):
+        for known_spec, known_reduction, known_arithmetic, known_start, known in self._known:
+            if (
+                known_spec == spec
+                and known_reduction == reduction
+                and known_arithmetic == arithmetic
+                and _same(start, known_start)
+            ):
                 return known
         computed = expectation(self.model, self.x, self.y, spec, declaration, start)
-        self._known.append((spec, reduction, start, computed))
+        self._known.append((spec, reduction, arithmetic, start, computed))
         return computed
 
 

@@ -31,7 +31,7 @@ from .attacks.definition import LossReduction
 from .attacks.gradients import loss_gradient, relative_magnitude, uniform_start
 from .attacks.pgd import PGDParams
 from .base import AttackResult, GuardedAdapter, attack_session, check_output
-from .declaration import Declaration, Offer
+from .declaration import EVERY_VARIANT, Declaration, Offer
 from .spec import AttackSpec, as_eps_list
 
 __all__ = [
@@ -73,7 +73,9 @@ class _EveryAttack(Mapping[str, Offer]):
     """The reference's offers: every registered attack, read from the registry whenever asked, so an
     attack registered after import (a plug-in, a test's throw-away attack) is offered too."""
 
-    _offer = Offer(call=_call, loss_reduction="sum", start=_start)
+    _offer = Offer(
+        call=_call, loss_reduction="sum", norms=attacks.NORMS, variants=EVERY_VARIANT, start=_start
+    )
 
     def __getitem__(self, attack: str) -> Offer:
         if attack not in attacks.names():
@@ -137,7 +139,7 @@ def grid(
     Element i equals ``ADAPTER.generate(model, x, y, replace(spec, eps=eps_list[i]))`` bit for bit.
     All results share one :class:`AttackStats`: the whole grid's cost.
     """
-    eps_grid = as_eps_list(eps_list)
+    eps_grid = as_eps_list(eps_list, spec.norm)
     definition = spec.definition
     with attack_session(model, x, y, NAME) as session:
         start = time.perf_counter()

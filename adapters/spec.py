@@ -7,7 +7,6 @@ Values are checked here, once — eps and seed by the spec, the rest by the atta
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 from . import attacks
 from .attacks.definition import Attack
+from .attacks.norms import Norm, check_eps
 
 
 @dataclass(frozen=True, init=False)
@@ -51,8 +51,7 @@ class AttackSpec:
                 f"got {type(params).__name__}"
             )
         object.__setattr__(self, "attack", attack)
-        # ART refuses numpy/torch scalars for eps, so the spec always holds Python floats.
-        object.__setattr__(self, "eps", _check_eps(eps))
+        object.__setattr__(self, "eps", definition.check_eps(eps, params))
         object.__setattr__(self, "seed", _check_seed(seed))
         object.__setattr__(self, "params", params)
 
@@ -85,22 +84,14 @@ class AttackSpec:
         return self.definition.label(self.params)
 
     @property
+    def norm(self) -> Norm:
+        """The norm eps budgets (``linf`` or ``l2``)."""
+        return self.definition.norm_of(self.params)
+
+    @property
     def seeded(self) -> bool:
         """Whether the seed changes the output (a random start)."""
         return self.definition.seeded(self.params)
-
-
-def _check_eps(eps: object) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise ValueError(f"expected eps to be a real number in (0, 1], got {eps!r}")
-    value = float(eps)
-    if not math.isfinite(value):
-        raise ValueError(f"expected a finite eps in (0, 1], got {value}")
-    if value > 1:
-        raise ValueError(f"eps={value:g} is outside (0, 1]; pixel units — did you mean {value:g}/255?")
-    if value <= 0:
-        raise ValueError(f"eps={value:g} is outside (0, 1]; expected a perturbation size > 0, e.g. 8/255")
-    return value
 
 
 def _check_seed(seed: object) -> int:
@@ -112,8 +103,8 @@ def _check_seed(seed: object) -> int:
     return int(seed)
 
 
-def as_eps_list(eps_list: Sequence[float]) -> list[float]:
-    """Validate a grid of eps values (each in (0, 1]) and return them as Python floats."""
+def as_eps_list(eps_list: Sequence[float], norm: Norm = "linf") -> list[float]:
+    """Validate a grid of eps values in ``norm`` (L∞: each in (0, 1]) and return them as Python floats."""
     if len(eps_list) == 0:
         raise ValueError("expected at least one eps, got an empty list")
-    return [_check_eps(eps) for eps in eps_list]
+    return [check_eps(eps, norm) for eps in eps_list]

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from advparity.adapters import attacks
-from advparity.adapters.attacks.pgd import alpha_fraction
+from advparity.adapters.attacks.norms import Norm, check_norm
+from advparity.adapters.attacks.step_rule import alpha_fraction
 from advparity.harness.kernels import PRESET_DIR, check_isa
 from advparity.model.train import TrainConfig
 
@@ -61,12 +62,16 @@ _EPS_FRACTION = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-
 _BARE_NUMBER = re.compile(r"\s*[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?\s*")
 
 
-def parse_eps(value: object) -> float:
+def parse_eps(value: object, norm: Norm = "linf") -> float:
     """An eps with its unit — ``"0.1/255"`` or a float in (0, 1] — as a float in pixel units.
 
     A bare number above 1 is refused rather than guessed: ``8`` almost always means 8/255, and
     silently reading it as 8 (the whole pixel range, 8 times over) would make every attack trivial.
+    An L2 eps is a plain positive number (``0.5``): its budget is spread over every pixel, so it is
+    not written in pixel levels and may exceed 1 on a large image.
     """
+    if norm == "l2":
+        return _parse_l2_eps(value)
     if isinstance(value, bool):
         raise ValueError(f"eps {value!r}: expected a string like '0.1/255' or a float in (0, 1]")
     written = value
@@ -94,17 +99,31 @@ def parse_eps(value: object) -> float:
     return eps
 
 
-def eps_label(eps: float) -> str:
-    """``0.1/255`` for eps = 0.1/255: how a person reads and writes eps."""
+def _parse_l2_eps(value: object) -> float:
+    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"eps {value!r}: an L2 eps is a plain number in pixel units, e.g. 0.5")
+    eps = float(value)
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps {value!r}: expected an L2 eps > 0 (pixel units, e.g. 0.5)")
+    return eps
+
+
+def eps_label(eps: float, norm: Norm = "linf") -> str:
+    """``0.1/255`` for an L∞ eps of 0.1/255, ``0.5`` for an L2 eps of 0.5: how a person reads and writes eps."""
+    if norm == "l2":
+        return f"{eps:.9g}"
     return f"{round(eps * 255.0, 6):g}/255"
 
 
-def _parse_eps_list(values: object) -> tuple[float, ...]:
+def _parse_eps_list(values: object, norm: Norm = "linf") -> tuple[float, ...]:
     if not isinstance(values, list | tuple):
-        raise ValueError(f'expected a list of eps values like ["0.1/255", "1/255"], got {values!r}')
-    parsed = tuple(parse_eps(v) for v in values)
+        example = '["0.1/255", "1/255"]' if norm == "linf" else "[0.25, 0.5]"
+        raise ValueError(f"expected a list of eps values like {example}, got {values!r}")
+    parsed = tuple(parse_eps(v, norm) for v in values)
     if len(set(parsed)) != len(parsed):
-        raise ValueError(f"eps values repeat: {[eps_label(e) for e in parsed]}")
+        raise ValueError(f"eps values repeat: {[eps_label(e, norm) for e in parsed]}")
     return parsed
 
 
@@ -124,13 +143,20 @@ class AttackGrid:
             raise ValueError(f"attack {self.attack!r}: expected at least one eps")
         definition.check_preset(dict(self.settings))
 
+    @property
+    def norm(self) -> Norm:
+        """The norm the entry's eps are in (its ``norm`` key; L∞ without one)."""
+        norm: Norm = dict(self.settings).get("norm", "linf")
+        return norm
+
     def params(self, eps: float) -> Any:
         """The attack's parameters for the cell at ``eps``."""
         return attacks.get(self.attack).preset_params(dict(self.settings), eps)
 
     def as_table(self) -> dict[str, Any]:
-        """The entry as a preset writes it (eps as labels): what a manifest records."""
-        return {"attack": self.attack, "eps": [eps_label(e) for e in self.eps], **dict(self.settings)}
+        """The entry as a preset writes it (L∞ eps as labels, L2 eps as numbers): what a manifest records."""
+        eps = [eps_label(e) for e in self.eps] if self.norm == "linf" else list(self.eps)
+        return {"attack": self.attack, "eps": eps, **dict(self.settings)}
 
 
 def attack_grid(table: object) -> AttackGrid:
@@ -145,7 +171,9 @@ def attack_grid(table: object) -> AttackGrid:
     if "eps" not in table:
         raise ValueError(f"attack {name!r}: missing key 'eps'")
     settings = tuple(sorted((k, v) for k, v in table.items() if k not in ("attack", "eps")))
-    return AttackGrid(name, _parse_eps_list(table["eps"]), settings)
+    # The eps below are read in the entry's norm; a norm key the attack does not define is refused below.
+    norm = check_norm(table.get("norm", "linf")) if "norm" in attacks.get(name).preset_keys else "linf"
+    return AttackGrid(name, _parse_eps_list(table["eps"], norm), settings)
 
 
 def _parse_attack_grids(values: object) -> tuple[AttackGrid, ...]:
@@ -206,7 +234,13 @@ class AttackConfig:
             raise ValueError(f"expected pgd_steps >= 1, got {self.pgd_steps}")
         self.alpha_fraction  # noqa: B018 - validates the rule
         cells = [(g.attack, e, g.params(e)) for g in self.grids for e in g.eps]
-        repeated = sorted({f"{a} @ {eps_label(e)}" for a, e, p in cells if cells.count((a, e, p)) > 1})
+        repeated = sorted(
+            {
+                f"{a} @ {eps_label(e, attacks.get(a).norm_of(p))}"
+                for a, e, p in cells
+                if cells.count((a, e, p)) > 1
+            }
+        )
         if repeated:
             raise ValueError(f"the same attack is listed twice: {repeated}")
         if not self.reference_seeds or not self.library_seeds:

@@ -101,7 +101,7 @@ def group_label(group: Sequence[Cell]) -> str:
     """A group as a person names it, e.g. ``PGD-3 2/255 seed 1 [reference, art]``."""
     first = group[0]
     libraries = ", ".join(dict.fromkeys(cell.library for cell in group))
-    eps = ", ".join(eps_label(e) for e in sorted({cell.eps for cell in group}))
+    eps = ", ".join(eps_label(e, first.spec.norm) for e in sorted({cell.eps for cell in group}))
     seed = f" seed {first.seed}" if first.definition.seeded(first.params) else ""
     return f"{first.definition.label(first.params)} {eps}{seed} [{libraries}]"
 

@@ -42,7 +42,14 @@ from advparity.harness.store import RunStore, params_of
 from advparity.model.checkpoint import load_checkpoint, sha256_file
 from advparity.model.data import load_image, load_mask, load_split
 from advparity.reports import gradcam as rg
-from advparity.reports.schema import attack_label, eps_label, library_label, library_sort_key
+from advparity.reports.schema import (
+    LibraryNames,
+    eps_label,
+    library_label,
+    library_sort_key,
+    naming_libraries,
+    with_attack_labels,
+)
 from tqdm.auto import tqdm
 
 from advparity import adapters
@@ -115,7 +122,7 @@ class GradcamOutcome:
         overall = self.summary[(self.summary["subset"] == "all")] if not self.summary.empty else self.summary
         for row in overall[overall["library"] == FIGURE_LIBRARY].itertuples():
             lines.append(
-                f"  {row.class_name:<16} {attack_label(row.attack, row.steps, row.random_start):<6} "
+                f"  {row.class_name:<16} {row.attack_label:<6} "
                 f"{row.eps_label:>8}: Sc {row.sc_mean:.2f} (n={row.n}), lung share "
                 f"{row.lung_share_clean:.2f} -> {row.lung_share_adv:.2f}"
             )
@@ -138,8 +145,9 @@ def choose_settings(
     eps (where the attack actually flips predictions on a model as robust as the demo's). An eps,
     library or attack the run has no cell for is an error that lists what it has.
     """
-    columns = ["library", "attack", "eps", "steps", "alpha", "random_start", "seed"]
-    recorded = results.assign(params=results["params"] if "params" in results.columns else "")
+    columns = ["library", "attack", "attack_label", "eps", "steps", "alpha", "random_start", "seed"]
+    recorded = with_attack_labels(results)
+    recorded = recorded.assign(params=recorded["params"] if "params" in recorded.columns else "")
     cells = recorded[recorded["seed"] == 0][[*columns, "params"]].drop_duplicates()
     if cells.empty:
         raise ValueError("expected finished seed-0 cells in the run, found none")
@@ -187,10 +195,11 @@ def choose_settings(
             random_start=bool(r.random_start),
             seed=int(r.seed),
             params=str(r.params) if isinstance(r.params, str) else "",
+            attack_label=str(r.attack_label),
         )
         for r in picked.itertuples()
     ]
-    return sorted(settings, key=lambda s: (s.attack, s.eps, library_sort_key(s.library)))
+    return sorted(settings, key=lambda s: (s.attack, s.attack_label, s.eps, library_sort_key(s.library)))
 
 
 def choose_samples(clean: pd.DataFrame, classes: Sequence[str], per_class: int) -> pd.DataFrame:
@@ -268,15 +277,24 @@ def _regenerate(
 def compute(request: GradcamRequest, progress: bool = True) -> GradcamOutcome:
     """Map, check and write ``RUN_DIR/gradcam/``; see the module docstring."""
     started = time.perf_counter()
+    store = RunStore(request.run_dir)
+    manifest = store.manifest()
+    # Settings, figure titles and the summary name and order libraries as the run recorded them.
+    with naming_libraries(LibraryNames.from_manifest(manifest)):
+        return _compute(request, progress, store, manifest, started)
+
+
+def _compute(
+    request: GradcamRequest, progress: bool, store: RunStore, manifest: dict[str, Any], started: float
+) -> GradcamOutcome:
     seconds = {"load": 0.0, "attacks": 0.0, "cam": 0.0, "figures": 0.0}
     device = request.device
     configure_torch(device)
-    store = RunStore(request.run_dir)
-    manifest = store.manifest()
     clean = store.read_clean()
     results = store.read_results()
     if results.empty:
         raise ValueError(f"{str(request.run_dir)!r} has no finished cells; run the attacks first")
+    results = with_attack_labels(results)  # a run recorded before its rows carried the label
     classes = [str(c) for c in manifest["classes"]]
     config = manifest["config"]
     image_size = int(config["image_size"])
@@ -427,7 +445,7 @@ def compute(request: GradcamRequest, progress: bool = True) -> GradcamOutcome:
             "compared": len(rows),
             "differ": len(mismatches),
             "examples": [
-                f"{library_label(r.library)} {r.attack} {eps_label(r.eps)} sample {r.sample}: "
+                f"{library_label(r.library)} {r.attack_label} {eps_label(r.eps)} sample {r.sample}: "
                 f"{r.pred_adv_run} in the run, {r.pred_adv} now"
                 for r in mismatches.itertuples()
             ][:20],
@@ -463,6 +481,7 @@ def _recorded(results: pd.DataFrame, setting: rg.Setting, samples: np.ndarray) -
     cell = results[
         (results["library"] == setting.library)
         & (results["attack"] == setting.attack)
+        & (results["attack_label"] == setting.attack_label)
         & (results["eps"] == setting.eps)
         & (results["steps"] == setting.steps)
         & (results["random_start"] == setting.random_start)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from advparity.adapters import reference as reference_attacks
+from advparity.adapters.attacks.definition import arithmetic_note
 from advparity.adapters.base import AttackOutputError
 from advparity.adapters.counting import AttackStats
 from advparity.adapters.expected import (
@@ -56,6 +57,9 @@ class _CellEvidence:
     forward_expected: float  # passes per sample the adapter declares for this spec
     backward_expected: float
     state_changes: str  # what the library left changed in the model ("" for nothing)
+    # How the expected x_adv was rounded where the library's arithmetic is its own (Offer.arithmetic):
+    # the report says so beside an agreement ("" for the definition's own).
+    arithmetic: str = ""
 
 
 def _rows(
@@ -92,7 +96,7 @@ def _rows(
             "linf_to_ref": seen.linf_to_expected.cpu().numpy() if seen else nan,
             "in_bounds": judged.in_bounds if judged else np.zeros(n, dtype=bool),
             "attack_label": definition.label(cell.params),
-            "norm": definition.norm,
+            "norm": definition.norm_of(cell.params),
             "seeded": definition.seeded(cell.params),
             "distance": judged.distance if judged else nan,
             "params": params_json(cell.params),
@@ -106,6 +110,7 @@ def _rows(
             "forward_passes_expected": evidence.forward_expected,
             "backward_passes_expected": evidence.backward_expected,
             "state_changes": evidence.state_changes,
+            "arithmetic": evidence.arithmetic,
             "error": error,
         }
     )
@@ -143,8 +148,12 @@ def run_group(
     # whole eps grid at once (the extra eps cost a clamp each), so its per-cell cost is 1/k of a
     # gradient whichever cells a filter or an earlier, interrupted run left to do: resumed and
     # uninterrupted runs record the same numbers.
-    eps_grid = grid_eps(config, first) if definition.shares_gradient_across_eps else [first.eps]
-    where = "grid" if definition.shares_gradient_across_eps else eps_label(first.eps)
+    eps_grid = grid_eps(config, first) if definition.shares_gradient_across_eps(first.params) else [first.eps]
+    where = (
+        "grid"
+        if definition.shares_gradient_across_eps(first.params)
+        else eps_label(first.eps, first.spec.norm)
+    )
     bar.set_postfix_str(f"{definition.label(first.params)} {where} seed {first.seed}")
     reference = adapters.get(REFERENCE)
     attack_seconds = 0.0
@@ -155,7 +164,7 @@ def run_group(
         pred_clean = pred_clean_all[start:stop].to(device)
         index = np.arange(start, stop)
         # The reference's own x_adv for this batch, per eps.
-        if definition.shares_gradient_across_eps:
+        if definition.shares_gradient_across_eps(first.params):
             results = reference_attacks.grid(model, x, y, first.spec, eps_grid)
             ref_adv = {eps: r.x_adv for eps, r in zip(eps_grid, results, strict=True)}
             ref_stats = {eps: _amortised(results[0].stats, len(eps_grid)) for eps in eps_grid}
@@ -172,7 +181,9 @@ def run_group(
         ref_judged: dict[float, Judged] = {}
         for eps in sorted({cell.eps for cell in group}):
             eval_started = time.perf_counter()
-            ref_judged[eps] = judge(model, x, ref_adv[eps], ref_adv[eps], eps, pred_clean, attack=definition)
+            ref_judged[eps] = judge(
+                model, x, ref_adv[eps], ref_adv[eps], eps, pred_clean, norm=first.spec.norm
+            )
             ref_cell = next((c for c in group if c.library == REFERENCE and c.eps == eps), None)
             if ref_cell is not None:
                 buffers[ref_cell].eval_seconds += time.perf_counter() - eval_started
@@ -210,7 +221,7 @@ def run_group(
                         cell.eps,
                         pred_clean,
                         ref_judged[cell.eps],
-                        definition,
+                        spec.norm,
                     )
                     if x_adv is not None
                     else None
@@ -221,6 +232,7 @@ def run_group(
                     forward_expected=forward_expected,
                     backward_expected=backward_expected,
                     state_changes="; ".join(stats.state_changes) if stats else "",
+                    arithmetic=arithmetic_note(declaration.arithmetic(spec)) if expectation.exact else "",
                 )
                 buffer.eval_seconds += time.perf_counter() - eval_started
             if stats is not None:
@@ -290,6 +302,11 @@ def _attack_with_library(
         return broken.to(device=x.device, dtype=x.dtype), None, str(err)
     except Exception as err:  # a library bug must not sink the other libraries' cells
         log.warning(
-            "%s %s @ %s crashed: %r", cell.library, spec.label, eps_label(cell.eps), err, exc_info=True
+            "%s %s @ %s crashed: %r",
+            cell.library,
+            spec.label,
+            eps_label(cell.eps, spec.norm),
+            err,
+            exc_info=True,
         )
         return None, None, f"{type(err).__name__}: {err}"

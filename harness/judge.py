@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from advparity.adapters.attacks.definition import Attack
-from advparity.adapters.base import EPS_TOLERANCE
+from advparity.adapters.attacks.norms import Norm, distance, eps_tolerance
 
 
 @dataclass
@@ -46,7 +45,7 @@ def judge(
     eps: float,
     pred_clean: torch.Tensor,
     reference: Judged | None = None,
-    attack: Attack | None = None,
+    norm: Norm = "linf",
 ) -> Judged:
     """The harness's own verdict on a batch of x_adv: predictions, distances, bounds, 8-bit survival.
 
@@ -54,14 +53,18 @@ def judge(
     reference's bit for bit take its predictions instead of a second forward pass: the same image
     gets the same answer, and the equality itself is the stronger check. Every other sample is run
     through the model here. (On the demo this halves the harness's evaluation time: FGSM from every
-    library, and torchattacks' seeded PGD, are bit-identical to the reference.) ``attack``'s norm
-    bounds the eps-ball (L∞ when None).
+    library, and torchattacks' seeded PGD, are bit-identical to the reference.) ``norm`` is the
+    attack's (its eps-ball).
     """
     linf_to_ref = _linf(x_adv, x_ref)
     linf = _linf(x_adv, x)
-    distance = attack.distance(x_adv, x) if attack is not None else linf
+    farthest = linf if norm == "linf" else distance(norm, x_adv, x)
     inside_box = ((x_adv >= 0) & (x_adv <= 1)).flatten(1).all(dim=1)
-    in_bounds = inside_box & (distance <= eps + EPS_TOLERANCE) & torch.isfinite(x_adv).flatten(1).all(dim=1)
+    in_bounds = (
+        inside_box
+        & (farthest <= eps + eps_tolerance(norm, eps))
+        & torch.isfinite(x_adv).flatten(1).all(dim=1)
+    )
     # Saving as PNG rounds to 1/255 steps. Where rounding gives back the clean image (every eps below
     # 0.5/255 on 8-bit inputs), the prediction is the clean one and no forward pass is needed.
     rounded = torch.round(x_adv.clamp(0, 1) * 255.0) / 255.0
@@ -85,7 +88,7 @@ def judge(
         pred=pred.cpu().numpy(),
         conf=conf.cpu().numpy(),
         linf=linf.cpu().numpy(),
-        distance=distance.cpu().numpy(),
+        distance=farthest.cpu().numpy(),
         linf_to_x_ref=linf_to_ref.cpu().numpy(),
         in_bounds=in_bounds.cpu().numpy(),
         pred_8bit=pred_8bit.cpu().numpy(),

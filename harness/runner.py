@@ -219,10 +219,18 @@ def run_manifest(
         "n_samples": n_samples,
         "device": str(device),
         "declarations": declarations(attack_config.libraries),
+        "libraries": library_names(),
         **environment(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
     }
+
+
+def library_names() -> list[dict[str, str]]:
+    """Every adapter's name and display name in ``adapters.names()`` order, for the manifest (outside the
+    hashed experiment): the order reports list libraries in and how they write them
+    (``reports.schema.LibraryNames.from_manifest``): reports import no adapters."""
+    return [{"name": name, "display": adapters.display_name(name)} for name in adapters.names()]
 
 
 def declarations(libraries: Sequence[str]) -> dict[str, Any]:

@@ -79,7 +79,7 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "eval_seconds", "error",
     # The x_adv evidence (adapters/expected.py) and what the adapter declares for this spec.
     "expectation", "pixels_differ", "pixels_differ_near_zero", "pixels_total",
-    "forward_passes_expected", "backward_passes_expected", "state_changes",
+    "forward_passes_expected", "backward_passes_expected", "state_changes", "arithmetic",
 )  # fmt: skip
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean", "image", "class_name")
 
@@ -111,7 +111,7 @@ class Cell:
     def group(self) -> tuple[Any, ...]:
         """Cells that share the reference's x_adv (what linf_to_ref is measured against): every eps of
         an attack that shares its gradient across eps (FGSM) together, else one per eps and seed."""
-        if self.definition.shares_gradient_across_eps:
+        if self.definition.shares_gradient_across_eps(self.params):
             return (self.attack, self.params)
         return (self.attack, self.eps, self.params, self.seed)
 

@@ -39,6 +39,7 @@ from advparity.reports.schema import (
     check_results,
     eps_label,
     library_sort_key,
+    naming_libraries,
     ordered_libraries,
 )
 
@@ -87,7 +88,8 @@ def _row(e: CellEvidence, departures: Mapping[tuple[str, str], str]) -> dict[str
         "attack": e.attack,
         "attack_label": e.label,
         "eps": e.eps,
-        "eps_label": eps_label(e.eps),
+        "eps_label": eps_label(e.eps, e.norm),
+        "norm": e.norm,
         "steps": e.steps,
         "random_start": e.random_start,
         "seeds": e.seeds,
@@ -153,20 +155,21 @@ def run_verdicts(run: Run) -> pd.DataFrame:
     A run holding a library's cell without the reference's is unfinished, not a library's fault: that is
     a ``ValueError`` saying how to finish it, rather than an "invalid" verdict blaming the library.
     """
-    _check_reference_cells(run)
-    return verdicts(run.results, run.unavailable, run.departures)
+    with naming_libraries(run.libraries):  # the reasons name libraries
+        _check_reference_cells(run)
+        return verdicts(run.results, run.unavailable, run.departures)
 
 
 def _check_reference_cells(run: Run) -> None:
     keys = GROUP_KEYS
-    cells = check_results(run.results)[["library", *keys]].drop_duplicates()
+    cells = check_results(run.results)[["library", *keys, "norm"]].drop_duplicates()
     judged = set(cells.loc[cells["library"] == REFERENCE, keys].itertuples(index=False, name=None))
     orphans = [
-        c for c in cells.itertuples(index=False) if c.library != REFERENCE and tuple(c[1:]) not in judged
+        c for c in cells.itertuples(index=False) if c.library != REFERENCE and tuple(c[1:-1]) not in judged
     ]
     if orphans:
         first = orphans[0]
-        cell = cell_name(first.library, first.attack_label, first.eps)
+        cell = cell_name(first.library, first.attack_label, first.eps, first.norm)
         more = f" and {len(orphans) - 1} more cell(s)" if len(orphans) > 1 else ""
         raise ValueError(
             f"{run.run_dir} is unfinished: it holds {cell}{more} but not the reference's cell for it, the "
@@ -182,6 +185,7 @@ def mismatches(
     eps: float,
     random_start: bool | None = None,
     steps: int | None = None,
+    norm: str | None = None,
 ) -> pd.DataFrame:
     """The samples where ``library``'s x_adv differs from the expected one, or its prediction from the
     reference's own.
@@ -189,10 +193,12 @@ def mismatches(
     Columns: ``random_start, steps, seed, sample, label, pred_reference, pred_library, kind`` (see
     ``MISMATCH_KINDS``), ``pixels_differ, pixels_differ_near_zero, pixels_total, linf_to_ref``
     (to the expected x_adv), ``linf_to_ref_over_eps, zero_grad``. ``random_start``/``steps`` narrow
-    the cells when several variants of the attack ran at that eps.
+    the cells when several variants of the attack ran at that eps, ``norm`` when it ran in both norms.
     """
     frame = check_results(results)
     mask = (frame["attack"] == attack) & np.isclose(frame["eps"], eps, rtol=1e-9, atol=0)
+    if norm is not None:
+        mask &= frame["norm"] == norm
     if random_start is not None:
         mask &= frame["random_start"] == random_start
     if steps is not None:

@@ -168,6 +168,10 @@ class CellEvidence:
     statistical: StatisticalFacts | None = None
     acc_library: float = math.nan
     spread_pp: float = math.nan  # the reference's seed-to-seed accuracy spread (seeded attacks)
+    norm: str = "linf"
+    # How the expected x_adv was rounded where the library's arithmetic is its own (the rows'
+    # ``arithmetic``, from the adapter's offer): quoted beside an agreement ('' for the definition's).
+    arithmetic: str = ""
     # The verdict table's numeric columns as far as the evidence goes (reports/crosscheck.py).
     columns: dict[str, Any] = field(default_factory=dict)
 
@@ -176,8 +180,8 @@ class CellEvidence:
         return self.library == REFERENCE
 
 
-def cell_name(library: str, label: str, eps: float) -> str:
-    return f"{library_label(library)} {label} @ {eps_label(eps)}"
+def cell_name(library: str, label: str, eps: float, norm: str = "linf") -> str:
+    return f"{library_label(library)} {label} @ {eps_label(eps, norm)}"
 
 
 def count_statistical_tests(frame: pd.DataFrame, group_keys: list[str]) -> int:
@@ -195,7 +199,8 @@ def unavailable(library: str, key: tuple[Any, ...], cell: pd.DataFrame, error: s
         attack=attack,
         label=label,
         eps=eps,
-        name=cell_name(library, label, eps),
+        name=cell_name(library, label, eps, str(cell["norm"].iloc[0])),
+        norm=str(cell["norm"].iloc[0]),
         call="",
         steps=int(cell["steps"].iloc[0]),
         random_start=bool(cell["random_start"].iloc[0]),
@@ -220,6 +225,7 @@ def gather(
     reference's rows ``ref`` of the same variant and eps (checked frames: ``schema.check_results``)."""
     attack, label, eps = str(key[0]), str(key[1]), float(key[2])
     first = lib.iloc[0]
+    norm = str(first["norm"])
     seeded = bool(first["seeded"])
     deterministic = not seeded
     exact = bool((lib["expectation"] == "exact").all() and (lib["pixels_differ"] >= 0).all())
@@ -236,8 +242,11 @@ def gather(
         "attack": attack,
         "label": label,
         "eps": eps,
-        "name": cell_name(library, label, eps),
-        "call": f"mismatches(results, {library!r}, {attack!r}, {eps_label(eps)})",
+        "name": cell_name(library, label, eps, norm),
+        "call": f"mismatches(results, {library!r}, {attack!r}, {eps_label(eps, norm)}"
+        + (")" if norm == "linf" else f", norm={norm!r})"),
+        "norm": norm,
+        "arithmetic": str(first["arithmetic"]) if exact else "",
         "steps": int(first["steps"]),
         "random_start": bool(first["random_start"]),
         "seeded": seeded,

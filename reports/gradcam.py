@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,7 @@ import pandas as pd
 
 # Re-exported (see __all__): harness/gradcam.py calls them as rg.CamPanel, rg.figure_grid, rg.panel_titles.
 from advparity.reports.gradcam_figures import CamPanel, figure_grid, panel_titles
-from advparity.reports.schema import attack_label, eps_label, library_label, library_sort_key
+from advparity.reports.schema import eps_label, library_label, library_sort_key
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -79,14 +79,14 @@ SUBSETS: tuple[str, ...] = ("all", "flipped", "not flipped")
 
 # The per-image table written to RUN_DIR/gradcam/gradcam.parquet (harness/gradcam.py may add columns).
 ROW_COLUMNS: tuple[str, ...] = (
-    "library", "attack", "eps", "steps", "alpha", "random_start", "seed", "sample", "image", "label",
-    "class_name", "pred_clean", "pred_adv", "pred_adv_run", "reproduced", "flipped", "sc",
+    "library", "attack", "attack_label", "eps", "steps", "alpha", "random_start", "seed", "sample", "image",
+    "label", "class_name", "pred_clean", "pred_adv", "pred_adv_run", "reproduced", "flipped", "sc",
     "lung_share_clean", "lung_share_adv", "mask_area", "zero_map_clean", "zero_map_adv",
 )  # fmt: skip
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "label", "class_name", "library", "attack", "steps", "random_start", "eps", "eps_label", "subset", "n",
-    "sc_mean", "sc_ci_low", "sc_ci_high", "lung_share_clean", "lung_share_adv", "lung_delta",
+    "label", "class_name", "library", "attack", "attack_label", "steps", "random_start", "eps", "eps_label",
+    "subset", "n", "sc_mean", "sc_ci_low", "sc_ci_high", "lung_share_clean", "lung_share_adv", "lung_delta",
     "lung_delta_ci_low", "lung_delta_ci_high", "mask_area", "zero_maps", "not_reproduced",
 )  # fmt: skip
 
@@ -145,10 +145,12 @@ class Setting:
     random_start: bool
     seed: int
     params: str = ""  # the attack's parameters as the run recorded them (JSON; "" in older runs)
+    # The variant's name as the run's rows give it (from the attack's definition): "PGD-10", "PGD-L2-10".
+    attack_label: str = field(kw_only=True)
 
     @property
     def label(self) -> str:
-        return f"{library_label(self.library)} {attack_label(self.attack, self.steps, self.random_start)} @ {eps_label(self.eps)}"
+        return f"{library_label(self.library)} {self.attack_label} @ {eps_label(self.eps)}"
 
 
 def image_rows(
@@ -192,6 +194,7 @@ def image_rows(
         {
             "library": setting.library,
             "attack": setting.attack,
+            "attack_label": setting.attack_label,
             "eps": float(setting.eps),
             "steps": int(setting.steps),
             "alpha": float(setting.alpha),
@@ -268,7 +271,7 @@ def summarize(
     missing = [c for c in ROW_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"expected Grad-CAM rows (reports.gradcam.ROW_COLUMNS), missing {missing}")
-    keys = ["label", "class_name", "library", "attack", "steps", "random_start", "eps"]
+    keys = ["label", "class_name", "library", "attack", "attack_label", "steps", "random_start", "eps"]
     out: list[dict[str, Any]] = []
     for key, group in frame.groupby(keys, sort=False):
         base = dict(zip(keys, key, strict=True))
@@ -305,5 +308,5 @@ def summarize(
     order = summary.assign(
         _lib=summary["library"].map(library_sort_key),
         _subset=summary["subset"].map(SUBSETS.index),
-    ).sort_values(["label", "_lib", "attack", "eps", "_subset"], kind="stable")
+    ).sort_values(["label", "_lib", "attack", "attack_label", "eps", "_subset"], kind="stable")
     return order.drop(columns=["_lib", "_subset"]).reset_index(drop=True)

@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on CI machines and servers; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from advparity.reports.schema import attack_label, eps_label  # noqa: E402
+from advparity.reports.schema import eps_label  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def panel_titles(row: Mapping[str, Any], classes: Sequence[str]) -> tuple[str, s
             return "n/a (zero map)"
         return "n/a (no mask)" if v is None or math.isnan(float(v)) else f"{float(v):.2f}"
 
-    setting = f"{attack_label(str(row['attack']), int(row['steps']), bool(row['random_start']))} {eps_label(float(row['eps']))}"
+    setting = f"{row['attack_label']} {eps_label(float(row['eps']))}"
     return (
         f"#{int(row['sample'])} true {name(row['label'])}",
         f"clean → {name(row['pred_clean'])}\nlung {share(row['lung_share_clean'], row['zero_map_clean'])}",

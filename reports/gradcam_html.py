@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from advparity.model.jsonfile import read_json_object
 from advparity.reports.gradcam import FIGURES_DIR, GRADCAM_DIR, META_FILE, ROWS_FILE, summarize
-from advparity.reports.schema import attack_label, library_label
+from advparity.reports.schema import library_label
 from advparity.reports.tablefiles import format_value
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,7 @@ def _display(summary: pd.DataFrame) -> pd.DataFrame:
         {
             "true class": summary["class_name"],
             "library": summary["library"].map(library_label),
-            "attack": [
-                attack_label(a, s, r)
-                for a, s, r in zip(summary["attack"], summary["steps"], summary["random_start"], strict=True)
-            ],
+            "attack": summary["attack_label"],
             "eps": summary["eps_label"],
             "images": summary["subset"],
             "n": summary["n"],

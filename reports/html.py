@@ -34,7 +34,7 @@ from advparity.reports.html_sections import (
 )
 from advparity.reports.load import Run
 from advparity.reports.sanity import Finding, run_all
-from advparity.reports.schema import check_manifest
+from advparity.reports.schema import check_manifest, naming_libraries
 from advparity.reports.summary import cell_summary
 from advparity.reports.tables import build_tables, choose_eps
 
@@ -113,43 +113,48 @@ def write_report(
     Precomputed ``verdict_frame``/``findings``/``tables`` are reused when given; figures are written to
     ``figures_dir`` when given (to keep them), else to a temporary directory, and embedded either way.
     """
-    manifest = check_manifest(run.manifest)
-    classes = list(manifest["classes"])
-    v = run_verdicts(run) if verdict_frame is None else verdict_frame
-    f = run_all(run.results, run.clean) if findings is None else list(findings)
-    eps = choose_eps(run.results)
-    t = build_tables(run.results, run.clean, manifest, eps=eps, verdict_frame=v) if tables is None else tables
-    history_path = Path(history) if history is not None else find_history(run)
-    out = Path(out_path) if out_path is not None else run.run_dir / "report.html"
-    with tempfile.TemporaryDirectory() as tmp:
-        fig_dir = Path(figures_dir) if figures_dir is not None else Path(tmp)
-        paths = figures.make_figures(run.results, classes, eps, fig_dir, history_csv=history_path)
-        images = {name: _image(path, name) for name, path in paths.items()}
-    title = f"advparity report — {manifest.get('preset', '')} — {manifest.get('created_at', '')}"
-    cells = cell_summary(run.results)  # the curves' numbers: the summary and the matrix quote them
-    lines = summary_lines(v, f, cells, run.clean, eps, run.libraries_not_run)
-    document = "".join(
-        [
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style>",
-            f"<script>{_OPEN_TARGET_JS}</script></head><body>",
-            f"<h1>{html.escape(title)}</h1>",
-            f'<p class="small">{len(run.clean)} test samples, {run.results["sample"].nunique()} attacked; '
-            f"config hash {html.escape(str(manifest.get('config_hash', '')))}.</p>",
-            _first_screen(v, lines, cells, images),
-            _tables_section(t, eps, images),
-            # The paper's Grad-CAM claim, measured: a part of the paper comparison (RUN_DIR/gradcam/).
-            _paper_section(t, report_block(run.run_dir)),
-            _verdict_details(v),
-            _rules_section(),
-            _findings_section(f),
-            _long_tables_section(t, images),
-            _manifest_section(manifest, images.get("training")),
-            "</body></html>",
-        ]
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(document, encoding="utf-8")
-    log.info("wrote %s", out)
-    return out
+    with naming_libraries(run.libraries):
+        manifest = check_manifest(run.manifest)
+        classes = list(manifest["classes"])
+        v = run_verdicts(run) if verdict_frame is None else verdict_frame
+        f = run_all(run.results, run.clean) if findings is None else list(findings)
+        eps = choose_eps(run.results)
+        t = (
+            build_tables(run.results, run.clean, manifest, eps=eps, verdict_frame=v)
+            if tables is None
+            else tables
+        )
+        history_path = Path(history) if history is not None else find_history(run)
+        out = Path(out_path) if out_path is not None else run.run_dir / "report.html"
+        with tempfile.TemporaryDirectory() as tmp:
+            fig_dir = Path(figures_dir) if figures_dir is not None else Path(tmp)
+            paths = figures.make_figures(run.results, classes, eps, fig_dir, history_csv=history_path)
+            images = {name: _image(path, name) for name, path in paths.items()}
+        title = f"advparity report — {manifest.get('preset', '')} — {manifest.get('created_at', '')}"
+        cells = cell_summary(run.results)  # the curves' numbers: the summary and the matrix quote them
+        lines = summary_lines(v, f, cells, run.clean, eps, run.libraries_not_run)
+        document = "".join(
+            [
+                '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+                '<meta name="viewport" content="width=device-width, initial-scale=1">',
+                f"<title>{html.escape(title)}</title><style>{_CSS}</style>",
+                f"<script>{_OPEN_TARGET_JS}</script></head><body>",
+                f"<h1>{html.escape(title)}</h1>",
+                f'<p class="small">{len(run.clean)} test samples, {run.results["sample"].nunique()} attacked; '
+                f"config hash {html.escape(str(manifest.get('config_hash', '')))}.</p>",
+                _first_screen(v, lines, cells, images),
+                _tables_section(t, eps, images),
+                # The paper's Grad-CAM claim, measured: a part of the paper comparison (RUN_DIR/gradcam/).
+                _paper_section(t, report_block(run.run_dir)),
+                _verdict_details(v),
+                _rules_section(),
+                _findings_section(f),
+                _long_tables_section(t, images),
+                _manifest_section(manifest, images.get("training")),
+                "</body></html>",
+            ]
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(document, encoding="utf-8")
+        log.info("wrote %s", out)
+        return out

@@ -85,12 +85,18 @@ def _matrix(verdict_frame: pd.DataFrame, cells: pd.DataFrame) -> str:
         (label, sorted(set(verdict_frame.loc[verdict_frame["attack_label"] == label, "eps"].astype(float))))
         for label in dict.fromkeys(verdict_frame["attack_label"].astype(str))
     ]
+    # L∞ eps are shown in pixel levels (×1/255), L2 eps as the plain numbers a preset writes.
+    norms = dict(
+        zip(verdict_frame["attack_label"].astype(str), verdict_frame["norm"].astype(str), strict=True)
+    )
     attack_head = "".join(
-        f'<th colspan="{len(grid)}" class="group">{html.escape(label)}</th>' for label, grid in columns
+        f'<th colspan="{len(grid)}" class="group">{html.escape(label)}'
+        f"{'' if norms[label] == 'linf' else ' (eps)'}</th>"
+        for label, grid in columns
     )
     eps_head = "".join(
-        f'<th class="group">{e * 255:.3g}</th>' if i == 0 else f"<th>{e * 255:.3g}</th>"
-        for _, grid in columns
+        ('<th class="group">' if i == 0 else "<th>") + f"{e * 255 if norms[label] == 'linf' else e:.3g}</th>"
+        for label, grid in columns
         for i, e in enumerate(grid)
     )
     rows = []

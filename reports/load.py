@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from advparity.model.jsonfile import read_json_object
 from advparity.reports.cells import read_cells
-from advparity.reports.schema import check_clean, check_manifest, check_results
+from advparity.reports.schema import LibraryNames, check_clean, check_manifest, check_results
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,12 @@ class Run:
             for lib, status in self.libraries_not_run.items()
             if status.get("state") == "unavailable"
         }
+
+    @property
+    def libraries(self) -> LibraryNames:
+        """The order reports list libraries in and their display names, as the adapters gave them when
+        the run was made (the manifest's ``libraries``); what ``reports.schema.naming_libraries`` takes."""
+        return LibraryNames.from_manifest(self.manifest)
 
     @property
     def departures(self) -> dict[tuple[str, str], str]:

@@ -48,7 +48,7 @@ import pandas as pd
 from advparity.model.jsonfile import read_json_object
 from advparity.reports.crosscheck import run_verdicts
 from advparity.reports.load import Run
-from advparity.reports.schema import attack_label, eps_label
+from advparity.reports.schema import eps_label, with_attack_labels
 from advparity.reports.stats import discordant, mcnemar_exact
 
 SCHEMA = 1
@@ -185,8 +185,8 @@ def _fingerprint(values: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def _cell_name(library: str, attack: str, eps: float, steps: int, random_start: bool) -> str:
-    return f"{library} {attack_label(attack, steps, random_start)} @ {eps_label(eps)}"
+def _cell_name(library: str, attack_label: str, eps: float) -> str:
+    return f"{library} {attack_label} @ {eps_label(eps)}"
 
 
 def _numbers(run: Run) -> dict[str, dict[str, Any]]:
@@ -202,11 +202,14 @@ def _numbers(run: Run) -> dict[str, dict[str, Any]]:
             "fingerprint": _fingerprint(clean["pred_clean"].to_numpy()),
         }
     }
-    keys = ["library", "attack", "eps", "steps", "random_start", "seed"]
-    for (library, attack, eps, steps, random_start, seed), cell in run.results.groupby(keys, sort=True):
+    # The label last: it tells apart variants that share the other keys (an L2 and an L∞ PGD) without
+    # moving the cells of a run that has none out of the order baselines were written in.
+    keys = ["library", "attack", "eps", "steps", "random_start", "seed", "attack_label"]
+    results = with_attack_labels(run.results)
+    for (library, _, eps, _, _, seed, attack_label), cell in results.groupby(keys, sort=True):
         cell = cell.sort_values("sample")
         hit = (cell["pred_adv"] == cell["label"]).to_numpy()
-        name = f"{_cell_name(library, attack, eps, int(steps), bool(random_start))} seed {int(seed)}"
+        name = f"{_cell_name(library, attack_label, eps)} seed {int(seed)}"
         entries[name] = {
             "n": len(cell),
             "k": int(hit.sum()),
@@ -221,8 +224,7 @@ def _numbers(run: Run) -> dict[str, dict[str, Any]]:
 def _verdicts(run: Run) -> dict[str, str]:
     frame = run_verdicts(run)
     return {
-        _cell_name(r.library, r.attack, r.eps, int(r.steps), bool(r.random_start)): str(r.verdict)
-        for r in frame.itertuples(index=False)
+        _cell_name(r.library, r.attack_label, r.eps): str(r.verdict) for r in frame.itertuples(index=False)
     }
 
 

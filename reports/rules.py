@@ -342,6 +342,15 @@ NOTES: tuple[Note, ...] = (
         "A disagreeing attack that the adapter documents as departing from the attack's definition says so "
         "in its reason, and still disagrees.",
     ),
+    Note(
+        "library's own arithmetic",
+        lambda e, verdict, departures: verdict == "agree" and bool(e.arithmetic),
+        lambda e, departures: (
+            f" Expected x_adv computed in the library's own arithmetic order: {e.arithmetic}."
+        ),
+        "An agreement judged against an expected x_adv computed in the library's own arithmetic order (the "
+        "adapter's declaration: an L2 norm taken in NumPy, a clip before the projection) says which.",
+    ),
 )
 NOTE_TEXTS: tuple[str, ...] = tuple(note.description for note in NOTES)
 

@@ -122,11 +122,12 @@ def accuracy_monotone_in_eps(results: pd.DataFrame) -> list[Finding]:
 
 
 def pgd_at_least_fgsm(results: pd.DataFrame) -> list[Finding]:
-    """Flag every library × eps where a PGD variant's accuracy is above FGSM's 95 % CI."""
+    """Flag every library × norm × eps where a PGD variant's accuracy is above FGSM's 95 % CI (FGSM from
+    x itself, in the same norm)."""
     cells = cell_summary(results)
-    fgsm = cells[cells["attack"] == "fgsm"]
+    fgsm = cells[(cells["attack"] == "fgsm") & ~cells["random_start"]]
     pgd = cells[cells["attack"] == "pgd"]
-    merged = pgd.merge(fgsm, on=["library", "eps"], suffixes=("", "_fgsm"))
+    merged = pgd.merge(fgsm, on=["library", "norm", "eps"], suffixes=("", "_fgsm"))
     if merged.empty:
         return [Finding.untested("pgd_at_least_fgsm", "not tested: no eps has both FGSM and PGD cells.")]
     bad = merged[merged["acc"] > merged["cp_high_fgsm"]]
@@ -153,7 +154,7 @@ def more_steps_at_least_as_strong(results: pd.DataFrame) -> list[Finding]:
     pgd = cells[cells["attack"] == "pgd"]
     problems = []
     compared = 0
-    for _, group in pgd.groupby(["library", "eps", "random_start"]):
+    for _, group in pgd.groupby(["library", "norm", "eps", "random_start"]):
         if group["steps"].nunique() < 2:
             continue
         group = group.sort_values("steps").reset_index(drop=True)
@@ -186,19 +187,20 @@ def outputs_in_bounds(results: pd.DataFrame) -> list[Finding]:
     if bad.empty:
         return [Finding("outputs_in_bounds", "error", True, f"all {len(frame)} outputs are in bounds.")]
     parts = []
-    for (library, attack, eps), cell in bad.groupby(["library", "attack", "eps"]):
+    for (library, label, norm, eps), cell in bad.groupby(["library", "attack_label", "norm", "eps"]):
         errors = [e for e in cell["error"].unique() if e]
         first = f" ({errors[0]})" if errors else ""
-        parts.append(f"{library_label(library)} {attack.upper()} @ {eps_label(eps)}: {len(cell)} rows{first}")
+        parts.append(f"{library_label(library)} {label} @ {eps_label(eps, norm)}: {len(cell)} rows{first}")
     return [
         Finding("outputs_in_bounds", "error", False, "out of bounds or failed: " + "; ".join(parts) + ".")
     ]
 
 
 def large_eps_near_zero(results: pd.DataFrame) -> list[Finding]:
-    """PGD accuracy at eps ≥ 8/255 must be at most 5 %; not tested when the grid stops below 8/255."""
+    """L∞ PGD accuracy at eps ≥ 8/255 must be at most 5 %; not tested when the grid stops below 8/255."""
     cells = cell_summary(results)
-    top = float(cells["eps"].max())
+    cells = cells[cells["norm"] == "linf"]
+    top = float(cells["eps"].max()) if len(cells) else 0.0
     if top < LARGE_EPS - 1e-12:
         return [
             Finding.untested(
@@ -231,7 +233,9 @@ def large_eps_near_zero(results: pd.DataFrame) -> list[Finding]:
 
 
 def eight_bit_survival_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per library × attack variant × eps (lowest seed): how many of the attack's flips survive 8-bit rounding.
+    """Per library × L∞ attack variant × eps (lowest seed): how many of the attack's flips survive 8-bit
+    rounding. (L2 attacks are left out: their budget is not in pixel levels, so rounding's 1/255 grid
+    says nothing about their eps.)
 
     A *flip* is a sample the model classified correctly when clean and wrongly after the attack; it
     *survives* if the prediction on x_adv rounded to multiples of 1/255 is still wrong. Columns:
@@ -239,6 +243,7 @@ def eight_bit_survival_table(results: pd.DataFrame) -> pd.DataFrame:
     flips), ``n_left_ball`` (rounded images farther than eps from x).
     """
     frame = lowest_seed(results)
+    frame = frame[frame["norm"] == "linf"]
     rows = []
     for (library, label, eps), cell in frame.groupby(["library", "attack_label", "eps"], sort=False):
         flips = (cell["pred_clean"] == cell["label"]) & (cell["pred_adv"] != cell["label"])
@@ -256,7 +261,17 @@ def eight_bit_survival_table(results: pd.DataFrame) -> pd.DataFrame:
                 "n_left_ball": int((cell["linf_8bit"] > eps + EPS_TOLERANCE).sum()),
             }
         )
-    out = pd.DataFrame(rows)
+    columns = [
+        "library",
+        "attack_label",
+        "eps",
+        "eps_label",
+        "n_flips",
+        "n_survive",
+        "survival",
+        "n_left_ball",
+    ]
+    out = pd.DataFrame(rows, columns=columns)
     order = out["library"].map(lambda s: library_sort_key(str(s)))
     out = out.assign(_lib=order).sort_values(["_lib", "attack_label", "eps"]).drop(columns="_lib")
     return out.assign(library=out["library"].map(library_label)).reset_index(drop=True)

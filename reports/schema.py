@@ -1,4 +1,5 @@
-"""The shape of a run's tables, checked once where they enter ``reports``, and how eps is written.
+"""The shape of a run's tables, checked once where they enter ``reports``; how eps is written; how
+libraries are named and ordered (as the run's manifest records it, :func:`naming_libraries`).
 
 Every public function in ``reports`` that takes a results frame calls :func:`check_results` first, so a
 frame from an older runner, or one built by hand, fails with a message that names the missing column
@@ -7,8 +8,11 @@ instead of a ``KeyError`` three calls deep.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,6 +57,8 @@ OPTIONAL_RESULT_COLUMNS: dict[str, Any] = {
     "forward_passes_expected": np.nan,
     "backward_passes_expected": np.nan,
     "state_changes": "",
+    # How the expected x_adv was rounded where the library's arithmetic is its own ('' otherwise).
+    "arithmetic": "",
 }
 
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean")
@@ -69,22 +75,49 @@ MANIFEST_KEYS: tuple[str, ...] = (
     "created_at",
 )
 
-# The order libraries are listed in everywhere (adapters.names()); unknown libraries follow, sorted.
-LIBRARY_ORDER: tuple[str, ...] = (
-    "reference", "art", "torchattacks", "foolbox", "secml-torch", "adv-lib", "deeprobust", "advertorch",
-)  # fmt: skip
 REFERENCE = "reference"
-LIBRARY_DISPLAY: dict[str, str] = {
-    "reference": "reference",
-    "art": "ART",
-    "torchattacks": "torchattacks",
-    "foolbox": "Foolbox",
-    "secml-torch": "secml-torch",
-    "adv-lib": "adv-lib",
-    "deeprobust": "DeepRobust",
-    "advertorch": "advertorch",
-}
-ATTACK_ORDER: tuple[str, ...] = ("fgsm", "pgd")
+
+
+@dataclass(frozen=True)
+class LibraryNames:
+    """The order reports list libraries in and how they write each one's name. Libraries it does not
+    name follow, sorted, under their own name."""
+
+    order: tuple[str, ...]
+    display: Mapping[str, str]
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> LibraryNames:
+        """The manifest's ``libraries``: ``[{"name", "display"}, ...]`` in ``adapters.names()`` order, as
+        the runner took them from the adapters; :data:`LEGACY_LIBRARY_NAMES` for a run recorded before."""
+        recorded = manifest.get("libraries")
+        if not isinstance(recorded, list):
+            return LEGACY_LIBRARY_NAMES
+        entries = [e for e in recorded if isinstance(e, dict) and isinstance(e.get("name"), str)]
+        return cls(
+            order=tuple(e["name"] for e in entries),
+            display={e["name"]: str(e.get("display") or e["name"]) for e in entries},
+        )
+
+    def label(self, library: str) -> str:
+        return self.display.get(library, library)
+
+    def sort_key(self, library: str) -> tuple[int, str]:
+        return (self.order.index(library) if library in self.order else len(self.order), library)
+
+
+# Only for run directories recorded before the manifest named its libraries (and frames built by
+# hand): adapters.names() and their display names as they were then.
+LEGACY_LIBRARY_NAMES = LibraryNames(
+    order=("reference", "art", "torchattacks", "foolbox", "secml-torch", "adv-lib", "deeprobust", "advertorch"),
+    display={"art": "ART", "foolbox": "Foolbox", "deeprobust": "DeepRobust"},
+)  # fmt: skip
+# The names in force while a run is reported (:func:`naming_libraries`). A context variable rather than
+# an argument: the functions that write names only get frames, and a frame does not carry its manifest.
+_LIBRARY_NAMES: ContextVar[LibraryNames] = ContextVar("library_names", default=LEGACY_LIBRARY_NAMES)
+
+# The registry's order (adapters/attacks/__init__.py); an attack not listed sorts after these.
+ATTACK_ORDER: tuple[str, ...] = ("fgsm", "pgd", "bim", "mifgsm")
 
 
 def check_results(results: pd.DataFrame) -> pd.DataFrame:
@@ -106,6 +139,7 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
             out[column] = default
     out["error"] = out["error"].fillna("").astype(str)
     out["state_changes"] = out["state_changes"].fillna("").astype(str)
+    out["arithmetic"] = out["arithmetic"].fillna("").astype(str)
     # The runner writes -1 where it has no value (a library that crashed, a count it could not take);
     # NaN says "not recorded" to every check, where -1 would read as a prediction or a count.
     for column in ("pred_adv_8bit", "zero_grad", "pixels_differ", "pixels_differ_near_zero"):
@@ -113,25 +147,41 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
         out[column] = values.where(values >= 0)
     out["in_bounds"] = out["in_bounds"].astype(bool)
     out["random_start"] = out["random_start"].astype(bool)
-    # FGSM has no random start whatever the spec said; grouping on it would split FGSM cells in two.
-    out.loc[out["attack"] == "fgsm", "random_start"] = False
+    if "attack_label" not in out.columns:
+        # Recorded before FGSM could start at random: its random_start column echoed PGD's setting,
+        # and grouping on it would split FGSM cells in two.
+        out.loc[out["attack"] == "fgsm", "random_start"] = False
     _fill_attack_columns(out)
     return out
+
+
+def with_attack_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``attack_label`` column, which the runner writes from the attack's definition
+    (``FGSM``, ``PGD-10``, ``PGD-L2-10``). Only a frame recorded before that column existed, or built by
+    hand, gets one here — from the name the L∞ FGSM and PGD of then had, the only attacks it can hold."""
+    if "attack_label" in frame.columns:
+        return frame
+    # One label per distinct variant, mapped back: a Python call per row is slow on 10⁵-row runs.
+    keys = ["attack", "steps", "random_start"]
+    combos = frame[keys].drop_duplicates()
+    labels = {
+        (a, s, r): _legacy_attack_label(str(a), int(s), bool(r)) for a, s, r in combos.itertuples(index=False)
+    }
+    variant = pd.Series(list(zip(*(frame[k] for k in keys), strict=True)), index=frame.index)
+    return frame.assign(attack_label=variant.map(labels))
+
+
+def _legacy_attack_label(attack: str, steps: int, random_start: bool) -> str:
+    if attack == "fgsm":
+        return "FGSM"
+    name = f"{attack.upper()}-{int(steps)}"
+    return name if random_start else f"{name} (no random start)"
 
 
 def _fill_attack_columns(out: pd.DataFrame) -> None:
     """The attack's columns (the runner writes them from the attack's definition) for frames recorded
     before they existed, or built by hand — whose attacks can only be the L∞ FGSM and PGD of then."""
-    if "attack_label" not in out.columns:
-        # One label per distinct variant, mapped back: a Python call per row is slow on 10⁵-row runs.
-        keys = ["attack", "steps", "random_start"]
-        combos = out[keys].drop_duplicates()
-        labels = {
-            (a, s, r): attack_label(str(a), int(s), bool(r)) for a, s, r in combos.itertuples(index=False)
-        }
-        out["attack_label"] = pd.Series(list(zip(*(out[k] for k in keys), strict=True)), index=out.index).map(
-            labels
-        )
+    out["attack_label"] = with_attack_labels(out)["attack_label"]
     if "norm" not in out.columns:
         out["norm"] = "linf"
     if "seeded" not in out.columns:
@@ -159,32 +209,37 @@ def check_manifest(manifest: Mapping[str, Any]) -> Mapping[str, Any]:
     return manifest
 
 
-def eps_label(eps: float) -> str:
-    """Write a pixel-unit eps the way people read it: ``0.1/255``, ``8/255``."""
+def eps_label(eps: float, norm: str = "linf") -> str:
+    """Write a pixel-unit eps the way people read it: ``0.1/255``, ``8/255`` in L∞; ``0.5`` in L2, whose
+    budget is spread over every pixel and is not written in pixel levels."""
     if not math.isfinite(eps):
         return str(eps)
+    if norm != "linf":
+        return f"{eps:.6g}"
     # 6 significant digits hide the float noise of e.g. 0.1/255*255 = 0.09999999999999999.
     return f"{eps * 255:.6g}/255"
 
 
+@contextlib.contextmanager
+def naming_libraries(names: LibraryNames) -> Iterator[LibraryNames]:
+    """Within the block, :func:`library_label`, :func:`library_sort_key` and :func:`ordered_libraries`
+    follow ``names`` (a run's ``Run.libraries``); outside any block, :data:`LEGACY_LIBRARY_NAMES`."""
+    token = _LIBRARY_NAMES.set(names)
+    try:
+        yield names
+    finally:
+        _LIBRARY_NAMES.reset(token)
+
+
 def library_label(library: str) -> str:
     """Display name of a library: ``ART``, ``Foolbox``; unknown names unchanged."""
-    return LIBRARY_DISPLAY.get(library, library)
+    return _LIBRARY_NAMES.get().label(library)
 
 
 def library_sort_key(library: str) -> tuple[int, str]:
-    """Sort key putting the reference first, then the libraries in ``adapters.names()`` order."""
-    if library in LIBRARY_ORDER:
-        return (LIBRARY_ORDER.index(library), library)
-    return (len(LIBRARY_ORDER), library)
-
-
-def attack_label(attack: str, steps: int, random_start: bool) -> str:
-    """``FGSM``, ``PGD-10``, ``PGD-10 (no random start)`` — one name per distinct attack variant."""
-    if attack == "fgsm":
-        return "FGSM"
-    name = f"{attack.upper()}-{int(steps)}"
-    return name if random_start else f"{name} (no random start)"
+    """Sort key putting the reference first, then the libraries in ``adapters.names()`` order (as the run
+    recorded it)."""
+    return _LIBRARY_NAMES.get().sort_key(library)
 
 
 def ordered_libraries(libraries: Any) -> list[str]:

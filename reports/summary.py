@@ -22,9 +22,9 @@ SEED_POLICY = (
     "each library's x_adv with the one it must return from its own start."
 )
 
-CELL_KEYS: list[str] = ["library", "attack", "steps", "random_start", "eps"]
+CELL_KEYS: list[str] = ["library", "attack", "norm", "steps", "random_start", "eps"]
 SUMMARY_COLUMNS: list[str] = [
-    *CELL_KEYS[:4],
+    *CELL_KEYS[:5],
     "attack_label",
     "eps",
     "eps_label",
@@ -59,7 +59,7 @@ def lowest_seed(results: pd.DataFrame) -> pd.DataFrame:
 def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per library × attack variant × eps: accuracy on the lowest seed with both 95 % CIs.
 
-    Columns: ``library, attack, attack_label, steps, random_start, eps, eps_label, seed, n, k, acc,
+    Columns: ``library, attack, attack_label, norm, steps, random_start, eps, eps_label, seed, n, k, acc,
     cp_low, cp_high, wald_low, wald_high, mean_conf, n_seeds, acc_seed_mean, acc_seed_min,
     acc_seed_max`` (accuracies and bounds as proportions).
     """
@@ -71,7 +71,7 @@ def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
     )
     rows = []
     for key, cell in lowest_seed(frame).groupby([*CELL_KEYS, "attack_label"]):
-        library, attack, steps, random_start, eps, label = key
+        library, attack, norm, steps, random_start, eps, label = key
         n = len(cell)
         k = int(cell["correct"].sum())
         cp = clopper_pearson_ci(k, n)
@@ -84,10 +84,11 @@ def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
                 "library": library,
                 "attack": attack,
                 "attack_label": label,
+                "norm": str(norm),
                 "steps": int(steps),
                 "random_start": bool(random_start),
                 "eps": float(eps),
-                "eps_label": eps_label(float(eps)),
+                "eps_label": eps_label(float(eps), str(norm)),
                 "seed": int(cell["seed"].iloc[0]),
                 "n": n,
                 "k": k,

@@ -23,11 +23,13 @@ from advparity.reports.crosscheck import verdicts as compute_verdicts
 from advparity.reports.paper_comparison import PAPER_COMPARISON_COLUMNS, paper_comparison
 from advparity.reports.sanity import eight_bit_survival_table
 from advparity.reports.schema import (
+    LibraryNames,
     check_clean,
     check_manifest,
     check_results,
     eps_label,
     library_label,
+    naming_libraries,
     ordered_libraries,
 )
 from advparity.reports.stats import (
@@ -247,24 +249,25 @@ def build_tables(
     verdict_frame: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table, keyed as in :data:`TABLE_TITLES`. ``eps`` for Tables 2–4 defaults to :func:`choose_eps`."""
-    frame = check_results(results)
-    check_clean(clean)
-    classes = list(check_manifest(manifest)["classes"])
-    chosen = choose_eps(frame) if eps is None else float(eps)
-    v = compute_verdicts(frame) if verdict_frame is None else verdict_frame
-    return {
-        "agreement": agreement_table(v),
-        "table2_per_class": table2_per_class(frame, classes, chosen),
-        "table3_asr": table3_asr(frame, chosen),
-        "table4_accuracy": table4_accuracy(frame, chosen),
-        "table5_fgsm_sweep": sweep_table(frame, "fgsm"),
-        "table6_pgd_sweep": sweep_table(frame, "pgd"),
-        # Only for the paper's task: another set of classes is not comparable with its numbers.
-        "paper_comparison": paper_comparison(frame, clean, classes)
-        if paper.applies_to(classes)
-        else pd.DataFrame(columns=PAPER_COMPARISON_COLUMNS),
-        "eight_bit_survival": eight_bit_survival_table(frame).rename(columns={"attack_label": "attack"}),
-    }
+    with naming_libraries(LibraryNames.from_manifest(manifest)):
+        frame = check_results(results)
+        check_clean(clean)
+        classes = list(check_manifest(manifest)["classes"])
+        chosen = choose_eps(frame) if eps is None else float(eps)
+        v = compute_verdicts(frame) if verdict_frame is None else verdict_frame
+        return {
+            "agreement": agreement_table(v),
+            "table2_per_class": table2_per_class(frame, classes, chosen),
+            "table3_asr": table3_asr(frame, chosen),
+            "table4_accuracy": table4_accuracy(frame, chosen),
+            "table5_fgsm_sweep": sweep_table(frame, "fgsm"),
+            "table6_pgd_sweep": sweep_table(frame, "pgd"),
+            # Only for the paper's task: another set of classes is not comparable with its numbers.
+            "paper_comparison": paper_comparison(frame, clean, classes)
+            if paper.applies_to(classes)
+            else pd.DataFrame(columns=PAPER_COMPARISON_COLUMNS),
+            "eight_bit_survival": eight_bit_survival_table(frame).rename(columns={"attack_label": "attack"}),
+        }
 
 
 def confusion_at(results: pd.DataFrame, classes: Sequence[str], eps: float) -> dict[str, pd.DataFrame]:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# libgomp's threads spin for up to 300000 rounds before sleeping: on a shared 2-core machine each of
+# torch's 2 threads then burns its core waiting for the other (measured: a DenseNet step ~8x slower
+# under load). A short spin measured fastest both idle and loaded; it changes how idle threads wait,
+# not the thread count or how work is split, so not the numbers. Read when libgomp loads (the first
+# `import torch`), and inherited by the subprocesses and Ray workers tests start.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import torch  # noqa: E402
 from advparity.harness import pipeline  # noqa: E402
@@ -37,7 +45,7 @@ E2E_MODULES = frozenset(
         "reports/test_reports_regress.py",
     }
 )
-E2E_FIXTURES = frozenset({"trained", "densenet", "densenet_batch"})
+E2E_FIXTURES = frozenset({"trained", "smoke_demo", "densenet", "densenet_batch"})
 # Single tests elsewhere that train a model.
 E2E_TESTS = frozenset(
     {
@@ -78,3 +86,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = pipeline.prepare_data(preset, out, None, progress=False)
     model = pipeline.train_model(preset, root, out / "model", torch.device("cpu"), progress=False)
     return model.checkpoint, root
+
+
+@pytest.fixture(scope="session")
+def smoke_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``python -m advparity demo --preset smoke --out OUT`` (train, attack, Grad-CAM, report) once per
+    session, and what it printed: tests read OUT (data/, model/, run/) and write only copies."""
+    from advparity.harness.cli import EXIT_OK, main
+
+    out = tmp_path_factory.mktemp("smoke_demo") / "demo"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["-q", "demo", "--preset", "smoke", "--out", str(out), "--device", "cpu"])
+    assert code == EXIT_OK, printed.getvalue()
+    return out, printed.getvalue()

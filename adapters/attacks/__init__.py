@@ -2,7 +2,7 @@
 
     >>> from advparity.adapters import attacks
     >>> attacks.names()
-    ['fgsm', 'pgd']
+    ['fgsm', 'pgd', 'bim', 'mifgsm']
     >>> attacks.get("pgd").label(attacks.get("pgd").make_params({"steps": 10}))
     'PGD-10'
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from . import fgsm, pgd
+from . import bim, fgsm, mifgsm, pgd
 from .definition import LOSS_REDUCTIONS, Attack, LossReduction, NoParams
 from .norms import NORMS, Norm, distance
 
@@ -71,3 +71,5 @@ def get(name: str) -> Attack:
 
 register(fgsm.ATTACK)
 register(pgd.ATTACK)
+register(bim.ATTACK)
+register(mifgsm.ATTACK)

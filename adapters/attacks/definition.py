@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from .norms import Norm, distance
+from .norms import Norm, check_eps, distance
 
 LossReduction = Literal["sum", "mean"]
 LOSS_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
@@ -37,15 +37,13 @@ class Attack:
     """
 
     name: ClassVar[str]
-    norm: ClassVar[Norm]
+    # The norm of an attack without a ``norm`` parameter; one with it (FGSM, PGD) is in either norm.
+    norm: ClassVar[Norm] = "linf"
     params: ClassVar[type] = NoParams
     # Keys a preset's [[attacks]] table may set besides ``attack`` and ``eps``; each is parsed by
     # :meth:`preset_params`. An attack's parameters and its preset keys can differ (a preset writes
     # alpha as the rule "eps/4", a spec holds the step itself).
     preset_keys: ClassVar[tuple[str, ...]] = ()
-    # True where one gradient serves every eps of a grid (FGSM): the runner then judges a whole eps
-    # grid as one group and the reference computes it with :meth:`reference_grid`.
-    shares_gradient_across_eps: ClassVar[bool] = False
 
     # --- parameters -------------------------------------------------------------------------------
 
@@ -61,6 +59,15 @@ class Attack:
             )
         return self.params(**values)
 
+    def norm_of(self, params: Any) -> Norm:
+        """The norm ``params`` budget eps in: their ``norm`` field where the attack has one."""
+        norm: Norm = getattr(params, "norm", self.norm)
+        return norm
+
+    def check_eps(self, eps: object, params: Any) -> float:
+        """eps as a Python float, checked for the attack's norm (``ValueError`` otherwise)."""
+        return check_eps(eps, self.norm_of(params))
+
     def preset_params(self, table: Mapping[str, Any], eps: float) -> Any:
         """The parameters of one cell of a preset's ``[[attacks]]`` entry at ``eps`` (keys: :attr:`preset_keys`)."""
         return self.make_params(dict(table))
@@ -73,6 +80,18 @@ class Attack:
             keys = ["attack", "eps", *self.preset_keys]
             raise ValueError(f"attack {self.name!r} has no key(s) {unknown}; expected some of {keys}")
         self.preset_params(table, 1 / 255)
+
+    def variants(self, params: Any) -> tuple[str, ...]:
+        """The optional variants ``params`` ask for — parameters beyond the attack's textbook form, such
+        as FGSM's random start — by name. A library's offer lists the variants it computes
+        (:attr:`~advparity.adapters.declaration.Offer.variants`) and is refused the others, so that a
+        library which ignores the parameter never runs the plain attack in its place."""
+        return ()
+
+    def shares_gradient_across_eps(self, params: Any) -> bool:
+        """True where one gradient serves every eps of a grid (FGSM without a random start): the runner
+        then judges a whole eps grid as one group and the reference computes it with :meth:`reference_grid`."""
+        return False
 
     # --- what the report shows --------------------------------------------------------------------
 
@@ -114,9 +133,13 @@ class Attack:
         params: Any,
         start: torch.Tensor,
         reduction: LossReduction,
+        arithmetic: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The attack computed from ``start`` with the loss reduced by ``reduction``: x_adv and each
-        pixel's gradient floor (``reference.relative_magnitude``, minimum over the attack's gradients)."""
+        pixel's gradient floor (``reference.relative_magnitude``, minimum over the attack's gradients).
+
+        ``arithmetic``: how one library rounds the same mathematics (a library's offer declares it,
+        e.g. a :class:`~.geometry.Geometry`); None for the definition's own."""
         raise NotImplementedError
 
     def reference_grid(
@@ -127,16 +150,25 @@ class Attack:
         eps_list: Sequence[float],
         params: Any,
         reduction: LossReduction,
+        arithmetic: Any = None,
     ) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
         """:meth:`reference` at every eps of a grid, each from :meth:`default_start` (seed 0)."""
         return {
-            eps: self.reference(model, x, y, eps, params, self.default_start(x, eps, params, 0), reduction)
+            eps: self.reference(
+                model, x, y, eps, params, self.default_start(x, eps, params, 0), reduction, arithmetic
+            )
             for eps in eps_list
         }
 
-    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Per-sample distance in the attack's norm (float64 ``[N]``): what its eps budgets."""
-        return distance(self.norm, a, b)
+    def distance(self, a: torch.Tensor, b: torch.Tensor, params: Any = None) -> torch.Tensor:
+        """Per-sample distance in the norm of ``params`` (float64 ``[N]``): what their eps budgets."""
+        return distance(self.norm_of(params), a, b)
+
+
+def arithmetic_note(arithmetic: Any) -> str:
+    """How an offer's ``arithmetic`` rounds the attack, in a few words, as the report quotes it
+    beside an agreement ('' for the definition's own)."""
+    return "" if arithmetic is None else str(getattr(arithmetic, "note", "") or type(arithmetic).__name__)
 
 
 def _key_value(value: object) -> str:

@@ -1,34 +1,102 @@
-"""FGSM (Goodfellow et al., 2015), L∞: one full step of size eps from the clean image.
+"""FGSM (Goodfellow et al., 2015), its L2 form FGM, and FGSM from a random start (Wong et al., 2020).
 
-    x_adv = clip_[0,1]( x + eps · sign(∇x L(x, y)) )
+    L∞:            x_adv = clip_[0,1]( x + eps · sign(∇x L(x, y)) )
+    L2:            x_adv = clip_[0,1]( x + eps · ∇x L / ‖∇x L‖₂ )
+    random start:  x_0 = clip_[0,1]( x + δ ), δ uniform in the eps-ball (as PGD's start);
+                   x_adv = clip_[0,1]( x + Π_eps( x_0 + alpha · step(∇x L(x_0, y)) - x ) )
 
-It takes no parameters besides eps; the seed does not change it. One gradient serves every eps of a
-grid, so the reference computes a whole grid at the cost of one forward and one backward pass.
+that is, from a random start FGSM is one PGD step of size ``alpha`` (eps unless given). Without a
+random start the seed does not change it and one gradient serves every eps of a grid, so the reference
+computes a whole grid at the cost of one forward and one backward pass. The step's rounding
+(``geometry.py``) is the definition's own unless a library's offer declares its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from . import geometry
 from .definition import Attack, LossReduction
-from .gradients import loss_gradient, relative_magnitude
+from .gradients import ball_start, loss_gradient, relative_magnitude
+from .norms import Norm, check_norm
+from .step_rule import alpha_fraction
+
+# From a random start a step beyond eps still lands in the ball after the projection; Wong et al.
+# take 1.25·eps. Twice eps reaches every corner from any start, so nothing larger adds anything.
+_LARGEST_ALPHA = 2.0
+
+
+@dataclass(frozen=True)
+class FGSMParams:
+    """``alpha``: the step from a random start, in pixel units (None: eps); only with ``random_start``."""
+
+    norm: Norm = "linf"
+    random_start: bool = False
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        check_norm(self.norm)
+        if not isinstance(self.random_start, bool):
+            raise ValueError(f"expected random_start to be True or False, got {self.random_start!r}")
+        if self.alpha is not None:
+            if not self.random_start:
+                raise ValueError("expected alpha only with random_start = true (FGSM's one step is eps)")
+            if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real):
+                raise ValueError(f"expected alpha to be None or a real number > 0, got {self.alpha!r}")
+            if not (math.isfinite(float(self.alpha)) and float(self.alpha) > 0):
+                raise ValueError(f"expected alpha > 0 (pixel units) or None for eps, got {self.alpha!r}")
+            object.__setattr__(self, "alpha", float(self.alpha))
+
+    def step_size(self, eps: float) -> float:
+        """The step actually taken: ``alpha``, or eps when alpha is None."""
+        return eps if self.alpha is None else self.alpha
 
 
 class FGSM(Attack):
     name = "fgsm"
-    norm = "linf"
-    # Every eps of a grid shares the one gradient at x: the runner judges them together.
-    shares_gradient_across_eps = True
+    params = FGSMParams
+    preset_keys = ("norm", "random_start", "alpha")
 
-    def label(self, params: Any) -> str:
-        return "FGSM"
+    def preset_params(self, table: Mapping[str, Any], eps: float) -> FGSMParams:
+        values = dict(table)
+        if "alpha" in values:
+            values["alpha"] = eps * alpha_fraction(values["alpha"], largest=_LARGEST_ALPHA)
+        params: FGSMParams = self.make_params(values)
+        return params
 
-    def cell_key(self, params: Any) -> str:
-        return "steps1__rs0"  # the key FGSM cells have always had: existing run directories resume
+    def variants(self, params: FGSMParams) -> tuple[str, ...]:
+        return ("random_start",) if params.random_start else ()
+
+    def shares_gradient_across_eps(self, params: FGSMParams) -> bool:
+        # Every eps of a grid shares the one gradient at x (not at a start that depends on eps).
+        return not params.random_start
+
+    def label(self, params: FGSMParams) -> str:
+        name = "FGSM" if params.norm == "linf" else "FGM-L2"
+        return f"{name}-RS" if params.random_start else name
+
+    def seeded(self, params: FGSMParams) -> bool:
+        return params.random_start
+
+    def columns(self, params: FGSMParams, eps: float) -> dict[str, Any]:
+        return {"steps": 1, "alpha": params.step_size(eps), "random_start": params.random_start}
+
+    def cell_key(self, params: FGSMParams) -> str:
+        # The key L∞ FGSM cells have always had, so existing run directories resume.
+        key = f"steps1__rs{int(params.random_start)}"
+        if params.alpha is not None:
+            key += f"__alpha{params.alpha:.9g}"
+        return key if params.norm == "linf" else f"{params.norm}__{key}"
+
+    def default_start(self, x: torch.Tensor, eps: float, params: FGSMParams, seed: int) -> torch.Tensor:
+        return ball_start(x, eps, params.norm, seed) if params.random_start else x
 
     def reference(
         self,
@@ -36,11 +104,17 @@ class FGSM(Attack):
         x: torch.Tensor,
         y: torch.Tensor,
         eps: float,
-        params: Any,
+        params: FGSMParams,
         start: torch.Tensor,
         reduction: LossReduction,
+        arithmetic: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.reference_grid(model, x, y, [eps], params, reduction)[eps]
+        if not params.random_start:
+            return self.reference_grid(model, x, y, [eps], params, reduction, arithmetic)[eps]
+        steps: geometry.Geometry = arithmetic or geometry.of(params.norm)
+        grad = loss_gradient(model, start, y, reduction)
+        x_adv = steps.step(x, start.detach(), grad, params.step_size(eps), eps)
+        return steps.output(x, x_adv, eps).detach(), relative_magnitude(grad)
 
     def reference_grid(
         self,
@@ -48,14 +122,18 @@ class FGSM(Attack):
         x: torch.Tensor,
         y: torch.Tensor,
         eps_list: Sequence[float],
-        params: Any,
+        params: FGSMParams,
         reduction: LossReduction,
+        arithmetic: Any = None,
     ) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
-        """FGSM at every eps from one gradient; element eps equals :meth:`reference` at eps bit for bit."""
+        """FGSM at every eps; without a random start from one gradient, element eps equal to
+        :meth:`reference` at eps bit for bit."""
+        if params.random_start:
+            return super().reference_grid(model, x, y, eps_list, params, reduction, arithmetic)
+        steps: geometry.Geometry = arithmetic or geometry.of(params.norm)
         grad = loss_gradient(model, x, y, reduction)
         floor = relative_magnitude(grad)
-        sign = grad.sign()
-        return {eps: ((x + eps * sign).clamp(0.0, 1.0).detach(), floor) for eps in eps_list}
+        return {eps: (steps.one_step(x, grad, eps).detach(), floor) for eps in eps_list}
 
 
 ATTACK = FGSM()

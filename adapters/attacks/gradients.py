@@ -36,3 +36,20 @@ def uniform_start(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
     generator = torch.Generator(device=x.device).manual_seed(seed)
     noise = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
     return (x + noise).clamp(0.0, 1.0)
+
+
+def uniform_ball_start(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """The reference's own L2 start: x + δ with δ uniform in the L2 ball of radius eps (a Gaussian
+    direction, a radius eps · U^(1/d)), from a local generator, clipped to [0, 1]."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    direction = torch.empty_like(x).normal_(generator=generator)
+    u = torch.rand(x.shape[0], dtype=torch.float64, generator=generator, device=x.device)
+    radius = eps * u ** (1.0 / x[0].numel())
+    norms = torch.linalg.vector_norm(direction.flatten(1).double(), dim=1)
+    scale = (radius / norms).to(x.dtype).view(-1, *([1] * (x.ndim - 1)))
+    return (x + direction * scale).clamp(0.0, 1.0)
+
+
+def ball_start(x: torch.Tensor, eps: float, norm: str, seed: int) -> torch.Tensor:
+    """The reference's own random start in ``norm``'s eps-ball (:func:`uniform_start`, :func:`uniform_ball_start`)."""
+    return uniform_start(x, eps, seed) if norm == "linf" else uniform_ball_start(x, eps, seed)

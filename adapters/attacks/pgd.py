@@ -1,17 +1,17 @@
-"""PGD (Madry et al., 2018), L∞, with the paper's step rule alpha = eps/4 and an optional random start.
+"""PGD (Madry et al., 2018) in L∞ or L2, with the paper's step rule alpha = eps/4 and an optional random start.
 
-    x_0   = clip_[0,1]( x + U(-eps, eps) )            (random start; x_0 = x without)
-    x_t+1 = clip_[0,1]( x + clip_[-eps,eps]( x_t + alpha · sign(∇x L(x_t, y)) - x ) )
+    L∞:  x_0   = clip_[0,1]( x + U(-eps, eps) )         (random start; x_0 = x without)
+         x_t+1 = clip_[0,1]( x + clip_[-eps,eps]( x_t + alpha · sign(∇x L(x_t, y)) - x ) )
+    L2:  x_0   = clip_[0,1]( x + δ ),  δ uniform in the L2 ball of radius eps
+         x_t+1 = clip_[0,1]( x + Π_eps( x_t + alpha · ∇x L / ‖∇x L‖₂ - x ) ),  Π_eps(δ) = δ · min(1, eps/‖δ‖₂)
 
-Returns the last iterate x_T. A library's PGD is judged from the start *it* draws (its adapter's
+Returns the last iterate x_T. The step's rounding (``geometry.py``) is the definition's own unless a
+library's offer declares its own. A library's PGD is judged from the start *it* draws (its adapter's
 offer reproduces it), so only the reference's own cells use :meth:`PGD.default_start`.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import geometry
 from .definition import Attack, LossReduction
-from .gradients import loss_gradient, relative_magnitude, uniform_start
-
-_ALPHA_RULE = re.compile(r"\s*eps\s*/\s*([0-9]*\.?[0-9]+)\s*")
+from .gradients import ball_start, loss_gradient, relative_magnitude
+from .norms import Norm, check_norm
+from .step_rule import alpha_fraction, check_alpha, check_steps
 
 
 @dataclass(frozen=True)
@@ -32,18 +33,12 @@ class PGDParams:
     steps: int = 10
     alpha: float | None = None
     random_start: bool = True
+    norm: Norm = "linf"
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Integral) or self.steps < 1:
-            raise ValueError(f"expected steps to be an integer >= 1, got {self.steps!r}")
-        object.__setattr__(self, "steps", int(self.steps))
-        if self.alpha is not None:
-            if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real):
-                raise ValueError(f"expected alpha to be None or a real number in (0, 1], got {self.alpha!r}")
-            alpha = float(self.alpha)
-            if not (math.isfinite(alpha) and 0 < alpha <= 1):
-                raise ValueError(f"expected alpha in (0, 1] (pixel units) or None for eps/4, got {alpha:g}")
-            object.__setattr__(self, "alpha", alpha)
+        object.__setattr__(self, "steps", check_steps(self.steps))
+        check_norm(self.norm)
+        object.__setattr__(self, "alpha", check_alpha(self.alpha, self.norm))
         if not isinstance(self.random_start, bool):
             raise ValueError(f"expected random_start to be True or False, got {self.random_start!r}")
 
@@ -52,19 +47,10 @@ class PGDParams:
         return eps / 4 if self.alpha is None else self.alpha
 
 
-def alpha_fraction(rule: object) -> float:
-    """alpha / eps from a preset's ``"eps/K"`` rule (K >= 1: a step no larger than eps)."""
-    match = _ALPHA_RULE.fullmatch(rule) if isinstance(rule, str) else None
-    if match is None or float(match[1]) < 1:
-        raise ValueError(f'expected alpha like "eps/4" (a step no larger than eps), got {rule!r}')
-    return 1.0 / float(match[1])
-
-
 class PGD(Attack):
     name = "pgd"
-    norm = "linf"
     params = PGDParams
-    preset_keys = ("steps", "alpha", "random_start")
+    preset_keys = ("norm", "steps", "alpha", "random_start")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> PGDParams:
         values = {**table, "alpha": eps * alpha_fraction(table.get("alpha", "eps/4"))}
@@ -72,7 +58,7 @@ class PGD(Attack):
         return params
 
     def label(self, params: PGDParams) -> str:
-        name = f"PGD-{params.steps}"
+        name = f"PGD-{params.steps}" if params.norm == "linf" else f"PGD-{params.norm.upper()}-{params.steps}"
         return name if params.random_start else f"{name} (no random start)"
 
     def seeded(self, params: PGDParams) -> bool:
@@ -82,13 +68,15 @@ class PGD(Attack):
         return {"steps": params.steps, "alpha": params.step_size(eps), "random_start": params.random_start}
 
     def cell_key(self, params: PGDParams) -> str:
-        return f"steps{params.steps}__rs{int(params.random_start)}"
+        # L∞ keeps the key its cells have always had, so existing run directories resume.
+        key = f"steps{params.steps}__rs{int(params.random_start)}"
+        return key if params.norm == "linf" else f"{params.norm}__{key}"
 
     def passes(self, params: PGDParams) -> tuple[float, float]:
         return (float(params.steps), float(params.steps))
 
     def default_start(self, x: torch.Tensor, eps: float, params: PGDParams, seed: int) -> torch.Tensor:
-        return uniform_start(x, eps, seed) if params.random_start else x
+        return ball_start(x, eps, params.norm, seed) if params.random_start else x
 
     def reference(
         self,
@@ -99,17 +87,33 @@ class PGD(Attack):
         params: PGDParams,
         start: torch.Tensor,
         reduction: LossReduction,
+        arithmetic: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        alpha = params.step_size(eps)
-        x_adv = start.detach().clone()
-        floor = torch.ones_like(x)
-        for _ in range(params.steps):
-            grad = loss_gradient(model, x_adv, y, reduction)
-            floor = torch.minimum(floor, relative_magnitude(grad))
-            x_adv = x_adv + alpha * grad.sign()  # ascent step
-            x_adv = x + (x_adv - x).clamp(-eps, eps)  # projection onto the eps-ball around x
-            x_adv = x_adv.clamp(0.0, 1.0)  # and onto the image box
-        return x_adv.detach(), floor
+        steps: geometry.Geometry = arithmetic or geometry.of(params.norm)
+        return iterate(model, x, y, eps, start, params.steps, params.step_size(eps), reduction, steps)
+
+
+def iterate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    start: torch.Tensor,
+    steps: int,
+    alpha: float,
+    reduction: LossReduction,
+    arithmetic: geometry.Geometry,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` projected gradient steps of size ``alpha`` from ``start`` (PGD's and BIM's loop):
+    the last iterate and each pixel's gradient floor."""
+    x_adv = start.detach().clone()
+    floor = torch.ones_like(x)
+    for _ in range(steps):
+        grad = loss_gradient(model, x_adv, y, reduction)
+        floor = torch.minimum(floor, relative_magnitude(grad))
+        # Ascent step, then back into the eps-ball around x and the image box.
+        x_adv = arithmetic.step(x, x_adv, grad, alpha, eps)
+    return arithmetic.output(x, x_adv, eps).detach(), floor
 
 
 ATTACK = PGD()

@@ -36,6 +36,14 @@ SPECS = {
     "fgsm": AttackSpec("fgsm", 4 / 255),
     "pgd-random-start": AttackSpec("pgd", 4 / 255, steps=3, random_start=True, seed=5),
     "pgd-no-start": AttackSpec("pgd", 4 / 255, steps=3, random_start=False),
+    # L2: each library's own normalisation, projection order and start draw (Offer.arithmetic, .start).
+    "fgm-l2": AttackSpec("fgsm", 0.5, norm="l2"),
+    "pgd-l2-random-start": AttackSpec("pgd", 0.5, steps=3, norm="l2", seed=5),
+    "pgd-l2-no-start": AttackSpec("pgd", 0.5, steps=3, norm="l2", random_start=False),
+    "fgsm-random-start": AttackSpec("fgsm", 4 / 255, random_start=True, seed=5),
+    "fgm-l2-random-start": AttackSpec("fgsm", 0.5, norm="l2", random_start=True, seed=5),
+    "bim": AttackSpec("bim", 4 / 255, steps=3),
+    "mifgsm": AttackSpec("mifgsm", 4 / 255, steps=3, decay=1.0),
 }
 # Every adapter with every spec it computes (DeepRobust refuses no-start PGD: test_adapters_deeprobust.py).
 CASES = [
@@ -93,8 +101,10 @@ def test_the_starts_are_different_draws_so_equality_is_evidence(small_net: nn.Mo
     spec = AttackSpec("pgd", 4 / 255, steps=3, seed=5)
     starts = {name: adapters.get(name).declaration.start(x, spec) for name in LIBRARIES}
     # Measured on CPU: adv-lib's uniform_(-1, 1)·eps on torch's global generator is, float for float,
-    # torchattacks' uniform_(-eps, eps) — two recipes, one draw. Every other pair differs.
-    same_draw = {frozenset({"torchattacks", "adv-lib"})}
+    # torchattacks' uniform_(-eps, eps) — two recipes, one draw — and so is CleverHans's
+    # zeros_like(x).uniform_(-eps, eps) in L∞. Every other pair differs.
+    one_draw = {"torchattacks", "adv-lib", "cleverhans"}
+    same_draw = {frozenset(pair) for pair in itertools.combinations(one_draw, 2)}
     for a, b in itertools.combinations(LIBRARIES, 2):
         assert torch.equal(starts[a], starts[b]) == (frozenset({a, b}) in same_draw), (a, b)
     # torchattacks draws exactly what the reference draws on its own generator.

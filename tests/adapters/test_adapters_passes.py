@@ -6,6 +6,7 @@ ART's PGD predicts the clean and the adversarial batch once more to log a succes
 even with logging off); Foolbox runs the model once more on its output to report success (+1), and so
 does secml-torch's FGSM, which is Foolbox's (its native PGD spends exactly ``steps`` of each);
 DeepRobust's PGD runs the model on the clean batch first to count errors it never returns (+1).
+CleverHans spends exactly the textbook count: given the true labels, it predicts none.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ EXPECTED = {
     ("secml-torch", "fgsm"): lambda steps: (2, 1),
     ("secml-torch", "pgd"): lambda steps: (steps, steps),
     ("adv-lib", "pgd"): lambda steps: (steps, steps),
+    ("cleverhans", "fgsm"): lambda steps: (1, 1),
+    ("cleverhans", "pgd"): lambda steps: (steps, steps),
 }
 STEPS = 3
 # Every adapter, attack and start it computes (DeepRobust refuses no-start PGD).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,7 @@ def _maps() -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
     return clean, adv, [mask, mask, mask, None]
 
 
-SETTING = Setting("reference", "pgd", 2 / 255, 10, 0.5 / 255, True, 0)
+SETTING = Setting("reference", "pgd", 2 / 255, 10, 0.5 / 255, True, 0, attack_label="PGD-10")
 
 
 def test_image_rows() -> None:
@@ -235,6 +236,22 @@ def test_figure_and_html_section(tmp_path: Path) -> None:
     assert "<h4>COVID</h4>" in document and "Normal" in document
     fine = gradcam_section(summarize(rows), [], {**meta, "reproduction": {"compared": 4, "differ": 0}})
     assert "equal the run's for all 4" in fine and "<img" not in fine
+
+
+def test_rows_summary_titles_and_table_name_the_variant_as_the_run_did() -> None:
+    """The label comes from the run's rows (the attack's definition), not from attack, steps and start."""
+    clean, adv, masks = _maps()
+    l2 = replace(SETTING, attack_label="PGD-L2-10")
+    rows = image_rows(l2, _samples([0, 0, 2, 2], [0, 0, 2, 1]), np.array([0, 2, 1, 1]), clean, adv, masks)
+    assert set(rows["attack_label"]) == {"PGD-L2-10"} and l2.label == "reference PGD-L2-10 @ 2/255"
+    assert panel_titles(rows.iloc[0].to_dict(), CLASSES)[3].startswith("PGD-L2-10 2/255")
+    both = pd.concat(
+        [rows, image_rows(SETTING, _samples([0], [0]), np.array([0]), clean[:1], adv[:1], masks[:1])]
+    )
+    summary = summarize(both)
+    assert set(summary["attack_label"]) == {"PGD-L2-10", "PGD-10"}  # two variants, two groups
+    document = gradcam_section(summary, [])
+    assert all(f'<td class="text">{label}</td>' in document for label in ("PGD-L2-10", "PGD-10"))
 
 
 def test_report_block_without_gradcam(tmp_path: Path) -> None:

@@ -9,17 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_OK, main
+from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_DISAGREE, main
 from advparity.harness.gradcam import GradcamRequest, choose_samples, choose_settings, compute
 from advparity.reports.gradcam import ROW_COLUMNS, summarize
 from advparity.reports.pipeline import report
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``python -m advparity demo --preset smoke``: train, attack, Grad-CAM (reference only), report."""
+def smoke_run(smoke_demo: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``python -m advparity demo --preset smoke``: train, attack, Grad-CAM (reference only), report.
+
+    The session's demo, copied: the tests here write Grad-CAM output into it."""
     out = tmp_path_factory.mktemp("gradcam") / "demo"
-    assert main(["-q", "demo", "--preset", "smoke", "--out", str(out), "--device", "cpu"]) == EXIT_OK
+    shutil.copytree(smoke_demo[0], out)
     return out / "run"
 
 
@@ -109,7 +111,7 @@ def test_a_run_that_does_not_reproduce_is_reported(smoke_run: Path, tmp_path: Pa
 def test_bad_choices_are_errors(smoke_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-q", "gradcam", str(smoke_run), "--eps", "3/255"]) == EXIT_BAD_INPUT
     assert "not in this run's grid" in capsys.readouterr().err
-    assert main(["-q", "gradcam", str(smoke_run), "--libraries", "cleverhans"]) == EXIT_BAD_INPUT
+    assert main(["-q", "gradcam", str(smoke_run), "--libraries", "advbox"]) == EXIT_BAD_INPUT
     assert main(["-q", "gradcam", str(smoke_run.parent)]) == EXIT_BAD_INPUT  # not a run directory
 
 
@@ -140,3 +142,11 @@ def test_default_eps_and_sample_choice() -> None:
     clean = pd.DataFrame({"sample": [5, 1, 3, 0, 2, 4], "label": [0, 1, 0, 1, 0, 2]})
     chosen = choose_samples(clean, ["a", "b", "c", "d"], per_class=2)
     assert chosen[["label", "sample"]].values.tolist() == [[0, 2], [0, 3], [1, 0], [1, 1], [2, 4]]
+
+
+def test_settings_take_the_attack_label_from_the_rows() -> None:
+    results = _cells([("reference", "pgd", 2.0)])
+    # A run recorded before rows carried the label: its PGD could only be the L∞ one.
+    assert [s.label for s in choose_settings(results)] == ["reference PGD-10 @ 2/255"]
+    two = pd.concat([results.assign(attack_label="PGD-10"), results.assign(attack_label="PGD-L2-10")])
+    assert [s.attack_label for s in choose_settings(two)] == ["PGD-10", "PGD-L2-10"]

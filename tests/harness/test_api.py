@@ -132,7 +132,7 @@ def test_eps_as_strings_and_floats_and_bad_input(
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         crosscheck(model, x * 3, y, eps=["1/255"])
     with pytest.raises(ValueError, match="unknown library"):
-        crosscheck(model, x, y, libraries=["cleverhans"], eps=["1/255"])
+        crosscheck(model, x, y, libraries=["advbox"], eps=["1/255"])
     with pytest.raises(ValueError, match=r"labels in \[0, 3\)"):
         crosscheck(model, x, y + 3, eps=["1/255"])
     with pytest.raises(ValueError, match="class names"):

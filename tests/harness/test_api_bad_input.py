@@ -75,7 +75,7 @@ CASES: list[tuple[str, Any, type[Exception], str]] = [
         r"out '.*results\.txt/run': '.*results\.txt' is a file, expected a folder",
     ),
     ("out-wrong-type", {"out": 3}, TypeError, r"out as a path"),
-    ("libraries-unknown", {"libraries": "cleverhans"}, ValueError, r"libraries among \[.*'art'.*cleverhans"),
+    ("libraries-unknown", {"libraries": "advbox"}, ValueError, r"libraries among \[.*'art'.*advbox"),
     ("seeds-empty", {"seeds": []}, ValueError, r"at least one seed in seeds"),
     ("seeds-float", {"seeds": [0.7]}, TypeError, r"seeds as an int.*0\.7"),
     ("seeds-bool", {"seeds": [True]}, TypeError, r"seeds as an int.*True"),

@@ -152,8 +152,8 @@ def test_the_cli_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main([*args, "--libraries", "reference,torchattacks"]) == 0
     assert [r["library"] for r in json.loads(out.read_text())["rows"]] == ["reference", "torchattacks"]
     assert "images/s" in capsys.readouterr().out
-    assert main([*args, "--libraries", "cleverhans"]) == 2
-    assert "unknown libraries ['cleverhans']" in capsys.readouterr().err
+    assert main([*args, "--libraries", "advbox"]) == 2
+    assert "unknown libraries ['advbox']" in capsys.readouterr().err
     # A preset's attack phase, extrapolated from the rates (the smoke preset: 8 images, 3-step PGD).
     assert main(["-q", "bench", "--batch", "1", "--repeats", "1", "--preset", "smoke"]) == 0
     printed = capsys.readouterr().out
@@ -169,7 +169,7 @@ def test_the_cli_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ({"size": 16}, "size >= 32"),
         ({"batch": 0}, "batch >= 1"),
         ({"attacks": ("cw",)}, "unknown attacks"),
-        ({"libraries": ("reference", "cleverhans")}, r"unknown libraries \['cleverhans'\]"),
+        ({"libraries": ("reference", "advbox")}, r"unknown libraries \['advbox'\]"),
     ],
 )
 def test_bad_configs_are_refused(kwargs: dict[str, object], message: str) -> None:

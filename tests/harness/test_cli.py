@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,20 +37,24 @@ def test_synth_writes_the_kaggle_layout(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(list((tmp_path / "b" / "Viral Pneumonia" / "masks").glob("*.png"))) == 3
 
 
-def test_demo_smoke_end_to_end_then_reuse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "run"
-    assert main(["-q", "demo", "--preset", "smoke", "--out", str(out), "--device", "cpu"]) == EXIT_OK
-    printed = capsys.readouterr().out
+def test_demo_smoke_end_to_end_then_reuse(
+    smoke_demo: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The first run: `demo --preset smoke --out OUT --device cpu`, shared with the Grad-CAM tests.
+    demo, printed = smoke_demo
     assert "trained DenseNet-121 (smoke preset, 32 px, cpu)" in printed
     for name in ("model.safetensors", "model.json", "split.csv", "history.csv", "training_curves.png"):
-        assert (out / "model" / name).is_file(), name
-    card = json.loads((out / "model" / "model.json").read_text())
+        assert (demo / "model" / name).is_file(), name
+    card = json.loads((demo / "model" / "model.json").read_text())
     assert card["recipe"]["image_size"] == 32 and card["data"]["split_seed"] == 42
     assert sum(card["data"]["counts"]["test"].values()) == card["metrics"]["test_n"] == 16
-    model, _ = load_checkpoint(out / "model" / "model.safetensors")
+    model, _ = load_checkpoint(demo / "model" / "model.safetensors")
     assert model.num_classes == 4
 
-    # A second run reuses the data and the checkpoint instead of training again.
+    # A second run reuses the data and the checkpoint instead of training again: in a copy of OUT, which
+    # it writes to, so the shared one stays as the first run left it.
+    out = tmp_path / "run"
+    shutil.copytree(demo, out)
     assert main(["-q", "demo", "--preset", "smoke", "--out", str(out), "--device", "cpu"]) == EXIT_OK
     assert "reused DenseNet-121" in capsys.readouterr().out
 

@@ -117,8 +117,8 @@ def test_the_paper_preset_holds_the_papers_attack_grid() -> None:
             r"\[attack\] expected pgd_steps >= 1",
         ),
         (
-            ('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\nlibraries = ["reference", "cleverhans"]'),
-            r"unknown library \['cleverhans'\]",
+            ('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\nlibraries = ["reference", "advbox"]'),
+            r"unknown library \['advbox'\]",
         ),
         (('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\nlibraries = ["art"]'), r"must include 'reference'"),
         (('pgd_eps = ["1/255"]', 'pgd_eps = ["1/255"]\npgd_alpha = "eps/0.5"'), r"pgd_alpha like"),

@@ -69,9 +69,9 @@ def test_tables_and_shorthand_plan_the_same_cells(tmp_path: Path) -> None:
 
 # The shipped presets' attack grids as hashed by advparity before [[attacks]] existed (computed with that
 # release's AttackConfig): a run directory or baseline made then is the same experiment now.
+# (demo is no longer among them: it has added L2 [[attacks]] tables and CleverHans, on purpose.)
 HASHES_BEFORE_TABLES = {
     "ci": "72721a80ec5d87ef65cef6a1525f9a1c8720c9cf9898394945736c4fa5a48eaf",
-    "demo": "4c62b08cfeca7d566e228ee9830d6ea00501b08e8c634eeb77eee8e86e8c9365",
     "paper": "a39b3ca2e761a64f59272d09026b7339cc831b633dfae833ba62b29d3e716bd5",
     "smoke": "db2251824eee39750f62f1ed1e9629412263ea6226e2ad731b3798d265ff46d3",
 }
@@ -106,11 +106,11 @@ def test_the_experiment_round_trips_through_the_manifest(tmp_path: Path) -> None
     [
         (
             'attack = "pgd"\neps = ["1/255"]\ndecay = 1.0',
-            r"attack 'pgd' has no key\(s\) \['decay'\]; expected some of \['attack', 'eps', 'steps', 'alpha', 'random_start'\]",
+            r"attack 'pgd' has no key\(s\) \['decay'\]; expected some of \['attack', 'eps', 'norm', 'steps', 'alpha', 'random_start'\]",
         ),
         (
             'attack = "fgsm"\neps = ["1/255"]\nsteps = 3',
-            r"attack 'fgsm' has no key\(s\) \['steps'\]; expected some of \['attack', 'eps'\]",
+            r"attack 'fgsm' has no key\(s\) \['steps'\]; expected some of \['attack', 'eps', 'norm', 'random_start', 'alpha'\]",
         ),
         ('attack = "apgd"\neps = ["1/255"]', r"unknown attack 'apgd'; expected one of \['fgsm', 'pgd'"),
         ('eps = ["1/255"]', r"missing key 'attack'"),
@@ -122,6 +122,29 @@ def test_the_experiment_round_trips_through_the_manifest(tmp_path: Path) -> None
             r"expected random_start to be True or False",
         ),
         ('attack = "pgd"\neps = [8]', r'write "8/255"'),
+        (
+            'attack = "pgd"\nnorm = "l3"\neps = [0.5]',
+            r"expected norm to be one of \['linf', 'l2'\], got 'l3'",
+        ),
+        (
+            'attack = "pgd"\nnorm = "l2"\neps = ["1/255"]',
+            r"an L2 eps is a plain number in pixel units, e.g. 0.5",
+        ),
+        ('attack = "pgd"\nnorm = "l2"\neps = [-0.5]', r"expected an L2 eps > 0"),
+        ('attack = "bim"\neps = ["1/255"]\nnorm = "l2"', r"attack 'bim' has no key\(s\) \['norm'\]"),
+        (
+            'attack = "bim"\neps = ["1/255"]\nrandom_start = true',
+            r"attack 'bim' has no key\(s\) \['random_start'\]",
+        ),
+        ('attack = "mifgsm"\neps = ["1/255"]\ndecay = -1.0', r"expected decay >= 0, got -1.0"),
+        (
+            'attack = "fgsm"\neps = ["2/255"]\nalpha = "eps/2"',
+            r"expected alpha only with random_start = true",
+        ),
+        (
+            'attack = "fgsm"\neps = ["2/255"]\nrandom_start = true\nalpha = "3*eps"',
+            r'expected alpha like "eps/4" \(a step at most 2\*eps\)',
+        ),
     ],
 )
 def test_a_bad_table_names_the_entry_the_attack_and_its_keys(
@@ -142,3 +165,65 @@ def test_the_same_attack_twice_is_refused(tmp_path: Path) -> None:
 def test_a_preset_needs_an_attack(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected at least one attack"):
         _load(tmp_path, HEAD)
+
+
+def test_the_new_attacks_and_variants_plan_their_cells(tmp_path: Path) -> None:
+    text = (
+        HEAD
+        + """
+[[attacks]]
+attack = "fgsm"
+norm = "l2"
+eps = [0.5, 2.0]
+
+[[attacks]]
+attack = "fgsm"
+eps = ["2/255"]
+random_start = true
+alpha = "1.25*eps"
+
+[[attacks]]
+attack = "pgd"
+norm = "l2"
+eps = [0.5]
+steps = 3
+
+[[attacks]]
+attack = "bim"
+eps = ["2/255"]
+steps = 5
+
+[[attacks]]
+attack = "mifgsm"
+eps = ["2/255"]
+steps = 5
+decay = 0.5
+"""
+    )
+    config = _load(tmp_path, text).attack  # type: ignore[attr-defined]
+    cells = plan_cells(config)
+    specs = {(c.library, c.spec.label, c.eps, c.seed): c.spec for c in cells}
+    # An L2 eps above 1 is a budget, not a pixel level; its cell files keep L∞ names unchanged.
+    fgm = specs[("reference", "FGM-L2", 2.0, 0)]
+    assert fgm.norm == "l2" and "l2__steps1__rs0" in cells[1].key
+    rs = specs[("art", "FGSM-RS", 2 / 255, 0)]
+    assert rs.random_start and rs.step_size == pytest.approx(2.5 / 255)
+    assert specs[("reference", "PGD-L2-3", 0.5, 1)].step_size == pytest.approx(0.125)
+    assert specs[("art", "BIM-5", 2 / 255, 0)].steps == 5
+    assert specs[("art", "MI-FGSM-5 (decay 0.5)", 2 / 255, 0)].decay == 0.5
+    # Seeded variants (random starts) run every seed; the others run once.
+    assert {c.seed for c in cells if c.library == "reference" and c.spec.label == "FGSM-RS"} == {0, 1}
+    assert {c.seed for c in cells if c.spec.label == "BIM-5"} == {0}
+    # L2 eps are recorded as numbers and come back the same.
+    recorded = json.loads(json.dumps(config.experiment()))
+    assert recorded["attacks"][0] == {"attack": "fgsm", "eps": [0.5, 2.0], "norm": "l2"}
+    assert plan_cells(attack_config_from_manifest(recorded)) == cells
+
+
+@pytest.mark.parametrize("name", ["wide", "demo"])
+def test_the_wide_and_demo_presets_run_l2(name: str) -> None:
+    config = load_preset(name).attack
+    labels = {c.spec.label for c in plan_cells(config)}
+    assert {"FGM-L2", "PGD-L2-10"} <= labels
+    if name == "wide":
+        assert {"FGSM", "FGSM-RS", "PGD-10", "PGD-10 (no random start)", "BIM-10", "MI-FGSM-10"} <= labels

@@ -21,6 +21,9 @@ from advparity.harness.plan import plan_cells
 from advparity.harness.runner import RunRequest, ordered_test_rows, run
 from advparity.harness.store import RunDirError, RunStore
 from advparity.model.data import load_split
+from advparity.reports.load import load_run
+
+from advparity import adapters
 
 TIMING = ["seconds", "eval_seconds"]
 
@@ -83,6 +86,11 @@ def test_smoke_run_writes_every_row_and_the_manifest(trained: tuple[Path, Path],
     assert manifest["checkpoint"]["sha256"] == manifest["config"]["checkpoint_sha256"]
     for library in ("torch", "adversarial-robustness-toolbox", "torchattacks", "foolbox"):
         assert manifest["versions"][library] != "not installed"
+    # Every adapter in adapters.names() order with its display name: how reports order and name libraries.
+    assert manifest["libraries"] == [
+        {"name": n, "display": adapters.display_name(n)} for n in adapters.names()
+    ]
+    assert load_run(tmp_path / "run").libraries.label("art") == "ART"
     clean = store.read_clean()
     assert list(clean["sample"]) == list(range(8))
     merged = results.merge(clean, on="sample", suffixes=("", "_c"))
@@ -118,8 +126,8 @@ def test_filters_outside_the_grid_are_errors() -> None:
     attack = load_preset("smoke").attack
     with pytest.raises(ValueError, match=r"--eps: \['3/255'\] not in this preset's grid"):
         plan_cells(attack, eps=(3 / 255,))
-    with pytest.raises(ValueError, match=r"--libraries: \['cleverhans'\]"):
-        plan_cells(attack, libraries=("cleverhans",))
+    with pytest.raises(ValueError, match=r"--libraries: \['advbox'\]"):
+        plan_cells(attack, libraries=("advbox",))
     assert {c.library for c in plan_cells(attack, libraries=("reference", "art"))} == {"reference", "art"}
 
 

@@ -97,6 +97,8 @@ BUGS: tuple[str, ...] = (
     "model state",
     "no-op",
     "last partial batch",
+    "normalisation",  # the L2 step's norm: the wrong order, a missing square root
+    "start distribution",  # an L2 random start on the sphere instead of in the ball
 )
 
 
@@ -108,6 +110,9 @@ class Mutant:
     bug: str  # one of BUGS
     description: str  # what the library now does wrong, for the README table
     apply: Callable[[pytest.MonkeyPatch], None]  # plants the bug on the real library objects
+    # The variant of the attack the bug is planted in and judged on: "linf" (FGSM, PGD) or "l2" (FGM-L2,
+    # PGD-L2). The suite runs only that variant's cells (suite.py), whatever else the bug also reaches.
+    norm: str = "linf"
 
 
 # =================================================================================================
@@ -1112,6 +1117,12 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
 )
 
+# The L2 variants' mutants of the three libraries above (same releases) live in mutants_l2.py, which
+# imports Mutant from here.
+import mutants_l2  # noqa: E402
+
+MUTANTS = (*MUTANTS, *mutants_l2.MUTANTS)
+
 # The optional libraries' mutants live in mutants_<module>.py, which import Mutant from here: merged
 # last, and only where the library can run (an optional library may not be installed).
 import importlib  # noqa: E402
@@ -1122,6 +1133,7 @@ OPTIONAL_MUTANT_MODULES: dict[str, str] = {
     "secml-torch": "mutants_secml_torch",
     "adv-lib": "mutants_adv_lib",
     "deeprobust": "mutants_deeprobust",
+    "cleverhans": "mutants_cleverhans",
 }
 for _library, _module_name in OPTIONAL_MUTANT_MODULES.items():
     if _library in adapters.runnable():

@@ -1,11 +1,15 @@
-"""Run a mutant through ``run`` and the cross-check on the smoke preset; print the README's table.
+"""Run a mutant through ``run`` and the cross-check on the smoke preset; print the mutation table.
 
-    python tests/mutation/suite.py --table      # trains the smoke model, runs every mutant
+    python tests/mutation/suite.py --table                  # trains the smoke model, runs every mutant
+    python tests/mutation/suite.py --table --norm l2        # only the mutants of the L2 variants
+    python tests/mutation/suite.py --table --only art-pgd-l2-start-on-sphere   # only these mutants
 
 The smoke preset as it ships (8 test images, FGSM at 0.1, 1 and 4/255, random-start PGD-3 at 2/255,
-reference seeds 0 and 1, library seed 0), with two changes: 5 images per attack call instead of 8,
+reference seeds 0 and 1, library seed 0), with three changes: 5 images per attack call instead of 8,
 so that every run ends with a smaller, last batch (5 + 3) and a bug that only hits that batch can show;
-and every adapter among its libraries, so that one the preset does not list is run and mutated too.
+every adapter among its libraries, so that one the preset does not list is run and mutated too; and
+the L2 variants (:data:`L2_ATTACKS`: FGM-L2 at 0.5 and 2, random-start PGD-L2-3 at 1), where the
+libraries that offer them are judged too. A mutant runs only its own variant's entries (``Mutant.norm``).
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-from advparity.harness.config import Preset, load_preset  # noqa: E402
+from advparity.adapters import attacks as attack_registry  # noqa: E402
+from advparity.harness.config import AttackGrid, Preset, attack_grid, load_preset  # noqa: E402
 from advparity.harness.runner import RunRequest, run  # noqa: E402
 from advparity.reports.crosscheck import FAILING_VERDICTS, verdicts  # noqa: E402
 from advparity.reports.html import exit_code  # noqa: E402
@@ -32,10 +38,38 @@ from advparity import adapters  # noqa: E402
 
 BATCH_SIZE = 5  # of the smoke preset's 8 test images: batches of 5 and 3
 
+# The L2 variants the suite adds to the smoke preset, at eps (pixel units, over 3·32·32 values) where
+# they change predictions of the smoke model, each as cheap as the L∞ entry of its attack: FGM-L2
+# shares one gradient over its eps, PGD-L2 takes the smoke preset's 3 steps of eps/4 from a random start.
+L2_ATTACKS: tuple[dict[str, object], ...] = (
+    {"attack": "fgsm", "norm": "l2", "eps": [0.5, 2.0]},
+    {"attack": "pgd", "norm": "l2", "eps": [1.0], "steps": 3, "alpha": "eps/4", "random_start": True},
+)
 
-def suite_preset() -> Preset:
+
+def _grids() -> tuple[AttackGrid, ...]:
+    """Every attack entry of the suite: the smoke preset's (L∞), then :data:`L2_ATTACKS`."""
+    return (*load_preset("smoke").attack.grids, *(attack_grid(table) for table in L2_ATTACKS))
+
+
+def suite_preset(attacks: tuple[str, ...] | None = None, norm: str | None = None) -> Preset:
+    """The suite's preset; ``attacks`` and ``norm`` keep only those grid entries (default: all)."""
     preset = load_preset("smoke")
-    attack = dataclasses.replace(preset.attack, batch_size=BATCH_SIZE, libraries=tuple(adapters.names()))
+    chosen = tuple(
+        grid
+        for grid in _grids()
+        if (attacks is None or grid.attack in attacks) and (norm is None or grid.norm == norm)
+    )
+    if not chosen:
+        raise ValueError(f"the suite has no entry for attacks {attacks} in norm {norm}")
+    attack = dataclasses.replace(
+        preset.attack,
+        batch_size=BATCH_SIZE,
+        libraries=tuple(adapters.names()),
+        fgsm_eps=(),  # the smoke preset's shorthand entries are among the chosen grids
+        pgd_eps=(),
+        attacks=chosen,
+    )
     return dataclasses.replace(preset, attack=attack)
 
 
@@ -45,25 +79,37 @@ def cross_check(
     out: Path,
     libraries: tuple[str, ...],
     attacks: tuple[str, ...] | None = None,
+    norm: str | None = None,
 ) -> tuple[pd.DataFrame, int]:
-    """``run`` the libraries (and the reference) into ``out``, on ``attacks`` (default: all the preset's),
-    then the verdicts and the report's exit code."""
+    """``run`` the libraries (and the reference) into ``out``, on the entries of ``attacks`` in ``norm``
+    (default: every attack, every norm), then the verdicts and the report's exit code."""
     request = RunRequest(
-        preset=suite_preset(),
+        preset=suite_preset(attacks, norm),
         checkpoint=checkpoint,
         data_root=data_root,
         out=out,
         libraries=libraries,
-        attacks=attacks,
     )
     run(request, progress=False)
     frame = verdicts(load_run(out).results)
     return frame, exit_code(frame)
 
 
-def caught(frame: pd.DataFrame, library: str, attack: str) -> pd.DataFrame:
-    """The mutated library's verdict rows for the mutant's attack."""
-    return frame[(frame["library"] == library) & (frame["attack"] == attack)]
+def labels(attack: str, norm: str) -> set[str]:
+    """The labels of the suite's cells of ``attack`` in ``norm`` (``FGSM``, ``FGM-L2``, ``PGD-L2-3`` ...)."""
+    definition = attack_registry.get(attack)
+    return {
+        definition.label(grid.params(eps))
+        for grid in _grids()
+        if grid.attack == attack and grid.norm == norm
+        for eps in grid.eps
+    }
+
+
+def caught(frame: pd.DataFrame, library: str, attack: str, norm: str | None = None) -> pd.DataFrame:
+    """The mutated library's verdict rows for the mutant's attack (in ``norm``; default: every norm)."""
+    rows = frame[(frame["library"] == library) & (frame["attack"] == attack)]
+    return rows if norm is None else rows[rows["attack_label"].isin(labels(attack, norm))]
 
 
 def evidence(rows: pd.DataFrame) -> str:
@@ -85,21 +131,26 @@ def evidence(rows: pd.DataFrame) -> str:
     return "; and ".join(parts)
 
 
-def _table(checkpoint: Path, data_root: Path, work: Path) -> str:
-    from mutants import MUTANTS
-
+def _table(checkpoint: Path, data_root: Path, work: Path, chosen: list[Any]) -> str:
     lines = [
         "| mutant | library | bug | verdicts (cells of its attack) | evidence that caught it (first failing cell) |",
         "|---|---|---|---|---|",
     ]
-    for mutant in MUTANTS:
+    for mutant in chosen:
         monkeypatch = pytest.MonkeyPatch()
         try:
             mutant.apply(monkeypatch)
-            frame, _ = cross_check(checkpoint, data_root, work / mutant.name, ("reference", mutant.library))
+            frame, _ = cross_check(
+                checkpoint,
+                data_root,
+                work / mutant.name,
+                ("reference", mutant.library),
+                (mutant.attack,),
+                mutant.norm,
+            )
         finally:
             monkeypatch.undo()
-        rows = caught(frame, mutant.library, mutant.attack)
+        rows = caught(frame, mutant.library, mutant.attack, mutant.norm)
         counts = rows["verdict"].value_counts()
         summary = ", ".join(
             f"{int(counts[v])} {v}" for v in ("disagree", "invalid", "inconclusive", "agree") if v in counts
@@ -111,6 +162,8 @@ def _table(checkpoint: Path, data_root: Path, work: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", action="store_true", help="run every mutant and print the Markdown table")
+    parser.add_argument("--norm", choices=("linf", "l2"), help="only the mutants of this norm's variants")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these mutants (their names)")
     args = parser.parse_args(argv)
     if not args.table:
         parser.print_help()
@@ -119,12 +172,22 @@ def main(argv: list[str] | None = None) -> int:
     from advparity.harness import pipeline
 
     sys.path.insert(0, str(Path(__file__).parent))
+    from mutants import MUTANTS
+
+    chosen = [
+        m
+        for m in MUTANTS
+        if (args.norm is None or m.norm == args.norm) and (args.only is None or m.name in args.only)
+    ]
+    unknown = sorted(set(args.only or ()) - {m.name for m in MUTANTS})
+    if unknown or not chosen:
+        parser.error(f"no such mutants: {unknown}" if unknown else "no mutant matches")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         preset = suite_preset()
         root = pipeline.prepare_data(preset, work, None, progress=False)
         model = pipeline.train_model(preset, root, work / "model", torch.device("cpu"), progress=False)
-        print(_table(model.checkpoint, root, work))
+        print(_table(model.checkpoint, root, work, chosen))
     return 0
 
 

@@ -33,6 +33,7 @@ from torch import nn
 from advparity import adapters
 
 EPS = 4 / 255
+EPS_L2 = 0.5  # the L2 variants' eps: over the 1·12·16 pixels, about 9/255 a pixel
 STEPS = 3
 CLASSES = SMALL_CLASSES
 FULL = 16  # the runner's fixed batch size in these tests
@@ -74,30 +75,36 @@ def batch() -> Batch:
     return x, y
 
 
-def _spec(attack: str) -> AttackSpec:
-    return attack_spec(attack, EPS, steps=STEPS, random_start=True)
+def _spec(attack: str, norm: str = "linf") -> AttackSpec:
+    """PGD from a random start; FGSM from x (its one step, the FGSM every library offers)."""
+    eps = EPS if norm == "linf" else EPS_L2
+    return attack_spec(attack, eps, steps=STEPS, random_start=attack == "pgd", norm=norm)
+
+
+Cache = dict[tuple[str, str, str, int], torch.Tensor]
 
 
 @pytest.fixture(scope="module")
-def clean_runs() -> dict[tuple[str, str, int], torch.Tensor]:
-    """Unmutated x_adv per (library, attack, batch size), filled on first use (before any mutant)."""
+def clean_runs() -> Cache:
+    """Unmutated x_adv per (library, attack, norm, batch size), filled on first use (before any mutant)."""
     return {}
 
 
 def _clean(
-    cache: dict[tuple[str, str, int], torch.Tensor],
+    cache: Cache,
     model: nn.Module,
     lib: str,
     attack: str,
+    norm: str,
     x: torch.Tensor,
     y: torch.Tensor,
 ) -> torch.Tensor:
-    key = (lib, attack, len(x))
+    key = (lib, attack, norm, len(x))
     if key not in cache:
         adapter = adapters.get(lib)
-        first = adapter.run(model, x, y, _spec(attack)).x_adv
-        second = adapter.run(model, x, y, _spec(attack)).x_adv
-        assert torch.equal(first, second), f"unmutated {lib} {attack} is not deterministic"
+        first = adapter.run(model, x, y, _spec(attack, norm)).x_adv
+        second = adapter.run(model, x, y, _spec(attack, norm)).x_adv
+        assert torch.equal(first, second), f"unmutated {lib} {attack} ({norm}) is not deterministic"
         cache[key] = first
     return cache[key]
 
@@ -112,16 +119,16 @@ def test_mutant_is_live(
     mutant: Mutant,
     net: nn.Module,
     batch: Batch,
-    clean_runs: dict[tuple[str, str, int], torch.Tensor],
+    clean_runs: Cache,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     x, y = batch
-    lib, spec = mutant.library, _spec(mutant.attack)
+    lib, spec = mutant.library, _spec(mutant.attack, mutant.norm)
     partial = mutant.bug == "last partial batch"
-    baseline_full = _clean(clean_runs, net, lib, mutant.attack, x, y)
+    baseline_full = _clean(clean_runs, net, lib, mutant.attack, mutant.norm, x, y)
     x_run, y_run = (x[:SMALL], y[:SMALL]) if partial else (x, y)
-    baseline = _clean(clean_runs, net, lib, mutant.attack, x_run, y_run)
+    baseline = _clean(clean_runs, net, lib, mutant.attack, mutant.norm, x_run, y_run)
     state_before = _model_state(net)
     caplog.clear()  # only the mutated calls' warnings count
 
@@ -160,18 +167,26 @@ def test_undo_leaves_libraries_unmutated(
     lib: str,
     net: nn.Module,
     batch: Batch,
-    clean_runs: dict[tuple[str, str, int], torch.Tensor],
+    clean_runs: Cache,
 ) -> None:
-    """Applying and undoing every mutant of a library gives back the library's exact output."""
+    """Applying and undoing every mutant of a library gives back the library's exact output, in every
+    variant it offers."""
     x, y = batch
-    offered = adapters.get(lib).declaration.attacks
-    baselines = {attack: _clean(clean_runs, net, lib, attack, x, y) for attack in offered}
+    offered = _variants(lib)
+    baselines = {(a, n): _clean(clean_runs, net, lib, a, n, x, y) for a, n in offered}
     for mutant in MUTANTS:
         if mutant.library == lib:
             with pytest.MonkeyPatch.context() as mp:
                 mutant.apply(mp)
-    for attack in offered:
-        assert torch.equal(adapters.get(lib).generate(net, x, y, _spec(attack)), baselines[attack])
+    for attack, norm in offered:
+        x_adv = adapters.get(lib).generate(net, x, y, _spec(attack, norm))
+        assert torch.equal(x_adv, baselines[attack, norm]), (attack, norm)
+
+
+def _variants(lib: str) -> list[tuple[str, str]]:
+    """(attack, norm) for every variant ``lib`` offers."""
+    offers = adapters.get(lib).declaration.offers
+    return [(attack, norm) for attack, offer in offers.items() for norm in offer.norms]
 
 
 def test_registry_is_complete() -> None:
@@ -182,9 +197,11 @@ def test_registry_is_complete() -> None:
     assert len(MUTANTS) >= 16
     for m in MUTANTS:
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", m.name), m.name
-        assert m.name.startswith(f"{m.library}-{m.attack}-"), m.name
+        variant = m.attack if m.norm == "linf" else f"{m.attack}-{m.norm}"  # art-fgsm-l2-...
+        assert m.name.startswith(f"{m.library}-{variant}-"), m.name
         assert m.library in LIBRARIES, m
         assert m.attack in attacks.names(), m
+        assert (m.attack, m.norm) in _variants(m.library), m
         assert m.bug in BUGS, m
         assert m.description.strip() and callable(m.apply), m
     assert {m.bug for m in MUTANTS} == set(BUGS), set(BUGS) - {m.bug for m in MUTANTS}
@@ -193,6 +210,11 @@ def test_registry_is_complete() -> None:
         assert len(mine) >= 4, lib
         assert {m.attack for m in mine} == set(adapters.get(lib).declaration.attacks), lib
     assert any(m.bug == "sign" and m.attack == "fgsm" for m in MUTANTS)
+    # The L2 variants of the three core libraries: at least two planted bugs each.
+    for lib in ("art", "torchattacks", "foolbox"):
+        for attack in ("fgsm", "pgd"):
+            mine = [m for m in MUTANTS if (m.library, m.attack, m.norm) == (lib, attack, "l2")]
+            assert len(mine) >= 2, (lib, attack)
 
 
 def test_copies_match_installed_libraries() -> None:

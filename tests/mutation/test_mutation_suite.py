@@ -3,8 +3,10 @@
 Each mutant (``mutants.py``) plants one plausible bug inside a real library; the smoke preset (random
 start on, a smaller last batch: ``suite.py``) then runs that library and the reference through
 ``run``, and the verdicts must flag every cell of the mutant's attack, naming the library and the
-evidence. The unmutated libraries must all agree on the same run — no false alarm — except in the
-attacks known to differ from the reference (``tests/support/departures.py``), which the same run must flag.
+evidence; a mutant runs only its own variant (``Mutant.norm``: the L∞ or the L2 entries of its attack).
+The unmutated libraries must all agree on the same run, L2 variants included — no false alarm — except in
+the attacks known to differ from the reference (``tests/support/departures.py``), which the same run must
+flag.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from mutants import MUTANTS, Mutant, needs_copied_releases
-from suite import caught, cross_check
+from suite import caught, cross_check, labels
 from support.departures import departs
 
 from advparity import adapters
@@ -39,6 +41,13 @@ def test_the_unmutated_libraries_all_agree(trained: tuple[Path, Path], tmp_path:
     assert (libraries[~known[libraries.index]]["samples_xadv_differ"] == 0).all()
     assert (libraries[known[libraries.index]]["samples_xadv_differ"] > 0).all()
     assert libraries["random_start"].any()
+    # The L2 variants ran and were judged exactly for every library that offers them.
+    l2 = labels("fgsm", "l2") | labels("pgd", "l2")
+    for name in ALL:
+        offered = [a for a, offer in adapters.get(name).declaration.offers.items() if "l2" in offer.norms]
+        got = frame[(frame["library"] == name) & frame["attack_label"].isin(l2)]
+        assert sorted(set(got["attack"])) == sorted(offered), (name, offered, set(got["attack"]))
+    assert {"art", "torchattacks", "foolbox"} <= set(frame[frame["attack_label"].isin(l2)]["library"])
 
 
 @needs_copied_releases
@@ -48,12 +57,14 @@ def test_every_mutant_is_caught(
 ) -> None:
     checkpoint, root = trained
     mutant.apply(monkeypatch)
-    # Only the mutant's attack: the bug is planted there, and the other attack's cells would cost as much.
+    # Only the mutant's variant (its attack in its norm): the bug is planted there, and the other
+    # variants' cells would cost as much again.
     frame, code = cross_check(
-        checkpoint, root, tmp_path / "run", ("reference", mutant.library), (mutant.attack,)
+        checkpoint, root, tmp_path / "run", ("reference", mutant.library), (mutant.attack,), mutant.norm
     )
-    rows = caught(frame, mutant.library, mutant.attack)
-    assert len(rows), f"no {mutant.library} {mutant.attack} cells ran"
+    rows = caught(frame, mutant.library, mutant.attack, mutant.norm)
+    assert len(rows), f"no {mutant.library} {mutant.attack} ({mutant.norm}) cells ran"
+    assert len(rows) == len(frame[frame["library"] == mutant.library]), "cells of another variant ran"
     missed = rows[~rows["verdict"].isin(("disagree", "invalid"))]
     assert missed.empty, f"{mutant.name} not caught:\n" + "\n".join(missed["reason"])
     label = adapters.get(mutant.library).name
@@ -76,7 +87,7 @@ def test_a_start_that_cannot_be_reproduced_is_judged_statistically(
     adapter = adapters.get("torchattacks")
     offers = {attack: replace(offer, start=None) for attack, offer in adapter.declaration.offers.items()}
     monkeypatch.setattr(adapter, "declaration", replace(adapter.declaration, offers=offers))
-    frame, code = cross_check(checkpoint, root, tmp_path / "run", ("reference", "torchattacks"))
+    frame, code = cross_check(checkpoint, root, tmp_path / "run", ("reference", "torchattacks"), norm="linf")
     pgd = caught(frame, "torchattacks", "pgd").iloc[0]
     assert (pgd["judged_on"], pgd["verdict"]) == ("statistics", "inconclusive")
     assert "its random start cannot be reproduced" in pgd["reason"]

@@ -17,6 +17,7 @@ from advparity.reports.html import write_report
 from advparity.reports.html_sections import VERDICT_COLOURS, cell_anchor
 from advparity.reports.load import Run, load_run
 from advparity.reports.pipeline import report
+from advparity.reports.schema import library_label
 from advparity.reports.verdict_text import exit_code, summary_lines, verdict_summary_text
 from scipy.stats import binomtest
 from support.report_frames import (
@@ -240,6 +241,32 @@ def test_pipeline_writes_everything(run_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "figures" / "robustness_curves.png").is_file()
     assert "DISAGREE" in out.summary
     assert all(f.passed for f in out.findings)
+
+
+def test_the_report_names_and_orders_libraries_as_the_manifest_records(tmp_path: Path) -> None:
+    """The runner records each library's display name and place (from the adapters); the report follows
+    them — summary, matrix, tables, verdict reasons — and a run recorded before, the names of then."""
+    run_dir = _write_run_dir(tmp_path, agreeing_run())
+    named = [
+        ("reference", "reference"),
+        ("foolbox", "Foolbox"),
+        ("art", "XYZ"),
+        ("torchattacks", "torchattacks"),
+    ]
+    manifest = {**MANIFEST, "libraries": [{"name": name, "display": display} for name, display in named]}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    out = report(run_dir)
+    document = out.html.read_text(encoding="utf-8")
+    assert "All 3 libraries (Foolbox, XYZ, torchattacks) agree" in document
+    assert '<th class="row">XYZ</th>' in document and ">ART<" not in document
+    matrix = document[document.index('id="verdict-matrix"') :]
+    assert matrix.index(">Foolbox<") < matrix.index(">XYZ<") < matrix.index(">torchattacks<")
+    sweep = (run_dir / "tables" / "table5_fgsm_sweep.csv").read_text(encoding="utf-8")
+    assert "XYZ acc %" in sweep and "ART" not in sweep
+    art = out.verdicts[out.verdicts["library"] == "art"]
+    assert art["reason"].str.contains("XYZ FGSM @ 0.1/255").any()
+    assert list(dict.fromkeys(out.verdicts["library"])) == [name for name, _ in named]
+    assert library_label("art") == "ART"  # outside a report: the names of runs recorded before
 
 
 def test_summary_lines_say_what_was_found(written: tuple[Run, Path, str]) -> None:

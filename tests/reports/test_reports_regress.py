@@ -59,6 +59,20 @@ def test_the_same_run_passes_with_nothing_to_say(baseline: dict[str, Any]) -> No
     assert baseline["numbers"]["art FGSM @ 1/255 seed 0"]["k"] == 190 - FGSM_FLIPS[1 / 255]
 
 
+def test_keys_name_the_variant_by_the_rows_attack_label(baseline: dict[str, Any]) -> None:
+    """The runner's label (from the attack's definition) names a cell, so an L2 PGD beside the L∞ one with
+    the same steps and start is a cell of its own; rows without the label get the names baselines have."""
+    legacy = check_results(agreeing_run())  # the label every FGSM/PGD row of a run carries
+    assert build_baseline(_run(legacy))["numbers"].keys() == baseline["numbers"].keys()
+    l2 = legacy[legacy["attack"] == "pgd"].assign(attack_label="PGD-L2-10")
+    document = build_baseline(_run(pd.concat([legacy, l2], ignore_index=True)))
+    assert "art PGD-L2-10 @ 1/255 seed 1" in document["numbers"]
+    assert "art PGD-10 @ 1/255 seed 1" in document["numbers"]
+    assert len(document["numbers"]) == len(baseline["numbers"]) + 4 * 3 * 2
+    assert document["verdicts"]["art PGD-L2-10 @ 1/255"] == "agree"
+    assert len(document["verdicts"]) == len(baseline["verdicts"]) + 4 * 3
+
+
 def test_a_planted_drift_fails_with_a_readable_diff(baseline: dict[str, Any]) -> None:
     # Every library (so the verdicts still agree) loses 4 more samples to PGD at 0.3/255, seed 0: -2 pp.
     eps = 0.3 / 255

@@ -45,6 +45,13 @@ def test_all_tables_built(tables: dict[str, pd.DataFrame]) -> None:
     assert all(not t.empty for t in tables.values())
 
 
+def test_tables_name_libraries_as_the_manifest_records() -> None:
+    manifest = {**MANIFEST, "libraries": [{"name": "reference"}, {"name": "art", "display": "XYZ"}]}
+    tables = build_tables(agreeing_run(("reference", "torchattacks", "art")), clean_frame(), manifest)
+    assert list(dict.fromkeys(tables["table4_accuracy"]["library"])) == ["reference", "XYZ", "torchattacks"]
+    assert "XYZ FGSM" in tables["table2_per_class"].columns and "XYZ" in set(tables["agreement"]["library"])
+
+
 def test_choose_eps_prefers_the_papers(agreeing: pd.DataFrame) -> None:
     assert choose_eps(agreeing) == pytest.approx(EPS1)
     without = agreeing[~np.isclose(agreeing["eps"], EPS1)]
