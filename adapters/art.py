@@ -57,9 +57,10 @@ from art.estimators.classification import PyTorchClassifier
 from scipy.special import gammainc
 from torch import nn
 
+from .attacks import restarts
 from .attacks.geometry import Geometry
 from .base import GuardedAdapter
-from .declaration import AttackFn, Declaration, Offer, extra_forwards
+from .declaration import AttackFn, Declaration, Offer, extra_forwards, textbook_passes
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
@@ -145,7 +146,7 @@ def _fgsm(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> F
         eps=spec.eps,
         eps_step=spec.eps,  # only read when minimal=True; set so nothing falls on a default
         targeted=False,
-        num_random_init=1 if spec.random_start else 0,
+        num_random_init=spec.restarts if spec.random_start else 0,
         batch_size=int(x.shape[0]),
         minimal=False,
         summary_writer=False,
@@ -160,12 +161,17 @@ def _fgsm_refuses(spec: AttackSpec) -> str:
 
 def _pgd(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> ProjectedGradientDescent:
     return _projected_gradient_descent(
-        classifier, x, spec, norm=_NORMS[spec.norm], random_start=spec.random_start, decay=None
+        classifier,
+        x,
+        spec,
+        norm=_NORMS[spec.norm],
+        restarts=spec.restarts if spec.random_start else 0,
+        decay=None,
     )
 
 
 def _mifgsm(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> ProjectedGradientDescent:
-    return _projected_gradient_descent(classifier, x, spec, norm=np.inf, random_start=False, decay=spec.decay)
+    return _projected_gradient_descent(classifier, x, spec, norm=np.inf, restarts=0, decay=spec.decay)
 
 
 def _projected_gradient_descent(
@@ -173,7 +179,7 @@ def _projected_gradient_descent(
     x: torch.Tensor,
     spec: AttackSpec,
     norm: float,
-    random_start: bool,
+    restarts: int,  # num_random_init: 0 starts at x
     decay: float | None,
 ) -> ProjectedGradientDescent:
     return ProjectedGradientDescent(
@@ -184,7 +190,7 @@ def _projected_gradient_descent(
         decay=decay,
         max_iter=spec.steps,
         targeted=False,
-        num_random_init=1 if random_start else 0,
+        num_random_init=restarts,
         batch_size=int(x.shape[0]),
         random_eps=False,
         summary_writer=False,
@@ -218,18 +224,66 @@ def _run(build: Callable[[PyTorchClassifier, torch.Tensor, AttackSpec], EvasionA
     return call
 
 
-def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+def _random_sphere(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    """One draw of ``art.utils.random_sphere`` from NumPy's global RNG, added to x and clipped."""
     n, m = int(x.shape[0]), int(np.prod(x.shape[1:]))
-    with seeded_global_rngs(spec.seed, x.device):
-        if spec.norm == "l2":  # art.utils.random_sphere
-            a_tmp = np.random.randn(n, m)
-            s_2 = np.sum(a_tmp**2, axis=1)
-            base = gammainc(m / 2.0, s_2 / 2.0) ** (1 / m) * spec.eps / np.sqrt(s_2)
-            noise = a_tmp * (np.tile(base, (m, 1))).T
-        else:
-            noise = np.random.uniform(-spec.eps, spec.eps, (n, m))
+    if spec.norm == "l2":
+        a_tmp = np.random.randn(n, m)
+        s_2 = np.sum(a_tmp**2, axis=1)
+        base = gammainc(m / 2.0, s_2 / 2.0) ** (1 / m) * spec.eps / np.sqrt(s_2)
+        noise = a_tmp * (np.tile(base, (m, 1))).T
+    else:
+        noise = np.random.uniform(-spec.eps, spec.eps, (n, m))
     noise = noise.reshape(x.shape).astype(np.float32)
     return torch.clamp(x + torch.from_numpy(noise).to(x.device), 0.0, 1.0)
+
+
+def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    # Each restart draws once, in turn; nothing else draws from NumPy's RNG between them.
+    with seeded_global_rngs(spec.seed, x.device):
+        return restarts.starts(lambda _: _random_sphere(x, spec), spec.restarts)
+
+
+def _art_success(pred: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> torch.Tensor:
+    return pred != clean_pred
+
+
+# ProjectedGradientDescentPyTorch.generate: restart 0's x_adv, then each later restart's where
+# ``compute_success_array`` says it succeeded, which for an untargeted attack is
+# ``adv_preds != preds`` with ``preds = classifier.predict(x_clean)`` (art/utils.py): a changed
+# prediction, not a wrong one.
+_PGD_SELECTION = restarts.Selection(
+    succeeded=_art_success,
+    needs_clean=True,
+    note="ART keeps, per sample, the last restart whose prediction differs from the clean prediction "
+    "(compute_success_array), not the last misclassified one",
+)
+
+
+def _pgd_passes(spec: AttackSpec) -> tuple[float, float]:
+    # Two forwards to log its success rate; per restart after the first, two more (compute_success_array
+    # predicts the restart's x_adv and the clean batch).
+    forward, backward = textbook_passes(spec)
+    k = spec.restarts
+    return forward - restarts.passes(k) + 2 + 2 * (k - 1), backward
+
+
+def _fgsm_passes(spec: AttackSpec) -> tuple[float, float]:
+    # With more than one restart, compute_success predicts each restart's x_adv and the clean batch.
+    forward, backward = textbook_passes(spec)
+    k = spec.restarts
+    return (forward - restarts.passes(k) + (2 * k if k > 1 else 0)), backward
+
+
+def _fgsm_departure(spec: AttackSpec) -> str:
+    if spec.restarts == 1:
+        return ""
+    return (
+        "ART's FastGradientMethod keeps one restart for the whole batch, not one per sample: "
+        "`if rate > rate_best: rate_best = rate; adv_x_best = adv_x`, with the success rate over the "
+        "batch (a changed prediction counting as success), and returns x itself when no restart "
+        "changes any prediction (`adv_x_best = x`; fast_gradient.py, generate)"
+    )
 
 
 ADAPTER = GuardedAdapter(
@@ -241,18 +295,22 @@ ADAPTER = GuardedAdapter(
                 call=_run(_fgsm),
                 loss_reduction="mean",
                 norms=("linf", "l2"),
-                variants=("random_start",),
+                variants=("random_start", "restarts"),
+                passes=_fgsm_passes,
                 start=_start,
                 refuses=_fgsm_refuses,
+                departure=_fgsm_departure,
                 arithmetic=lambda spec: _FGM_L2 if spec.norm == "l2" else None,
             ),
             "pgd": Offer(
                 call=_run(_pgd),
                 loss_reduction="mean",
                 norms=("linf", "l2"),
-                passes=extra_forwards(2),
+                variants=("restarts",),
+                passes=_pgd_passes,
                 start=_start,
                 arithmetic=lambda spec: _PGD_L2 if spec.norm == "l2" else None,
+                selection=lambda spec: _PGD_SELECTION,
             ),
             # BasicIterativeMethod is ProjectedGradientDescent: the same two extra forwards.
             "bim": Offer(call=_run(_bim), loss_reduction="mean", passes=extra_forwards(2)),

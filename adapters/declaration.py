@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from . import attacks
-from .attacks.definition import LOSS_REDUCTIONS, LossReduction
+from .attacks.definition import LOSS_REDUCTIONS, LossReduction, arithmetic_note
 from .attacks.norms import NORMS, Norm
+from .attacks.restarts import Selection
 from .spec import AttackSpec
 
 __all__ = [
@@ -85,6 +86,10 @@ def _definitions_arithmetic(spec: AttackSpec) -> Any:
     return None
 
 
+def _definitions_selection(spec: AttackSpec) -> Selection | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Offer:
     """How one library computes one attack — checked, not trusted.
@@ -100,12 +105,16 @@ class Offer:
     computes the spec, else why it does not (DeepRobust's PGD always draws a random start): a run
     plans no such cells. ``departure``: how the library's version departs from the attack's
     definition, read from its source and measured — not an excuse: such cells still disagree, the
-    report quotes this as the explanation, and the adapter tests fail if a release stops departing.
+    report quotes this as the explanation, and the adapter tests fail if a release stops departing;
+    a function of the spec where only some specs depart (ART's FGM with restarts), '' for the others.
     ``arithmetic``: for a spec, how the library rounds the same mathematics where that differs from
     the definition's own (an L2 norm in NumPy, a reciprocal multiply, a clip before the projection:
     an :class:`~.attacks.geometry.Geometry` for FGSM and PGD), None where it does not — passed to the
     attack's reference so that the expected x_adv is the library's bit for bit, not within a
     tolerance wide enough to hide a bug. Round-off only: an algorithm that differs is a departure.
+    ``selection``: for a spec with restarts, which restart's x_adv each sample keeps where the
+    library keeps another than the definition (:class:`~.attacks.restarts.Selection`); a library
+    that keeps one restart for the whole batch does not select per sample: a departure.
     """
 
     call: AttackFn
@@ -119,8 +128,9 @@ class Offer:
     passes: PassesFn = textbook_passes
     start: StartFn | None = None
     refuses: Callable[[AttackSpec], str] = _offered_always
-    departure: str = ""
+    departure: str | Callable[[AttackSpec], str] = ""
     arithmetic: Callable[[AttackSpec], Any] = _definitions_arithmetic
+    selection: Callable[[AttackSpec], Selection | None] = _definitions_selection
 
     def __post_init__(self) -> None:
         if self.loss_reduction not in LOSS_REDUCTIONS:
@@ -184,6 +194,17 @@ class Declaration:
         """How the library rounds ``spec``'s step (:attr:`Offer.arithmetic`); None for the definition's."""
         return self.offer(spec.attack).arithmetic(spec)
 
+    def own_arithmetic(self, spec: AttackSpec) -> str:
+        """What the expected x_adv of ``spec`` follows of the library's own rounding and restart
+        selection, in a few words, as a report quotes it beside an agreement ('' for the definition's)."""
+        selection = self.selection(spec)
+        notes = (arithmetic_note(self.arithmetic(spec)), selection.note if selection else "")
+        return "; ".join(note for note in notes if note)
+
+    def selection(self, spec: AttackSpec) -> Selection | None:
+        """Which restart each sample keeps (:attr:`Offer.selection`); None for the definition's rule."""
+        return self.offer(spec.attack).selection(spec)
+
     def start(self, x: torch.Tensor, spec: AttackSpec) -> torch.Tensor | None:
         """Where the library's attack starts for this batch: x for an unseeded spec, its reproduced
         random start, or None where that cannot be reproduced."""
@@ -192,13 +213,19 @@ class Declaration:
         start = self.offer(spec.attack).start
         return None if start is None else start(x, spec)
 
+    def departure(self, spec: AttackSpec) -> str:
+        """How the library's ``spec`` departs from the attack's definition ('' where it does not)."""
+        departure = self.offer(spec.attack).departure
+        return departure if isinstance(departure, str) else departure(spec)
+
     def summary(self) -> dict[str, Any]:
-        """What a run's manifest records of the declaration: per attack, norms, loss reduction and departure."""
+        """What a run's manifest records of the declaration: per attack, norms, loss reduction and the
+        departure of every spec of it (one that departs for some specs only is in their cells' rows)."""
         return {
             attack: {
                 "norms": list(offer.norms),
                 "loss_reduction": offer.loss_reduction,
-                "departure": offer.departure,
+                "departure": offer.departure if isinstance(offer.departure, str) else "",
             }
             for attack, offer in self.offers.items()
         }

@@ -114,8 +114,8 @@ def expectation(
     declaration: Declaration,
     start: torch.Tensor | None = None,
 ) -> Expectation:
-    """``spec`` as the library should compute it: its loss reduction and arithmetic, from its start
-    (:meth:`Declaration.start`, computed here unless given). A start that cannot be reproduced gives
+    """``spec`` as the library should compute it: its loss reduction, arithmetic and restart
+    selection, from its start(s) (:meth:`Declaration.start`, computed here unless given). A start that cannot be reproduced gives
     the definition's own attack from its own start: a statistical yardstick."""
     start = declaration.start(x, spec) if start is None else start
     exact = start is not None
@@ -124,9 +124,10 @@ def expectation(
         start = definition.default_start(x, spec.eps, spec.params, spec.seed)
     reduction: LossReduction = declaration.loss_reduction(spec) if exact else "sum"
     arithmetic = declaration.arithmetic(spec) if exact else None
+    selection = declaration.selection(spec) if exact else None
     with attack_session(model, x, y, "expected") as session:
-        x_adv, floor = definition.reference(
-            session.counter, x, y, spec.eps, spec.params, start, reduction, arithmetic
+        x_adv, floor = definition.from_starts(
+            session.counter, x, y, spec.eps, spec.params, start, reduction, arithmetic, selection
         )
     return Expectation(x_adv, floor, exact)
 
@@ -134,7 +135,8 @@ def expectation(
 @dataclass
 class ExpectationCache:
     """Expectations for one batch, computed once and shared by every library that declares the same
-    loss reduction and arithmetic and draws the same start (compared bit for bit, not by name)."""
+    loss reduction, arithmetic and restart selection and draws the same start (compared bit for bit,
+    not by name)."""
 
     model: nn.Module
     x: torch.Tensor
@@ -148,25 +150,25 @@ class ExpectationCache:
         """The library's expected x_adv for ``spec``; ``eps_grid``: every eps judged with it where the
         attack shares its gradient across eps (computed together, once)."""
         reduction = declaration.loss_reduction(spec)
-        arithmetic = declaration.arithmetic(spec)
+        declared = (declaration.arithmetic(spec), declaration.selection(spec))
         if spec.definition.shares_gradient_across_eps(spec.params):
-            key = (spec.attack, spec.params, reduction, arithmetic)
+            key = (spec.attack, spec.params, reduction, declared)
             if key not in self._grids:
                 self._grids[key] = grid_expectations(
-                    self.model, self.x, self.y, spec, eps_grid, reduction, arithmetic
+                    self.model, self.x, self.y, spec, eps_grid, reduction, declared[0]
                 )
             return self._grids[key][spec.eps]
         start = declaration.start(self.x, spec)
-        for known_spec, known_reduction, known_arithmetic, known_start, known in self._known:
+        for known_spec, known_reduction, known_declared, known_start, known in self._known:
             if (
                 known_spec == spec
                 and known_reduction == reduction
-                and known_arithmetic == arithmetic
+                and known_declared == declared
                 and _same(start, known_start)
             ):
                 return known
         computed = expectation(self.model, self.x, self.y, spec, declaration, start)
-        self._known.append((spec, reduction, arithmetic, start, computed))
+        self._known.append((spec, reduction, declared, start, computed))
         return computed
 
 

@@ -56,7 +56,7 @@ def compute(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec
     loss — unguarded: :data:`ADAPTER` runs it under the guards, ``harness bench`` times it bare."""
     definition = spec.definition
     start = definition.default_start(x, spec.eps, spec.params, spec.seed)
-    return definition.reference(model, x, y, spec.eps, spec.params, start, "sum")[0]
+    return definition.from_starts(model, x, y, spec.eps, spec.params, start, "sum")[0]
 
 
 def _call(

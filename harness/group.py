@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 from advparity.adapters import reference as reference_attacks
-from advparity.adapters.attacks.definition import arithmetic_note
 from advparity.adapters.base import AttackOutputError
 from advparity.adapters.counting import AttackStats
 from advparity.adapters.expected import (
@@ -60,6 +59,9 @@ class _CellEvidence:
     # How the expected x_adv was rounded where the library's arithmetic is its own (Offer.arithmetic):
     # the report says so beside an agreement ("" for the definition's own).
     arithmetic: str = ""
+    # How this spec departs from the attack's definition where only some specs of the attack do
+    # (a callable Offer.departure); the manifest holds the departures of whole attacks.
+    departure: str = ""
 
 
 def _rows(
@@ -111,6 +113,7 @@ def _rows(
             "backward_passes_expected": evidence.backward_expected,
             "state_changes": evidence.state_changes,
             "arithmetic": evidence.arithmetic,
+            "departure": evidence.departure,
             "error": error,
         }
     )
@@ -232,7 +235,8 @@ def run_group(
                     forward_expected=forward_expected,
                     backward_expected=backward_expected,
                     state_changes="; ".join(stats.state_changes) if stats else "",
-                    arithmetic=arithmetic_note(declaration.arithmetic(spec)) if expectation.exact else "",
+                    arithmetic=declaration.own_arithmetic(spec) if expectation.exact else "",
+                    departure=declaration.departure(spec),
                 )
                 buffer.eval_seconds += time.perf_counter() - eval_started
             if stats is not None:

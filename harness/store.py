@@ -37,7 +37,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     # The x_adv evidence (adapters/expected.py) and what the adapter declares for this spec.
     "expectation", "pixels_differ", "pixels_differ_near_zero", "pixels_total",
     "forward_passes_expected", "backward_passes_expected", "state_changes", "arithmetic",
+    "departure",
 )  # fmt: skip
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean", "image", "class_name")
 
@@ -127,8 +128,7 @@ def params_of(attack: str, recorded: object, columns: dict[str, Any]) -> Any:
     definition = attacks.get(attack)
     if isinstance(recorded, str) and recorded:
         return definition.make_params(json.loads(recorded))
-    known = {f.name for f in fields(definition.params)}
-    return definition.make_params({k: v for k, v in columns.items() if k in known})
+    return definition.params_from_columns(columns)
 
 
 def config_hash(config: dict[str, Any]) -> str:

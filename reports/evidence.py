@@ -172,6 +172,9 @@ class CellEvidence:
     # How the expected x_adv was rounded where the library's arithmetic is its own (the rows'
     # ``arithmetic``, from the adapter's offer): quoted beside an agreement ('' for the definition's).
     arithmetic: str = ""
+    # How the cell's spec departs from the attack's definition where only some specs of the attack do
+    # (the rows' ``departure``); a whole attack's departure comes from the manifest.
+    departure: str = ""
     # The verdict table's numeric columns as far as the evidence goes (reports/crosscheck.py).
     columns: dict[str, Any] = field(default_factory=dict)
 
@@ -247,6 +250,7 @@ def gather(
         + (")" if norm == "linf" else f", norm={norm!r})"),
         "norm": norm,
         "arithmetic": str(first["arithmetic"]) if exact else "",
+        "departure": str(first["departure"]),
         "steps": int(first["steps"]),
         "random_start": bool(first["random_start"]),
         "seeded": seeded,

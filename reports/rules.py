@@ -321,6 +321,11 @@ def decide(e: CellEvidence) -> Rule:
     raise AssertionError(f"no rule applies to {e.name}")  # the last rules cover every judged cell
 
 
+def _departure(e: CellEvidence, departures: Mapping[tuple[str, str], str]) -> str:
+    """The cell's own departure (a spec that departs where others of its attack do not), else its attack's."""
+    return e.departure or departures.get((e.library, e.attack), "")
+
+
 @dataclass(frozen=True)
 class Note:
     """A sentence added to a reason where it applies; it never changes the verdict."""
@@ -334,10 +339,9 @@ class Note:
 NOTES: tuple[Note, ...] = (
     Note(
         "documented departure",
-        lambda e, verdict, departures: verdict == "disagree" and bool(departures.get((e.library, e.attack))),
+        lambda e, verdict, departures: verdict == "disagree" and bool(_departure(e, departures)),
         lambda e, departures: (
-            " The adapter documents this departure, read from the library's source: "
-            f"{departures[(e.library, e.attack)]}."
+            f" The adapter documents this departure, read from the library's source: {_departure(e, departures)}."
         ),
         "A disagreeing attack that the adapter documents as departing from the attack's definition says so "
         "in its reason, and still disagrees.",

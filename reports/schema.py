@@ -59,6 +59,8 @@ OPTIONAL_RESULT_COLUMNS: dict[str, Any] = {
     "state_changes": "",
     # How the expected x_adv was rounded where the library's arithmetic is its own ('' otherwise).
     "arithmetic": "",
+    # How the cell's spec departs from the attack's definition, where only some specs of it do.
+    "departure": "",
 }
 
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean")
@@ -140,6 +142,7 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
     out["error"] = out["error"].fillna("").astype(str)
     out["state_changes"] = out["state_changes"].fillna("").astype(str)
     out["arithmetic"] = out["arithmetic"].fillna("").astype(str)
+    out["departure"] = out["departure"].fillna("").astype(str)
     # The runner writes -1 where it has no value (a library that crashed, a count it could not take);
     # NaN says "not recorded" to every check, where -1 would read as a prediction or a count.
     for column in ("pred_adv_8bit", "zero_grad", "pixels_differ", "pixels_differ_near_zero"):

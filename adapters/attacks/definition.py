@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from . import restarts
 from .norms import Norm, check_eps, distance
 
 LossReduction = Literal["sum", "mean"]
@@ -107,6 +108,15 @@ class Attack:
         """The values of the results rows' ``steps``, ``alpha`` and ``random_start`` columns."""
         return {"steps": 1, "alpha": eps, "random_start": False}
 
+    def params_from_columns(self, columns: Mapping[str, Any]) -> Any:
+        """The parameters behind :meth:`columns` — how a run recorded before results rows carried a
+        ``params`` column is read back: the columns this attack's parameters define (a NumPy scalar, as
+        a frame holds it, as the Python value the parameters check for)."""
+        known = {f.name for f in dataclasses.fields(self.params)}
+        return self.make_params(
+            {k: v.item() if hasattr(v, "item") else v for k, v in columns.items() if k in known}
+        )
+
     def cell_key(self, params: Any) -> str:
         """The part of a cell's file name that tells this attack's variants apart."""
         return (
@@ -142,6 +152,25 @@ class Attack:
         e.g. a :class:`~.geometry.Geometry`); None for the definition's own."""
         raise NotImplementedError
 
+    def from_starts(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        params: Any,
+        start: torch.Tensor,
+        reduction: LossReduction,
+        arithmetic: Any = None,
+        selection: restarts.Selection | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`reference` from each start of ``start`` (one, or ``restarts.py``'s k stacked), with
+        the restart each sample keeps chosen by ``selection`` (None: the definition's own rule)."""
+        if restarts.count(params) == 1:
+            return self.reference(model, x, y, eps, params, start, reduction, arithmetic)
+        candidates = [self.reference(model, x, y, eps, params, one, reduction, arithmetic) for one in start]
+        return restarts.select(model, x, y, candidates, selection or restarts.LAST_MISCLASSIFIED)
+
     def reference_grid(
         self,
         model: nn.Module,
@@ -154,7 +183,7 @@ class Attack:
     ) -> dict[float, tuple[torch.Tensor, torch.Tensor]]:
         """:meth:`reference` at every eps of a grid, each from :meth:`default_start` (seed 0)."""
         return {
-            eps: self.reference(
+            eps: self.from_starts(
                 model, x, y, eps, params, self.default_start(x, eps, params, 0), reduction, arithmetic
             )
             for eps in eps_list

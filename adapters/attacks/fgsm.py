@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import geometry
+from . import geometry, restarts
 from .definition import Attack, LossReduction
 from .gradients import ball_start, loss_gradient, relative_magnitude
 from .norms import Norm, check_norm
@@ -35,11 +35,13 @@ _LARGEST_ALPHA = 2.0
 
 @dataclass(frozen=True)
 class FGSMParams:
-    """``alpha``: the step from a random start, in pixel units (None: eps); only with ``random_start``."""
+    """``alpha``: the step from a random start, in pixel units (None: eps); only with ``random_start``.
+    ``restarts``: random starts per sample (``restarts.py``); more than one only with ``random_start``."""
 
     norm: Norm = "linf"
     random_start: bool = False
     alpha: float | None = None
+    restarts: int = 1
 
     def __post_init__(self) -> None:
         check_norm(self.norm)
@@ -53,6 +55,7 @@ class FGSMParams:
             if not (math.isfinite(float(self.alpha)) and float(self.alpha) > 0):
                 raise ValueError(f"expected alpha > 0 (pixel units) or None for eps, got {self.alpha!r}")
             object.__setattr__(self, "alpha", float(self.alpha))
+        object.__setattr__(self, "restarts", restarts.check_restarts(self.restarts, self.random_start))
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or eps when alpha is None."""
@@ -62,7 +65,7 @@ class FGSMParams:
 class FGSM(Attack):
     name = "fgsm"
     params = FGSMParams
-    preset_keys = ("norm", "random_start", "alpha")
+    preset_keys = ("norm", "random_start", "alpha", "restarts")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> FGSMParams:
         values = dict(table)
@@ -72,7 +75,8 @@ class FGSM(Attack):
         return params
 
     def variants(self, params: FGSMParams) -> tuple[str, ...]:
-        return ("random_start",) if params.random_start else ()
+        chosen = ("random_start",) if params.random_start else ()
+        return (*chosen, "restarts") if params.restarts > 1 else chosen
 
     def shares_gradient_across_eps(self, params: FGSMParams) -> bool:
         # Every eps of a grid shares the one gradient at x (not at a start that depends on eps).
@@ -80,7 +84,7 @@ class FGSM(Attack):
 
     def label(self, params: FGSMParams) -> str:
         name = "FGSM" if params.norm == "linf" else "FGM-L2"
-        return f"{name}-RS" if params.random_start else name
+        return restarts.label(f"{name}-RS" if params.random_start else name, params.restarts)
 
     def seeded(self, params: FGSMParams) -> bool:
         return params.random_start
@@ -88,15 +92,28 @@ class FGSM(Attack):
     def columns(self, params: FGSMParams, eps: float) -> dict[str, Any]:
         return {"steps": 1, "alpha": params.step_size(eps), "random_start": params.random_start}
 
+    def params_from_columns(self, columns: Mapping[str, Any]) -> FGSMParams:
+        # Without a random start the ``alpha`` column is eps, the one step, not a parameter.
+        values = dict(columns)
+        if not values.get("random_start", False):
+            values.pop("alpha", None)
+        params: FGSMParams = super().params_from_columns(values)
+        return params
+
     def cell_key(self, params: FGSMParams) -> str:
         # The key L∞ FGSM cells have always had, so existing run directories resume.
         key = f"steps1__rs{int(params.random_start)}"
         if params.alpha is not None:
             key += f"__alpha{params.alpha:.9g}"
+        key += restarts.cell_key(params.restarts)
         return key if params.norm == "linf" else f"{params.norm}__{key}"
 
     def default_start(self, x: torch.Tensor, eps: float, params: FGSMParams, seed: int) -> torch.Tensor:
-        return ball_start(x, eps, params.norm, seed) if params.random_start else x
+        return ball_start(x, eps, params.norm, seed, params.restarts) if params.random_start else x
+
+    def passes(self, params: FGSMParams) -> tuple[float, float]:
+        k = params.restarts
+        return (k + restarts.passes(k), float(k))
 
     def reference(
         self,

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import restarts as restarts_module
 from .definition import LossReduction
 
 
@@ -28,20 +29,12 @@ def relative_magnitude(grad: torch.Tensor) -> torch.Tensor:
     return torch.where(largest > 0, magnitude / largest, torch.zeros_like(magnitude))
 
 
-def uniform_start(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
-    """The reference's own L∞ start: x + U(-eps, eps) from a local generator, clipped to [0, 1].
-
-    A local ``torch.Generator`` seeded with ``seed``: the caller's global RNG state is never touched.
-    """
-    generator = torch.Generator(device=x.device).manual_seed(seed)
+def _uniform_noise(x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
     noise = torch.empty_like(x).uniform_(-eps, eps, generator=generator)
     return (x + noise).clamp(0.0, 1.0)
 
 
-def uniform_ball_start(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
-    """The reference's own L2 start: x + δ with δ uniform in the L2 ball of radius eps (a Gaussian
-    direction, a radius eps · U^(1/d)), from a local generator, clipped to [0, 1]."""
-    generator = torch.Generator(device=x.device).manual_seed(seed)
+def _uniform_ball_noise(x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
     direction = torch.empty_like(x).normal_(generator=generator)
     u = torch.rand(x.shape[0], dtype=torch.float64, generator=generator, device=x.device)
     radius = eps * u ** (1.0 / x[0].numel())
@@ -50,6 +43,24 @@ def uniform_ball_start(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
     return (x + direction * scale).clamp(0.0, 1.0)
 
 
-def ball_start(x: torch.Tensor, eps: float, norm: str, seed: int) -> torch.Tensor:
-    """The reference's own random start in ``norm``'s eps-ball (:func:`uniform_start`, :func:`uniform_ball_start`)."""
-    return uniform_start(x, eps, seed) if norm == "linf" else uniform_ball_start(x, eps, seed)
+def uniform_start(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """The reference's own L∞ start: x + U(-eps, eps) from a local generator, clipped to [0, 1].
+
+    A local ``torch.Generator`` seeded with ``seed``: the caller's global RNG state is never touched.
+    """
+    return _uniform_noise(x, eps, torch.Generator(device=x.device).manual_seed(seed))
+
+
+def uniform_ball_start(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """The reference's own L2 start: x + δ with δ uniform in the L2 ball of radius eps (a Gaussian
+    direction, a radius eps · U^(1/d)), from a local generator, clipped to [0, 1]."""
+    return _uniform_ball_noise(x, eps, torch.Generator(device=x.device).manual_seed(seed))
+
+
+def ball_start(x: torch.Tensor, eps: float, norm: str, seed: int, restarts: int = 1) -> torch.Tensor:
+    """The reference's own random start in ``norm``'s eps-ball (:func:`uniform_start`,
+    :func:`uniform_ball_start`); with ``restarts`` > 1, that many drawn in turn from the one seeded
+    generator and stacked ``[k, N, ...]`` (the first equals the single start)."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    draw = _uniform_noise if norm == "linf" else _uniform_ball_noise
+    return restarts_module.starts(lambda _: draw(x, eps, generator), restarts)

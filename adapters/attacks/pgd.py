@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import geometry
+from . import geometry, restarts
 from .definition import Attack, LossReduction
 from .gradients import ball_start, loss_gradient, relative_magnitude
 from .norms import Norm, check_norm
@@ -34,6 +34,7 @@ class PGDParams:
     alpha: float | None = None
     random_start: bool = True
     norm: Norm = "linf"
+    restarts: int = 1  # random starts per sample (restarts.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", check_steps(self.steps))
@@ -41,6 +42,7 @@ class PGDParams:
         object.__setattr__(self, "alpha", check_alpha(self.alpha, self.norm))
         if not isinstance(self.random_start, bool):
             raise ValueError(f"expected random_start to be True or False, got {self.random_start!r}")
+        object.__setattr__(self, "restarts", restarts.check_restarts(self.restarts, self.random_start))
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or ``eps / 4`` when alpha is None."""
@@ -50,7 +52,7 @@ class PGDParams:
 class PGD(Attack):
     name = "pgd"
     params = PGDParams
-    preset_keys = ("norm", "steps", "alpha", "random_start")
+    preset_keys = ("norm", "steps", "alpha", "random_start", "restarts")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> PGDParams:
         values = {**table, "alpha": eps * alpha_fraction(table.get("alpha", "eps/4"))}
@@ -59,7 +61,10 @@ class PGD(Attack):
 
     def label(self, params: PGDParams) -> str:
         name = f"PGD-{params.steps}" if params.norm == "linf" else f"PGD-{params.norm.upper()}-{params.steps}"
-        return name if params.random_start else f"{name} (no random start)"
+        return restarts.label(name, params.restarts) if params.random_start else f"{name} (no random start)"
+
+    def variants(self, params: PGDParams) -> tuple[str, ...]:
+        return ("restarts",) if params.restarts > 1 else ()
 
     def seeded(self, params: PGDParams) -> bool:
         return params.random_start
@@ -69,14 +74,15 @@ class PGD(Attack):
 
     def cell_key(self, params: PGDParams) -> str:
         # L∞ keeps the key its cells have always had, so existing run directories resume.
-        key = f"steps{params.steps}__rs{int(params.random_start)}"
+        key = f"steps{params.steps}__rs{int(params.random_start)}{restarts.cell_key(params.restarts)}"
         return key if params.norm == "linf" else f"{params.norm}__{key}"
 
     def passes(self, params: PGDParams) -> tuple[float, float]:
-        return (float(params.steps), float(params.steps))
+        k = params.restarts
+        return (k * params.steps + restarts.passes(k), float(k * params.steps))
 
     def default_start(self, x: torch.Tensor, eps: float, params: PGDParams, seed: int) -> torch.Tensor:
-        return ball_start(x, eps, params.norm, seed) if params.random_start else x
+        return ball_start(x, eps, params.norm, seed, params.restarts) if params.random_start else x
 
     def reference(
         self,

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import ray
 import torch
-from advparity.adapters.attacks.definition import NoParams
+from advparity.adapters.attacks.fgsm import FGSMParams
 from advparity.adapters.attacks.pgd import PGDParams
 from advparity.harness import executors, runner
 from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
@@ -138,7 +138,7 @@ def test_ray_resumes_a_run_by_submitting_only_the_unfinished_groups(
     out = tmp_path / "resumed"
     shutil.copytree(local_run, out)
     cells = out / "cells"
-    (cells / f"{Cell('art', 'fgsm', 1 / 255, 0, NoParams()).key}.parquet").unlink()
+    (cells / f"{Cell('art', 'fgsm', 1 / 255, 0, FGSMParams()).key}.parquet").unlink()
     pgd_seed_1 = Cell("reference", "pgd", 2 / 255, 1, PGDParams(steps=3, alpha=0.5 / 255, random_start=True))
     (cells / f"{pgd_seed_1.key}.parquet").unlink()
     kept = {path.name: path.stat().st_mtime_ns for path in cells.glob("*.parquet")}

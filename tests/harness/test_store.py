@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from advparity.adapters.attacks.definition import NoParams
+from advparity.adapters.attacks.fgsm import FGSMParams
 from advparity.adapters.attacks.pgd import PGDParams
 from advparity.harness import lock as lock_module
 from advparity.harness.cli import EXIT_BAD_INPUT, main
@@ -35,7 +35,7 @@ from advparity.harness.store import (
 from advparity.reports.cells import NO_RECORD, SHA_DIFFERS
 
 N = 8
-FGSM = Cell("reference", "fgsm", 1 / 255, 0, NoParams())
+FGSM = Cell("reference", "fgsm", 1 / 255, 0, FGSMParams())
 PGD = Cell("art", "pgd", 2 / 255, 0, PGDParams(steps=5, alpha=0.5 / 255, random_start=True))
 TEXT_COLUMNS = {
     "library",

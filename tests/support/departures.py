@@ -18,7 +18,9 @@ DEPARTURES: dict[tuple[str, str], str] = {
     (name, attack): text
     for name in adapters.runnable()
     for attack, offer in adapters.get(name).declaration.offers.items()
-    if (text := offer.departure)
+    # A departure of some specs only (a function of the spec: ART's FGM with restarts) is pinned by
+    # the test of those specs (tests/adapters/test_attacks_restarts.py), not here.
+    if isinstance(text := offer.departure, str) and text
 }
 
 
