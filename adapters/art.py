@@ -60,7 +60,7 @@ from torch import nn
 from .attacks import restarts
 from .attacks.geometry import Geometry
 from .base import GuardedAdapter
-from .declaration import AttackFn, Declaration, Offer, extra_forwards, textbook_passes
+from .declaration import AttackFn, Declaration, Offer, textbook_passes
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
@@ -145,7 +145,7 @@ def _fgsm(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> F
         norm=_NORMS[spec.norm],
         eps=spec.eps,
         eps_step=spec.eps,  # only read when minimal=True; set so nothing falls on a default
-        targeted=False,
+        targeted=spec.targeted is not None,  # then y holds the targets
         num_random_init=spec.restarts if spec.random_start else 0,
         batch_size=int(x.shape[0]),
         minimal=False,
@@ -189,7 +189,7 @@ def _projected_gradient_descent(
         eps_step=spec.step_size,
         decay=decay,
         max_iter=spec.steps,
-        targeted=False,
+        targeted=spec.targeted is not None,  # then y holds the targets
         num_random_init=restarts,
         batch_size=int(x.shape[0]),
         random_eps=False,
@@ -204,7 +204,7 @@ def _bim(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> Ba
         eps=spec.eps,
         eps_step=spec.step_size,
         max_iter=spec.steps,
-        targeted=False,
+        targeted=spec.targeted is not None,  # then y holds the targets
         batch_size=int(x.shape[0]),
         verbose=False,
     )
@@ -260,19 +260,25 @@ _PGD_SELECTION = restarts.Selection(
 )
 
 
-def _pgd_passes(spec: AttackSpec) -> tuple[float, float]:
-    # Two forwards to log its success rate; per restart after the first, two more (compute_success_array
-    # predicts the restart's x_adv and the clean batch).
+def _success_forwards(spec: AttackSpec) -> int:
+    """Forwards of one ``compute_success_array``: the x_adv, and the clean batch unless targeted (a
+    targeted success compares with the targets, not the clean prediction)."""
+    return 1 if spec.targeted else 2
+
+
+def _iterative_passes(spec: AttackSpec) -> tuple[float, float]:
+    # ProjectedGradientDescentPyTorch.generate (and BasicIterativeMethod, MI-FGSM, which are it): a
+    # success check to log its rate, and one per restart after the first.
     forward, backward = textbook_passes(spec)
-    k = spec.restarts
-    return forward - restarts.passes(k) + 2 + 2 * (k - 1), backward
+    k = restarts.count(spec.params)
+    return forward - restarts.passes(k) + _success_forwards(spec) * k, backward
 
 
 def _fgsm_passes(spec: AttackSpec) -> tuple[float, float]:
-    # With more than one restart, compute_success predicts each restart's x_adv and the clean batch.
+    # With more than one restart, compute_success checks each restart (and the log reuses its rate).
     forward, backward = textbook_passes(spec)
     k = spec.restarts
-    return (forward - restarts.passes(k) + (2 * k if k > 1 else 0)), backward
+    return (forward - restarts.passes(k) + (_success_forwards(spec) * k if k > 1 else 0)), backward
 
 
 def _fgsm_departure(spec: AttackSpec) -> str:
@@ -281,7 +287,7 @@ def _fgsm_departure(spec: AttackSpec) -> str:
     return (
         "ART's FastGradientMethod keeps one restart for the whole batch, not one per sample: "
         "`if rate > rate_best: rate_best = rate; adv_x_best = adv_x`, with the success rate over the "
-        "batch (a changed prediction counting as success), and returns x itself when no restart "
+        "batch (a changed prediction, or the target's, counting as success), and returns x itself when no restart "
         "changes any prediction (`adv_x_best = x`; fast_gradient.py, generate)"
     )
 
@@ -295,7 +301,7 @@ ADAPTER = GuardedAdapter(
                 call=_run(_fgsm),
                 loss_reduction="mean",
                 norms=("linf", "l2"),
-                variants=("random_start", "restarts"),
+                variants=("random_start", "restarts", "targeted"),
                 passes=_fgsm_passes,
                 start=_start,
                 refuses=_fgsm_refuses,
@@ -306,15 +312,19 @@ ADAPTER = GuardedAdapter(
                 call=_run(_pgd),
                 loss_reduction="mean",
                 norms=("linf", "l2"),
-                variants=("restarts",),
-                passes=_pgd_passes,
+                variants=("restarts", "targeted"),
+                passes=_iterative_passes,
                 start=_start,
                 arithmetic=lambda spec: _PGD_L2 if spec.norm == "l2" else None,
-                selection=lambda spec: _PGD_SELECTION,
+                # A targeted success is the target's prediction, as the definition's.
+                selection=lambda spec: None if spec.targeted else _PGD_SELECTION,
             ),
-            # BasicIterativeMethod is ProjectedGradientDescent: the same two extra forwards.
-            "bim": Offer(call=_run(_bim), loss_reduction="mean", passes=extra_forwards(2)),
-            "mifgsm": Offer(call=_run(_mifgsm), loss_reduction="mean", passes=extra_forwards(2)),
+            "bim": Offer(
+                call=_run(_bim), loss_reduction="mean", variants=("targeted",), passes=_iterative_passes
+            ),
+            "mifgsm": Offer(
+                call=_run(_mifgsm), loss_reduction="mean", variants=("targeted",), passes=_iterative_passes
+            ),
         }
     ),
 )

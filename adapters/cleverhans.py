@@ -6,8 +6,8 @@ Both are plain functions; every argument is passed, none left to CleverHans's de
 ``rand_init=True``, ``rand_minmax=eps``, ``sanity_checks=True``). True labels are always passed: with
 ``y=None`` both attack the model's *predicted* labels ("to avoid the label leaking effect"),
 ``_, y = torch.max(model_fn(x), 1)`` — a different attack, and one more forward pass. Untargeted:
-``targeted=False``. (Targeted mode, when the project adds it, is ``targeted=True`` with ``y`` the
-target labels: CleverHans then negates the loss, ``if targeted: loss = -loss``.) CleverHans never calls
+``targeted=False``; targeted: ``targeted=True`` with ``y`` the targets, and CleverHans negates the
+loss (``if targeted: loss = -loss``, fast_gradient_method.py), as the definition does. CleverHans never calls
 ``model.eval()`` and its ``loss.backward()`` accumulates ``.grad`` on the parameters; the shared guard
 covers both.
 
@@ -160,7 +160,7 @@ def _fgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -
         clip_min=0.0,
         clip_max=1.0,
         y=y,  # true labels: y=None attacks the model's predictions
-        targeted=False,
+        targeted=spec.targeted is not None,  # then y holds the targets: loss = -loss
         sanity_checks=False,
     )
     return x_adv
@@ -177,7 +177,7 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -
         clip_min=0.0,
         clip_max=1.0,
         y=y,
-        targeted=False,
+        targeted=spec.targeted is not None,  # then y holds the targets: loss = -loss
         rand_init=spec.random_start,
         rand_minmax=spec.eps,
         sanity_checks=False,
@@ -229,11 +229,18 @@ ADAPTER = GuardedAdapter(
     attack_fn=None,
     declaration=Declaration(
         offers={
-            "fgsm": Offer(call=_attack, loss_reduction="mean", norms=("linf", "l2"), arithmetic=_arithmetic),
+            "fgsm": Offer(
+                call=_attack,
+                loss_reduction="mean",
+                norms=("linf", "l2"),
+                variants=("targeted",),
+                arithmetic=_arithmetic,
+            ),
             "pgd": Offer(
                 call=_attack,
                 loss_reduction="mean",
                 norms=("linf", "l2"),
+                variants=("targeted",),
                 start=_start,
                 refuses=_refuses,
                 arithmetic=_arithmetic,

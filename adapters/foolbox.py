@@ -145,7 +145,13 @@ def _run(build: Callable[[AttackSpec], foolbox.attacks.base.FixedEpsilonAttack])
     ) -> torch.Tensor:
         attack = build(spec)
         fmodel = foolbox.PyTorchModel(model, bounds=(0.0, 1.0), device=x.device, preprocessing=None)
-        criterion = foolbox.criteria.Misclassification(y)  # true labels, untargeted
+        # Untargeted: y the true labels. Targeted: y the targets, and Foolbox steps with
+        # gradient_step_sign = -1 (gradient_descent_base.py: `x + gradient_step_sign * optimizer(...)`).
+        criterion = (
+            foolbox.criteria.TargetedMisclassification(y)
+            if spec.targeted is not None
+            else foolbox.criteria.Misclassification(y)
+        )
         with seeded_global_rngs(spec.seed, x.device):
             _raw, clipped, _success = attack(fmodel, x, criterion, epsilons=spec.eps)
         return clipped
@@ -180,6 +186,8 @@ ADAPTER = GuardedAdapter(
                 call=_run(_fgsm),
                 loss_reduction="sum",
                 norms=("linf", "l2"),
+                # Not targeted: FGM.run raises "unsupported criterion" for a criterion with
+                # target_classes (fast_gradient_method.py).
                 variants=("random_start",),
                 passes=extra_forwards(1),
                 start=_start,
@@ -190,14 +198,18 @@ ADAPTER = GuardedAdapter(
                 call=_run(_pgd),
                 loss_reduction="sum",
                 norms=("linf", "l2"),
+                variants=("targeted",),
                 passes=extra_forwards(1),
                 start=_start,
                 arithmetic=_arithmetic,
             ),
-            "bim": Offer(call=_run(_bim), loss_reduction="sum", passes=extra_forwards(1)),
+            "bim": Offer(
+                call=_run(_bim), loss_reduction="sum", variants=("targeted",), passes=extra_forwards(1)
+            ),
             "mifgsm": Offer(
                 call=_run(_mifgsm),
                 loss_reduction="sum",
+                variants=("targeted",),
                 passes=extra_forwards(1),
                 departure=_MIFGSM_DEPARTURE,
             ),

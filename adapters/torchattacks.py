@@ -137,6 +137,10 @@ def _run(build: Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]) -
     ) -> torch.Tensor:
         attack = build(model, spec)
         attack.set_model_training_mode(model_training=False, batchnorm_training=False, dropout_training=False)
+        if spec.targeted is not None:
+            # y holds the targets: "targeted(label)" takes the labels given as the targets, and every
+            # attack here then steps on -loss(outputs, target_labels).
+            attack.set_mode_targeted_by_label(quiet=True)
         attack.set_device(x.device)
         with seeded_global_rngs(spec.seed, x.device):
             x_adv: torch.Tensor = attack(x, y)
@@ -177,7 +181,7 @@ ADAPTER = GuardedAdapter(
                 call=_run(_fgsm),
                 loss_reduction="mean",
                 norms=("linf", "l2"),
-                variants=("random_start",),
+                variants=("random_start", "targeted"),
                 start=_ffgsm_start,
                 refuses=lambda spec: (
                     "has no L2 FGM from a random start" if spec.norm == "l2" and spec.random_start else ""
@@ -188,11 +192,14 @@ ADAPTER = GuardedAdapter(
                 call=_run(_pgd),
                 loss_reduction="mean",
                 norms=("linf", "l2"),
+                variants=("targeted",),
                 start=_start,
                 arithmetic=_arithmetic,
             ),
-            "bim": Offer(call=_run(_bim), loss_reduction="mean", arithmetic=lambda spec: _BIM),
-            "mifgsm": Offer(call=_run(_mifgsm), loss_reduction="mean"),
+            "bim": Offer(
+                call=_run(_bim), loss_reduction="mean", variants=("targeted",), arithmetic=lambda spec: _BIM
+            ),
+            "mifgsm": Offer(call=_run(_mifgsm), loss_reduction="mean", variants=("targeted",)),
         }
     ),
 )

@@ -38,6 +38,7 @@ import torch
 from advparity.adapters.base import AttackOutputError
 from advparity.harness import cam
 from advparity.harness.environment import configure_torch
+from advparity.harness.group import targets_for
 from advparity.harness.store import RunStore, params_of
 from advparity.model.checkpoint import load_checkpoint, sha256_file
 from advparity.model.data import load_image, load_mask, load_split
@@ -251,16 +252,20 @@ def _regenerate(
     x_batches: dict[int, torch.Tensor],
     y_batches: dict[int, torch.Tensor],
     device: torch.device,
+    batch_size: int,
 ) -> dict[int, torch.Tensor]:
-    """The library's x_adv for each needed batch, exactly as the runner called it (same batch, same spec)."""
+    """The library's x_adv for each needed batch, exactly as the runner called it (same batch, same
+    spec, the same targets where it is targeted)."""
     columns = {"steps": setting.steps, "alpha": setting.alpha, "random_start": setting.random_start}
     params = params_of(setting.attack, setting.params, columns)
     spec = adapters.AttackSpec(setting.attack, setting.eps, setting.seed, params)
     adapter = adapters.get(setting.library)
     out = {}
     for b, x in x_batches.items():
+        x, y = x.to(device), y_batches[b].to(device)
+        target = targets_for(model, params, x, y, np.arange(b * batch_size, b * batch_size + len(x)))
         try:
-            x_adv = adapter.run(model, x.to(device), y_batches[b].to(device), spec).x_adv
+            x_adv = adapter.run(model, x, target if target is not None else y, spec).x_adv
         except AttackOutputError as err:
             # The runner scored such an output anyway (and its verdict is "invalid"); map it the same way.
             if err.x_adv is None or err.x_adv.shape != x.shape:
@@ -355,7 +360,7 @@ def _compute(
         bar.set_postfix_str(setting.label)
         attack_started = time.perf_counter()
         try:
-            adv_batches = _regenerate(model, setting, x_batches, y_batches, device)
+            adv_batches = _regenerate(model, setting, x_batches, y_batches, device, batch_size)
         except Exception as err:  # one library's crash must not sink the other settings
             log.warning("%s crashed: %r", setting.label, err, exc_info=True)
             failures.append(f"{setting.label}: the library raised {type(err).__name__}: {err}")

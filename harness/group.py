@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from advparity.adapters import reference as reference_attacks
+from advparity.adapters.attacks import targets
 from advparity.adapters.base import AttackOutputError
 from advparity.adapters.counting import AttackStats
 from advparity.adapters.expected import (
@@ -68,6 +69,7 @@ def _rows(
     cell: Cell,
     samples: np.ndarray,
     labels: np.ndarray,
+    targets: np.ndarray | None,
     pred_clean: np.ndarray,
     conf_clean: np.ndarray,
     judged: Judged | None,
@@ -102,6 +104,8 @@ def _rows(
             "seeded": definition.seeded(cell.params),
             "distance": judged.distance if judged else nan,
             "params": params_json(cell.params),
+            # The class a targeted attack pushed each sample towards (attacks/targets.py); -1 untargeted.
+            "target": targets if targets is not None else np.full(n, -1),
             "pred_adv_8bit": judged.pred_8bit if judged else np.full(n, -1),
             "linf_8bit": judged.linf_8bit if judged else nan,
             "zero_grad": zero_grad if zero_grad is not None else np.full(n, -1),
@@ -166,6 +170,10 @@ def run_group(
         y = y_all[start:stop].to(device)
         pred_clean = pred_clean_all[start:stop].to(device)
         index = np.arange(start, stop)
+        # A targeted attack gets the targets where the others get the labels: every library, the
+        # reference and the expected x_adv alike (the rows keep both).
+        target = targets_for(model, first.params, x, y, index)
+        y = target if target is not None else y
         # The reference's own x_adv for this batch, per eps.
         if definition.shares_gradient_across_eps(first.params):
             results = reference_attacks.grid(model, x, y, first.spec, eps_grid)
@@ -247,7 +255,8 @@ def run_group(
                 _rows(
                     cell,
                     index,
-                    y.cpu().numpy(),
+                    y_all[start:stop].numpy(),
+                    target.cpu().numpy() if target is not None else None,
                     pred_clean.cpu().numpy(),
                     conf_clean_all[start:stop].numpy(),
                     judged,
@@ -267,6 +276,19 @@ def run_group(
             store.write_cell(cell, frame)
         bar.update()
     return attack_seconds
+
+
+def targets_for(
+    model: torch.nn.Module, params: object, x: torch.Tensor, y: torch.Tensor, index: np.ndarray
+) -> torch.Tensor | None:
+    """The batch's targets where the attack of ``params`` is targeted (from the model's logits at x
+    and each sample's index in the test set), else None: what a run and a regeneration attack."""
+    mode = getattr(params, "targeted", None)
+    if mode is None:
+        return None
+    with torch.no_grad():
+        logits = model(x)
+    return targets.choose(mode, y, logits, torch.from_numpy(index), seed=0)
 
 
 def _passes(stats: AttackStats) -> tuple[float, float]:

@@ -81,6 +81,8 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "expectation", "pixels_differ", "pixels_differ_near_zero", "pixels_total",
     "forward_passes_expected", "backward_passes_expected", "state_changes", "arithmetic",
     "departure",
+    # The class a targeted attack pushed the sample towards (adapters/attacks/targets.py); -1 untargeted.
+    "target",
 )  # fmt: skip
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean", "image", "class_name")
 

@@ -125,6 +125,7 @@ def pgd_at_least_fgsm(results: pd.DataFrame) -> list[Finding]:
     """Flag every library × norm × eps where a PGD variant's accuracy is above FGSM's 95 % CI (FGSM from
     x itself, in the same norm)."""
     cells = cell_summary(results)
+    cells = cells[~cells["targeted"]]  # a targeted attack seeks its target, not any wrong class
     fgsm = cells[(cells["attack"] == "fgsm") & ~cells["random_start"]]
     pgd = cells[cells["attack"] == "pgd"]
     merged = pgd.merge(fgsm, on=["library", "norm", "eps"], suffixes=("", "_fgsm"))
@@ -151,7 +152,7 @@ def pgd_at_least_fgsm(results: pd.DataFrame) -> list[Finding]:
 def more_steps_at_least_as_strong(results: pd.DataFrame) -> list[Finding]:
     """Flag PGD cells where more steps (same library, eps, random start) give accuracy above the CI of fewer."""
     cells = cell_summary(results)
-    pgd = cells[cells["attack"] == "pgd"]
+    pgd = cells[(cells["attack"] == "pgd") & ~cells["targeted"]]
     problems = []
     compared = 0
     for _, group in pgd.groupby(["library", "norm", "eps", "random_start"]):
@@ -199,7 +200,7 @@ def outputs_in_bounds(results: pd.DataFrame) -> list[Finding]:
 def large_eps_near_zero(results: pd.DataFrame) -> list[Finding]:
     """L∞ PGD accuracy at eps ≥ 8/255 must be at most 5 %; not tested when the grid stops below 8/255."""
     cells = cell_summary(results)
-    cells = cells[cells["norm"] == "linf"]
+    cells = cells[(cells["norm"] == "linf") & ~cells["targeted"]]
     top = float(cells["eps"].max()) if len(cells) else 0.0
     if top < LARGE_EPS - 1e-12:
         return [

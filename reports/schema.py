@@ -61,6 +61,8 @@ OPTIONAL_RESULT_COLUMNS: dict[str, Any] = {
     "arithmetic": "",
     # How the cell's spec departs from the attack's definition, where only some specs of it do.
     "departure": "",
+    # The class a targeted attack pushed the sample towards; -1 for an untargeted attack.
+    "target": -1,
 }
 
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean")

@@ -41,6 +41,8 @@ SUMMARY_COLUMNS: list[str] = [
     "acc_seed_mean",
     "acc_seed_min",
     "acc_seed_max",
+    "targeted",
+    "on_target",
 ]
 
 
@@ -61,7 +63,8 @@ def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
 
     Columns: ``library, attack, attack_label, norm, steps, random_start, eps, eps_label, seed, n, k, acc,
     cp_low, cp_high, wald_low, wald_high, mean_conf, n_seeds, acc_seed_mean, acc_seed_min,
-    acc_seed_max`` (accuracies and bounds as proportions).
+    acc_seed_max, targeted, on_target`` (accuracies and bounds as proportions; ``on_target``: a targeted
+    attack's share of samples predicted as their target).
     """
     frame = check_results(results)  # with its attack_label column
     frame = frame[frame["pred_adv"] >= 0]
@@ -102,6 +105,11 @@ def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
                 "acc_seed_mean": float(seeds.mean()),
                 "acc_seed_min": float(seeds.min()),
                 "acc_seed_max": float(seeds.max()),
+                # A targeted attack's success: the share predicted as their target (NaN untargeted).
+                "targeted": bool((cell["target"] >= 0).any()),
+                "on_target": float((cell["pred_adv"] == cell["target"]).mean())
+                if (cell["target"] >= 0).any()
+                else float("nan"),
             }
         )
     if not rows:

@@ -158,6 +158,10 @@ def table3_asr(results: pd.DataFrame, eps: float) -> pd.DataFrame:
                     "asr_flips_pct": attack_success_rate_flips(
                         cell["label"], cell["pred_clean"], cell["pred_adv"]
                     ),
+                    # A targeted attack's own success: predicted as its target (NaN untargeted).
+                    "on_target_pct": 100 * float(np.mean(cell["pred_adv"] == cell["target"]))
+                    if (cell["target"] >= 0).any()
+                    else float("nan"),
                 }
             )
     return pd.DataFrame(rows)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import geometry
+from . import geometry, targets
 from .definition import Attack, LossReduction
 from .pgd import iterate
 from .step_rule import alpha_fraction, check_alpha, check_steps
@@ -29,10 +29,12 @@ class BIMParams:
 
     steps: int = 10
     alpha: float | None = None
+    targeted: str | None = None  # targets.MODES; None: untargeted
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", check_steps(self.steps))
         object.__setattr__(self, "alpha", check_alpha(self.alpha, "linf"))
+        object.__setattr__(self, "targeted", targets.check_targeted(self.targeted))
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or ``eps / 4`` when alpha is None."""
@@ -42,7 +44,7 @@ class BIMParams:
 class BIM(Attack):
     name = "bim"
     params = BIMParams
-    preset_keys = ("steps", "alpha")
+    preset_keys = ("steps", "alpha", "targeted")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> BIMParams:
         params: BIMParams = self.make_params(
@@ -51,7 +53,10 @@ class BIM(Attack):
         return params
 
     def label(self, params: BIMParams) -> str:
-        return f"BIM-{params.steps}"
+        return targets.label(f"BIM-{params.steps}", params.targeted)
+
+    def variants(self, params: BIMParams) -> tuple[str, ...]:
+        return ("targeted",) if params.targeted else ()
 
     def columns(self, params: BIMParams, eps: float) -> dict[str, Any]:
         return {"steps": params.steps, "alpha": params.step_size(eps), "random_start": False}
@@ -71,7 +76,9 @@ class BIM(Attack):
         arithmetic: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         steps: geometry.Geometry = arithmetic or geometry.LINF
-        return iterate(model, x, y, eps, start, params.steps, params.step_size(eps), reduction, steps)
+        return iterate(
+            model, x, y, eps, start, params.steps, params.step_size(eps), reduction, steps, params.targeted
+        )
 
 
 ATTACK = BIM()

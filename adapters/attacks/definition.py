@@ -119,8 +119,11 @@ class Attack:
 
     def cell_key(self, params: Any) -> str:
         """The part of a cell's file name that tells this attack's variants apart."""
+        # A parameter left at None (untargeted) adds nothing, so a new optional parameter keeps old keys.
         return (
-            "__".join(f"{k}{_key_value(v)}" for k, v in sorted(dataclasses.asdict(params).items()))
+            "__".join(
+                f"{k}{_key_value(v)}" for k, v in sorted(dataclasses.asdict(params).items()) if v is not None
+            )
             or "default"
         )
 
@@ -169,7 +172,8 @@ class Attack:
         if restarts.count(params) == 1:
             return self.reference(model, x, y, eps, params, start, reduction, arithmetic)
         candidates = [self.reference(model, x, y, eps, params, one, reduction, arithmetic) for one in start]
-        return restarts.select(model, x, y, candidates, selection or restarts.LAST_MISCLASSIFIED)
+        chosen = selection or restarts.LAST_SUCCESS
+        return restarts.select(model, x, y, candidates, chosen, targeted_of(params))
 
     def reference_grid(
         self,
@@ -192,6 +196,11 @@ class Attack:
     def distance(self, a: torch.Tensor, b: torch.Tensor, params: Any = None) -> torch.Tensor:
         """Per-sample distance in the norm of ``params`` (float64 ``[N]``): what their eps budgets."""
         return distance(self.norm_of(params), a, b)
+
+
+def targeted_of(params: Any) -> bool:
+    """Whether ``params`` ask for a targeted attack (``targets.py``: the labels are then the targets)."""
+    return getattr(params, "targeted", None) is not None
 
 
 def arithmetic_note(arithmetic: Any) -> str:

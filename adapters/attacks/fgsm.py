@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import geometry, restarts
+from . import geometry, restarts, targets
 from .definition import Attack, LossReduction
 from .gradients import ball_start, loss_gradient, relative_magnitude
 from .norms import Norm, check_norm
@@ -42,6 +42,7 @@ class FGSMParams:
     random_start: bool = False
     alpha: float | None = None
     restarts: int = 1
+    targeted: str | None = None  # targets.MODES; None: untargeted
 
     def __post_init__(self) -> None:
         check_norm(self.norm)
@@ -56,6 +57,7 @@ class FGSMParams:
                 raise ValueError(f"expected alpha > 0 (pixel units) or None for eps, got {self.alpha!r}")
             object.__setattr__(self, "alpha", float(self.alpha))
         object.__setattr__(self, "restarts", restarts.check_restarts(self.restarts, self.random_start))
+        object.__setattr__(self, "targeted", targets.check_targeted(self.targeted))
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or eps when alpha is None."""
@@ -65,7 +67,7 @@ class FGSMParams:
 class FGSM(Attack):
     name = "fgsm"
     params = FGSMParams
-    preset_keys = ("norm", "random_start", "alpha", "restarts")
+    preset_keys = ("norm", "random_start", "alpha", "restarts", "targeted")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> FGSMParams:
         values = dict(table)
@@ -76,7 +78,8 @@ class FGSM(Attack):
 
     def variants(self, params: FGSMParams) -> tuple[str, ...]:
         chosen = ("random_start",) if params.random_start else ()
-        return (*chosen, "restarts") if params.restarts > 1 else chosen
+        chosen = (*chosen, "restarts") if params.restarts > 1 else chosen
+        return (*chosen, "targeted") if params.targeted else chosen
 
     def shares_gradient_across_eps(self, params: FGSMParams) -> bool:
         # Every eps of a grid shares the one gradient at x (not at a start that depends on eps).
@@ -84,7 +87,8 @@ class FGSM(Attack):
 
     def label(self, params: FGSMParams) -> str:
         name = "FGSM" if params.norm == "linf" else "FGM-L2"
-        return restarts.label(f"{name}-RS" if params.random_start else name, params.restarts)
+        named = restarts.label(f"{name}-RS" if params.random_start else name, params.restarts)
+        return targets.label(named, params.targeted)
 
     def seeded(self, params: FGSMParams) -> bool:
         return params.random_start
@@ -105,7 +109,7 @@ class FGSM(Attack):
         key = f"steps1__rs{int(params.random_start)}"
         if params.alpha is not None:
             key += f"__alpha{params.alpha:.9g}"
-        key += restarts.cell_key(params.restarts)
+        key += restarts.cell_key(params.restarts) + targets.cell_key(params.targeted)
         return key if params.norm == "linf" else f"{params.norm}__{key}"
 
     def default_start(self, x: torch.Tensor, eps: float, params: FGSMParams, seed: int) -> torch.Tensor:
@@ -129,7 +133,7 @@ class FGSM(Attack):
         if not params.random_start:
             return self.reference_grid(model, x, y, [eps], params, reduction, arithmetic)[eps]
         steps: geometry.Geometry = arithmetic or geometry.of(params.norm)
-        grad = loss_gradient(model, start, y, reduction)
+        grad = loss_gradient(model, start, y, reduction, params.targeted is not None)
         x_adv = steps.step(x, start.detach(), grad, params.step_size(eps), eps)
         return steps.output(x, x_adv, eps).detach(), relative_magnitude(grad)
 
@@ -148,7 +152,7 @@ class FGSM(Attack):
         if params.random_start:
             return super().reference_grid(model, x, y, eps_list, params, reduction, arithmetic)
         steps: geometry.Geometry = arithmetic or geometry.of(params.norm)
-        grad = loss_gradient(model, x, y, reduction)
+        grad = loss_gradient(model, x, y, reduction, params.targeted is not None)
         floor = relative_magnitude(grad)
         return {eps: (steps.one_step(x, grad, eps).detach(), floor) for eps in eps_list}
 

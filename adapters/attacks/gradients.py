@@ -13,12 +13,18 @@ from .definition import LossReduction
 
 
 def loss_gradient(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, reduction: LossReduction = "sum"
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    reduction: LossReduction = "sum",
+    targeted: bool = False,
 ) -> torch.Tensor:
-    """∇x of the cross-entropy (summed over the batch, or its mean), one forward and one backward."""
+    """∇x of the attack's objective, one forward and one backward: the cross-entropy to ``y``
+    (summed over the batch, or its mean), negated where the attack is targeted and ``y`` holds the
+    targets (``targets.py``: −L's gradient is L's negated bit for bit, as the libraries compute it)."""
     x = x.detach().clone().requires_grad_(True)
     loss = F.cross_entropy(model(x), y, reduction=reduction)
-    (grad,) = torch.autograd.grad(loss, x)
+    (grad,) = torch.autograd.grad(-loss if targeted else loss, x)
     return grad
 
 

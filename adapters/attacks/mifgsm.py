@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import geometry
+from . import geometry, targets
 from .definition import Attack, LossReduction
 from .gradients import loss_gradient, relative_magnitude
 from .step_rule import alpha_fraction, check_alpha, check_steps
@@ -38,6 +38,7 @@ class MIFGSMParams:
     steps: int = 10
     alpha: float | None = None
     decay: float = 1.0
+    targeted: str | None = None  # targets.MODES; None: untargeted
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", check_steps(self.steps))
@@ -47,6 +48,7 @@ class MIFGSMParams:
         if not (math.isfinite(float(self.decay)) and float(self.decay) >= 0):
             raise ValueError(f"expected decay >= 0, got {self.decay!r}")
         object.__setattr__(self, "decay", float(self.decay))
+        object.__setattr__(self, "targeted", targets.check_targeted(self.targeted))
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or ``eps / 4`` when alpha is None."""
@@ -80,7 +82,7 @@ _DEFINITION = Momentum()
 class MIFGSM(Attack):
     name = "mifgsm"
     params = MIFGSMParams
-    preset_keys = ("steps", "alpha", "decay")
+    preset_keys = ("steps", "alpha", "decay", "targeted")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> MIFGSMParams:
         values = {**table, "alpha": eps * alpha_fraction(table.get("alpha", "eps/4"))}
@@ -89,7 +91,11 @@ class MIFGSM(Attack):
 
     def label(self, params: MIFGSMParams) -> str:
         name = f"MI-FGSM-{params.steps}"
-        return name if params.decay == 1.0 else f"{name} (decay {params.decay:g})"
+        named = name if params.decay == 1.0 else f"{name} (decay {params.decay:g})"
+        return targets.label(named, params.targeted)
+
+    def variants(self, params: MIFGSMParams) -> tuple[str, ...]:
+        return ("targeted",) if params.targeted else ()
 
     def columns(self, params: MIFGSMParams, eps: float) -> dict[str, Any]:
         return {"steps": params.steps, "alpha": params.step_size(eps), "random_start": False}
@@ -114,7 +120,7 @@ class MIFGSM(Attack):
         momentum = torch.zeros_like(x)
         floor = torch.ones_like(x)
         for _ in range(params.steps):
-            grad = loss_gradient(model, x_adv, y, reduction)
+            grad = loss_gradient(model, x_adv, y, reduction, params.targeted is not None)
             # The step's sign is the momentum's, not the gradient's: its floor is what round-off can flip.
             momentum = rounding.accumulate(momentum, rounding.normalise(grad), params.decay)
             floor = torch.minimum(floor, relative_magnitude(momentum))

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import geometry, restarts
+from . import geometry, restarts, targets
 from .definition import Attack, LossReduction
 from .gradients import ball_start, loss_gradient, relative_magnitude
 from .norms import Norm, check_norm
@@ -35,6 +35,7 @@ class PGDParams:
     random_start: bool = True
     norm: Norm = "linf"
     restarts: int = 1  # random starts per sample (restarts.py)
+    targeted: str | None = None  # targets.MODES; None: untargeted
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", check_steps(self.steps))
@@ -43,6 +44,7 @@ class PGDParams:
         if not isinstance(self.random_start, bool):
             raise ValueError(f"expected random_start to be True or False, got {self.random_start!r}")
         object.__setattr__(self, "restarts", restarts.check_restarts(self.restarts, self.random_start))
+        object.__setattr__(self, "targeted", targets.check_targeted(self.targeted))
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or ``eps / 4`` when alpha is None."""
@@ -52,7 +54,7 @@ class PGDParams:
 class PGD(Attack):
     name = "pgd"
     params = PGDParams
-    preset_keys = ("norm", "steps", "alpha", "random_start", "restarts")
+    preset_keys = ("norm", "steps", "alpha", "random_start", "restarts", "targeted")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> PGDParams:
         values = {**table, "alpha": eps * alpha_fraction(table.get("alpha", "eps/4"))}
@@ -61,10 +63,11 @@ class PGD(Attack):
 
     def label(self, params: PGDParams) -> str:
         name = f"PGD-{params.steps}" if params.norm == "linf" else f"PGD-{params.norm.upper()}-{params.steps}"
-        return restarts.label(name, params.restarts) if params.random_start else f"{name} (no random start)"
+        named = restarts.label(name, params.restarts) if params.random_start else f"{name} (no random start)"
+        return targets.label(named, params.targeted)
 
     def variants(self, params: PGDParams) -> tuple[str, ...]:
-        return ("restarts",) if params.restarts > 1 else ()
+        return (*(("restarts",) if params.restarts > 1 else ()), *(("targeted",) if params.targeted else ()))
 
     def seeded(self, params: PGDParams) -> bool:
         return params.random_start
@@ -75,6 +78,7 @@ class PGD(Attack):
     def cell_key(self, params: PGDParams) -> str:
         # L∞ keeps the key its cells have always had, so existing run directories resume.
         key = f"steps{params.steps}__rs{int(params.random_start)}{restarts.cell_key(params.restarts)}"
+        key += targets.cell_key(params.targeted)
         return key if params.norm == "linf" else f"{params.norm}__{key}"
 
     def passes(self, params: PGDParams) -> tuple[float, float]:
@@ -96,7 +100,9 @@ class PGD(Attack):
         arithmetic: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         steps: geometry.Geometry = arithmetic or geometry.of(params.norm)
-        return iterate(model, x, y, eps, start, params.steps, params.step_size(eps), reduction, steps)
+        return iterate(
+            model, x, y, eps, start, params.steps, params.step_size(eps), reduction, steps, params.targeted
+        )
 
 
 def iterate(
@@ -109,13 +115,14 @@ def iterate(
     alpha: float,
     reduction: LossReduction,
     arithmetic: geometry.Geometry,
+    targeted: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` projected gradient steps of size ``alpha`` from ``start`` (PGD's and BIM's loop):
-    the last iterate and each pixel's gradient floor."""
+    """``steps`` projected gradient steps of size ``alpha`` from ``start`` (PGD's and BIM's loop),
+    towards the targets ``y`` where ``targeted``: the last iterate and each pixel's gradient floor."""
     x_adv = start.detach().clone()
     floor = torch.ones_like(x)
     for _ in range(steps):
-        grad = loss_gradient(model, x_adv, y, reduction)
+        grad = loss_gradient(model, x_adv, y, reduction, targeted is not None)
         floor = torch.minimum(floor, relative_magnitude(grad))
         # Ascent step, then back into the eps-ball around x and the image box.
         x_adv = arithmetic.step(x, x_adv, grad, alpha, eps)

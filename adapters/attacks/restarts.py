@@ -1,8 +1,8 @@
 """Random restarts: an attack run from k random starts, and the rule that keeps one x_adv per sample.
 
     x_adv^(r) = A(x, x_0^(r)),  r = 1..k,  the starts drawn in turn from one seeded generator
-    x_adv     = per sample, x_adv^(r) of the last restart r that the model misclassifies
-                (pred(x_adv^(r)) != y); x_adv^(1) where none does
+    x_adv     = per sample, x_adv^(r) of the last restart r that succeeds (pred(x_adv^(r)) != y,
+                or = t, the target, where the attack is targeted); x_adv^(1) where none does
 
 Any per-sample rule that keeps a successful restart gives the same robust accuracy; which successful
 restart is kept decides the pixels, so a library's offer declares its own rule (:class:`Selection`)
@@ -23,8 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-# (the model's predictions at one restart's x_adv, the true labels, its predictions at x) -> per
-# sample, whether that restart succeeded.
+from . import targets
+
+# (the model's predictions at one restart's x_adv, the labels the attack got, its predictions at x)
+# -> per sample, whether that restart succeeded.
 Succeeded = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -55,24 +57,21 @@ def cell_key(restarts: int) -> str:
     return "" if restarts == 1 else f"__restarts{restarts}"
 
 
-def _misclassified(pred: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> torch.Tensor:
-    return pred != y
-
-
 @dataclass(frozen=True)
 class Selection:
     """Which restart's x_adv a sample keeps: the last one that ``succeeded``, else the first.
 
-    ``needs_clean``: ``succeeded`` reads the predictions at x (one more forward pass per restart
-    judged). ``note``: how it differs from the definition's rule, as a report quotes it.
+    ``succeeded``: None for the definition's success (a wrong prediction; the target's, where the
+    attack is targeted: ``targets.succeeded``). ``needs_clean``: it reads the predictions at x (one
+    more forward pass). ``note``: how it differs from the definition's rule, as a report quotes it.
     """
 
-    succeeded: Succeeded = _misclassified
+    succeeded: Succeeded | None = None
     needs_clean: bool = False
     note: str = ""
 
 
-LAST_MISCLASSIFIED = Selection()
+LAST_SUCCESS = Selection()
 
 
 def starts(draw: Callable[[int], torch.Tensor], restarts: int) -> torch.Tensor:
@@ -89,6 +88,7 @@ def select(
     y: torch.Tensor,
     candidates: list[tuple[torch.Tensor, torch.Tensor]],
     selection: Selection,
+    targeted: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per sample, the (x_adv, gradient floor) of the restart ``selection`` keeps among ``candidates``
     (in restart order). One forward per restart after the first — the first is kept unless a later
@@ -99,14 +99,19 @@ def select(
     with torch.no_grad():
         clean_pred = model(x).argmax(dim=1) if selection.needs_clean else y
         for candidate, candidate_floor in candidates[1:]:
-            won = selection.succeeded(model(candidate).argmax(dim=1), y, clean_pred)
+            pred = model(candidate).argmax(dim=1)
+            won = (
+                selection.succeeded(pred, y, clean_pred)
+                if selection.succeeded
+                else targets.succeeded(pred, y, targeted)
+            )
             mask = won.view(-1, *([1] * (x.ndim - 1)))
             x_adv = torch.where(mask, candidate, x_adv)
             floor = torch.where(mask, candidate_floor, floor)
     return x_adv, floor
 
 
-def passes(restarts: int, selection: Selection = LAST_MISCLASSIFIED) -> float:
+def passes(restarts: int, selection: Selection = LAST_SUCCESS) -> float:
     """The forwards per sample :func:`select` spends over ``restarts`` restarts."""
     if restarts == 1:
         return 0.0

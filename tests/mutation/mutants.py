@@ -113,6 +113,9 @@ class Mutant:
     # The variant of the attack the bug is planted in and judged on: "linf" (FGSM, PGD) or "l2" (FGM-L2,
     # PGD-L2). The suite runs only that variant's cells (suite.py), whatever else the bug also reaches.
     norm: str = "linf"
+    # The suite entries of that variant the bug can show in, by their settings (suite.L2_ATTACKS):
+    # ``(("random_start", True),)`` for a bug of the random start; () for every entry.
+    where: tuple[tuple[str, object], ...] = ()
 
 
 # =================================================================================================
@@ -1122,6 +1125,13 @@ MUTANTS: tuple[Mutant, ...] = (
 import mutants_l2  # noqa: E402
 
 MUTANTS = (*MUTANTS, *mutants_l2.MUTANTS)
+
+# BIM's and MI-FGSM's mutants of the same three libraries live in mutants_iterative.py, which imports
+# Mutant from here and adds the kinds of bug it plants (the momentum's) to BUGS.
+import mutants_iterative  # noqa: E402
+
+MUTANTS = (*MUTANTS, *mutants_iterative.MUTANTS)
+BUGS = (*BUGS, *mutants_iterative.BUGS)
 
 # The optional libraries' mutants live in mutants_<module>.py, which import Mutant from here: merged
 # last, and only where the library can run (an optional library may not be installed).

@@ -979,5 +979,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "CleverHans clip_eta (L2) divides eps by the squared norm of η (no square root), so its start and its projections land well inside the ball.",
         _cleverhans_pgd_l2_no_sqrt,
         norm="l2",
+        where=(("random_start", True),),
     ),
 )

@@ -805,6 +805,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "torchattacks PGDL2 drops the uniform radius of its random start: every start lies on the eps-sphere instead of inside the ball.",
         _torchattacks_pgd_l2_start_on_sphere,
         norm="l2",
+        where=(("random_start", True),),
     ),
     Mutant(
         "torchattacks-pgd-l2-projection-always-rescales",
@@ -814,6 +815,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "torchattacks PGDL2 rescales the perturbation by eps/‖δ‖₂ instead of min(eps/‖δ‖₂, 1), pushing every iterate out onto the eps-sphere.",
         _torchattacks_pgd_l2_projection_always_rescales,
         norm="l2",
+        where=(("random_start", False),),
     ),
     # --- ART ---
     Mutant(
@@ -842,6 +844,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "ART PGD's random start (random_sphere, L2) drops the gammainc radius factor: every start lies on the eps-sphere instead of uniformly in the ball.",
         _art_pgd_l2_start_on_sphere,
         norm="l2",
+        where=(("random_start", True),),
     ),
     Mutant(
         "art-pgd-l2-projection-always-rescales",
@@ -851,6 +854,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "ART PGD's L2 _projection rescales by eps/‖δ‖₂ instead of min(1, eps/‖δ‖₂), pushing every iterate out onto the eps-sphere.",
         _art_pgd_l2_projection_always_rescales,
         norm="l2",
+        where=(("random_start", False),),
     ),
     Mutant(
         "art-pgd-l2-no-sqrt",
@@ -888,6 +892,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "Foolbox L2PGD draws its random start on the unit sphere (uniform_l2_n_spheres) instead of in the ball (uniform_l2_n_balls), so every start is eps from x.",
         _foolbox_pgd_l2_start_on_sphere,
         norm="l2",
+        where=(("random_start", True),),
     ),
     Mutant(
         "foolbox-pgd-l2-projection-always-rescales",
@@ -897,5 +902,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "Foolbox L2PGD's clip_lp_norms rescales by eps/‖δ‖₂ instead of min(1, eps/‖δ‖₂), pushing every iterate out onto the eps-sphere.",
         _foolbox_pgd_l2_projection_always_rescales,
         norm="l2",
+        where=(("random_start", False),),
     ),
 )

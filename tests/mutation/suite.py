@@ -5,11 +5,13 @@
     python tests/mutation/suite.py --table --only art-pgd-l2-start-on-sphere   # only these mutants
 
 The smoke preset as it ships (8 test images, FGSM at 0.1, 1 and 4/255, random-start PGD-3 at 2/255,
-reference seeds 0 and 1, library seed 0), with three changes: 5 images per attack call instead of 8,
+reference seeds 0 and 1, library seed 0), with four changes: 5 images per attack call instead of 8,
 so that every run ends with a smaller, last batch (5 + 3) and a bug that only hits that batch can show;
-every adapter among its libraries, so that one the preset does not list is run and mutated too; and
-the L2 variants (:data:`L2_ATTACKS`: FGM-L2 at 0.5 and 2, random-start PGD-L2-3 at 1), where the
-libraries that offer them are judged too. A mutant runs only its own variant's entries (``Mutant.norm``).
+every adapter among its libraries, so that one the preset does not list is run and mutated too;
+the L2 variants (:data:`L2_ATTACKS`: FGM-L2 at 0.5 and 2, PGD-L2-3 at 1 with and without a random
+start), where the libraries that offer them are judged too; and BIM-3 and MI-FGSM-3 at 2/255
+(:data:`ITERATIVE_ATTACKS`), which the smoke preset does not run. A mutant runs only its own
+variant's entries (``Mutant.norm``, ``Mutant.where``).
 """
 
 from __future__ import annotations
@@ -40,28 +42,55 @@ BATCH_SIZE = 5  # of the smoke preset's 8 test images: batches of 5 and 3
 
 # The L2 variants the suite adds to the smoke preset, at eps (pixel units, over 3·32·32 values) where
 # they change predictions of the smoke model, each as cheap as the L∞ entry of its attack: FGM-L2
-# shares one gradient over its eps, PGD-L2 takes the smoke preset's 3 steps of eps/4 from a random start.
+# shares one gradient over its eps, PGD-L2 takes the smoke preset's 3 steps of eps/4 from a random
+# start and from x. Both starts are needed: a start uniform in a ball of 3,072 dimensions lies within
+# a hair of its sphere, so from it every iterate leaves the ball and a projection that also pushes
+# points *inside* it out to the sphere never shows; from x the first step (eps/4 long) lies inside.
 L2_ATTACKS: tuple[dict[str, object], ...] = (
     {"attack": "fgsm", "norm": "l2", "eps": [0.5, 2.0]},
     {"attack": "pgd", "norm": "l2", "eps": [1.0], "steps": 3, "alpha": "eps/4", "random_start": True},
+    {"attack": "pgd", "norm": "l2", "eps": [1.0], "steps": 3, "alpha": "eps/4", "random_start": False},
+)
+
+# BIM and MI-FGSM (no random start), which the smoke preset does not run: as cheap as its PGD entry
+# (3 steps of eps/4 at 2/255), MI-FGSM with the paper's decay 1.0.
+ITERATIVE_ATTACKS: tuple[dict[str, object], ...] = (
+    {"attack": "bim", "eps": ["2/255"], "steps": 3, "alpha": "eps/4"},
+    {"attack": "mifgsm", "eps": ["2/255"], "steps": 3, "alpha": "eps/4", "decay": 1.0},
 )
 
 
 def _grids() -> tuple[AttackGrid, ...]:
-    """Every attack entry of the suite: the smoke preset's (L∞), then :data:`L2_ATTACKS`."""
-    return (*load_preset("smoke").attack.grids, *(attack_grid(table) for table in L2_ATTACKS))
+    """Every attack entry of the suite: the smoke preset's (L∞), :data:`L2_ATTACKS`, :data:`ITERATIVE_ATTACKS`."""
+    return (
+        *load_preset("smoke").attack.grids,
+        *(attack_grid(table) for table in (*L2_ATTACKS, *ITERATIVE_ATTACKS)),
+    )
 
 
-def suite_preset(attacks: tuple[str, ...] | None = None, norm: str | None = None) -> Preset:
-    """The suite's preset; ``attacks`` and ``norm`` keep only those grid entries (default: all)."""
-    preset = load_preset("smoke")
-    chosen = tuple(
+Where = tuple[tuple[str, object], ...]
+
+
+def _entries(attacks: tuple[str, ...] | None, norm: str | None, where: Where = ()) -> tuple[AttackGrid, ...]:
+    """The suite's entries of ``attacks`` in ``norm`` (None: all) whose settings include ``where``
+    (``Mutant.where``: ``(("random_start", False),)`` keeps the entries written with that value)."""
+    return tuple(
         grid
         for grid in _grids()
-        if (attacks is None or grid.attack in attacks) and (norm is None or grid.norm == norm)
+        if (attacks is None or grid.attack in attacks)
+        and (norm is None or grid.norm == norm)
+        and all(dict(grid.settings).get(key) == value for key, value in where)
     )
+
+
+def suite_preset(
+    attacks: tuple[str, ...] | None = None, norm: str | None = None, where: Where = ()
+) -> Preset:
+    """The suite's preset; ``attacks``, ``norm`` and ``where`` keep only those grid entries (default: all)."""
+    preset = load_preset("smoke")
+    chosen = _entries(attacks, norm, where)
     if not chosen:
-        raise ValueError(f"the suite has no entry for attacks {attacks} in norm {norm}")
+        raise ValueError(f"the suite has no entry for attacks {attacks} in norm {norm} with {dict(where)}")
     attack = dataclasses.replace(
         preset.attack,
         batch_size=BATCH_SIZE,
@@ -80,11 +109,12 @@ def cross_check(
     libraries: tuple[str, ...],
     attacks: tuple[str, ...] | None = None,
     norm: str | None = None,
+    where: Where = (),
 ) -> tuple[pd.DataFrame, int]:
     """``run`` the libraries (and the reference) into ``out``, on the entries of ``attacks`` in ``norm``
-    (default: every attack, every norm), then the verdicts and the report's exit code."""
+    with ``where`` (default: every entry), then the verdicts and the report's exit code."""
     request = RunRequest(
-        preset=suite_preset(attacks, norm),
+        preset=suite_preset(attacks, norm, where),
         checkpoint=checkpoint,
         data_root=data_root,
         out=out,
@@ -95,21 +125,22 @@ def cross_check(
     return frame, exit_code(frame)
 
 
-def labels(attack: str, norm: str) -> set[str]:
-    """The labels of the suite's cells of ``attack`` in ``norm`` (``FGSM``, ``FGM-L2``, ``PGD-L2-3`` ...)."""
+def labels(attack: str, norm: str, where: Where = ()) -> set[str]:
+    """The labels of the suite's cells of ``attack`` in ``norm`` with ``where`` (``FGSM``, ``FGM-L2``,
+    ``PGD-L2-3`` ...)."""
     definition = attack_registry.get(attack)
     return {
-        definition.label(grid.params(eps))
-        for grid in _grids()
-        if grid.attack == attack and grid.norm == norm
-        for eps in grid.eps
+        definition.label(grid.params(eps)) for grid in _entries((attack,), norm, where) for eps in grid.eps
     }
 
 
-def caught(frame: pd.DataFrame, library: str, attack: str, norm: str | None = None) -> pd.DataFrame:
-    """The mutated library's verdict rows for the mutant's attack (in ``norm``; default: every norm)."""
+def caught(
+    frame: pd.DataFrame, library: str, attack: str, norm: str | None = None, where: Where = ()
+) -> pd.DataFrame:
+    """The mutated library's verdict rows for the mutant's attack (in ``norm`` with ``where``; default:
+    every norm)."""
     rows = frame[(frame["library"] == library) & (frame["attack"] == attack)]
-    return rows if norm is None else rows[rows["attack_label"].isin(labels(attack, norm))]
+    return rows if norm is None else rows[rows["attack_label"].isin(labels(attack, norm, where))]
 
 
 def evidence(rows: pd.DataFrame) -> str:
@@ -147,10 +178,11 @@ def _table(checkpoint: Path, data_root: Path, work: Path, chosen: list[Any]) -> 
                 ("reference", mutant.library),
                 (mutant.attack,),
                 mutant.norm,
+                mutant.where,
             )
         finally:
             monkeypatch.undo()
-        rows = caught(frame, mutant.library, mutant.attack, mutant.norm)
+        rows = caught(frame, mutant.library, mutant.attack, mutant.norm, mutant.where)
         counts = rows["verdict"].value_counts()
         summary = ", ".join(
             f"{int(counts[v])} {v}" for v in ("disagree", "invalid", "inconclusive", "agree") if v in counts
