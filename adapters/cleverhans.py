@@ -1,5 +1,6 @@
 """CleverHans 4.0.0 (``cleverhans.torch.attacks``): ``fast_gradient_method`` (FGSM, L2 FGM) and
-``projected_gradient_descent`` (PGD), L∞ and L2.
+``projected_gradient_descent`` (PGD, L∞ and L2; BIM as PGD with ``rand_init=False``), untargeted or
+targeted.
 
 Both are plain functions; every argument is passed, none left to CleverHans's defaults (FGM:
 ``clip_min = clip_max = None``, i.e. *no clipping at all*, ``y=None``, ``sanity_checks=False``; PGD:
@@ -167,18 +168,29 @@ def _fgm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -
 
 
 def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    return _projected_gradient_descent(model, x, y, spec, _NORMS[spec.norm], spec.random_start)
+
+
+def _bim(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    # BIM is CleverHans's PGD from x itself: rand_init=False starts at eta = zeros_like(x).
+    return _projected_gradient_descent(model, x, y, spec, np.inf, random_start=False)
+
+
+def _projected_gradient_descent(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, norm: float, random_start: bool
+) -> torch.Tensor:
     x_adv: torch.Tensor = _pgd_module.projected_gradient_descent(
         model,
         x,
         eps=spec.eps,
         eps_iter=spec.step_size,
         nb_iter=spec.steps,
-        norm=_NORMS[spec.norm],
+        norm=norm,
         clip_min=0.0,
         clip_max=1.0,
         y=y,
         targeted=spec.targeted is not None,  # then y holds the targets: loss = -loss
-        rand_init=spec.random_start,
+        rand_init=random_start,
         rand_minmax=spec.eps,
         sanity_checks=False,
     )
@@ -186,7 +198,7 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -
 
 
 # CleverHans's call per attack (the offers' and the bench's).
-_CALLS = {"fgsm": _fgm, "pgd": _pgd}
+_CALLS = {"fgsm": _fgm, "pgd": _pgd, "bim": _bim}
 
 
 def generate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -216,7 +228,10 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
 def _refuses(spec: AttackSpec) -> str:
     # CleverHans's `assert eps_iter <= eps` would raise an AssertionError inside the library.
     if spec.step_size > spec.eps:
-        return f"offers no PGD with a step larger than eps (alpha={spec.step_size:g} > eps={spec.eps:g})"
+        return (
+            f"offers no {spec.attack.upper()} with a step larger than eps "
+            f"(alpha={spec.step_size:g} > eps={spec.eps:g})"
+        )
     return ""
 
 
@@ -245,6 +260,7 @@ ADAPTER = GuardedAdapter(
                 refuses=_refuses,
                 arithmetic=_arithmetic,
             ),
+            "bim": Offer(call=_attack, loss_reduction="mean", variants=("targeted",), refuses=_refuses),
         }
     ),
 )

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Writes OUT/manifest.json, OUT/clean.parquet and OUT/cells/*.parquet (one row per sample). "
         "Re-running into the same OUT skips finished cells.",
     )
-    run.add_argument("--preset", default="demo", help="preset name (smoke, ci, demo, paper) or a .toml path")
+    run.add_argument(
+        "--preset", default="demo", help="preset name (smoke, ci, demo, wide, paper) or a .toml path"
+    )
     run.add_argument(
         "--checkpoint", type=Path, required=True, help="model.safetensors (its .json card beside it)"
     )

@@ -301,4 +301,11 @@ def _print_run(summary: RunSummary) -> None:
         f"(adapters {summary.attack_seconds:.0f} s, clean pass {summary.clean_seconds:.1f} s, "
         f"harness overhead x{summary.overhead:.2f})"
     )
+    if summary.seconds_by_attack:
+        # What checking each attack exactly costs on top of computing it: (attack + check) / attack.
+        costs = [
+            f"{label} x{(attack + check) / attack:.2f}" if attack > 0 else f"{label} (no attack time)"
+            for label, (attack, check) in summary.seconds_by_attack.items()
+        ]
+        print("checking each attack's x_adv costs, per attack: " + ", ".join(costs))
     print(f"results: {summary.run_dir}")

@@ -77,6 +77,9 @@ class RunSummary:
     cells_redone: int = 0  # found on disk but failing their check (RunStore.verify): deleted and run again
     # Libraries of the preset that did not run here: {library: {state, reason, version}}.
     libraries_not_run: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Per attack (its label), over the cells this run computed: (the adapters' attack seconds, the
+    # seconds spent checking them: expected x_adv and judging), from the cells' own rows.
+    seconds_by_attack: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def overhead(self) -> float:
@@ -381,7 +384,26 @@ def _run_opened(
         resumed=resumed,
         cells_redone=len(resume.redone),
         libraries_not_run=libraries_not_run,
+        seconds_by_attack=_seconds_by_attack(store, todo),
     )
+
+
+def _seconds_by_attack(store: RunStore, cells: list[Cell]) -> dict[str, tuple[float, float]]:
+    """(attack seconds, check seconds) per attack label over ``cells``, read from their rows (each
+    cell's ``seconds`` and ``eval_seconds`` are the cell's totals, repeated on every row)."""
+    totals: dict[str, tuple[float, float]] = {}
+    for cell in cells:
+        if not store.has(cell):
+            continue
+        row = pd.read_parquet(
+            store.cell_path(cell), columns=["attack_label", "seconds", "eval_seconds"]
+        ).iloc[0]
+        attack, check = totals.get(str(row["attack_label"]), (0.0, 0.0))
+        totals[str(row["attack_label"])] = (
+            attack + float(row["seconds"]),
+            check + float(row["eval_seconds"]),
+        )
+    return totals
 
 
 def _runnable(cells: list[Cell]) -> tuple[list[Cell], dict[str, dict[str, str]]]:

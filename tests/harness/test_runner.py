@@ -68,6 +68,13 @@ def test_smoke_run_writes_every_row_and_the_manifest(trained: tuple[Path, Path],
     assert len(cells) == summary.cells_total == summary.cells_run == 17
     store = RunStore(tmp_path / "run")
     results = store.read_results()
+    # The run summary's cost of checking, per attack, is the cells' own seconds summed.
+    per_cell = results.drop_duplicates(["library", "attack", "eps", "seed"])
+    assert set(summary.seconds_by_attack) == {"FGSM", "PGD-3"}
+    for label, (attack, check) in summary.seconds_by_attack.items():
+        cells_of = per_cell[per_cell["attack_label"] == label]
+        assert attack == pytest.approx(cells_of["seconds"].sum()) and attack > 0
+        assert check == pytest.approx(cells_of["eval_seconds"].sum()) and check > 0
     assert len(results) == 17 * 8
     assert not results.duplicated(["library", "attack", "eps", "seed", "sample"]).any()
     assert results["in_bounds"].all() and (results["error"] == "").all()

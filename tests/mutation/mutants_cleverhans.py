@@ -962,6 +962,24 @@ MUTANTS: tuple[Mutant, ...] = (
         _cleverhans_pgd_no_projection,
     ),
     # --- PGD-L2 ---
+    # --- BIM (the adapter's projected_gradient_descent with rand_init=False): the PGD module's bugs
+    # that a start at x and three steps of eps/4 show ---
+    Mutant(
+        "cleverhans-bim-half-step",
+        "cleverhans",
+        "bim",
+        "step size",
+        "CleverHans projected_gradient_descent passes eps_iter / 2 to each FGM step, so BIM steps half as far.",
+        _cleverhans_pgd_half_step,
+    ),
+    Mutant(
+        "cleverhans-bim-one-step-fewer",
+        "cleverhans",
+        "bim",
+        "step count",
+        "CleverHans projected_gradient_descent stops after nb_iter - 1 steps.",
+        _cleverhans_pgd_one_step_fewer,
+    ),
     Mutant(
         "cleverhans-pgd-l2-batch-norm",
         "cleverhans",
