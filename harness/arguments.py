@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="images/s of every library's FGSM and PGD on DenseNet-121, and the adapters' overhead",
+        help="images/s of every library's attacks on DenseNet-121, and the adapters' overhead",
         description="Times each library x attack through its adapter and called directly (alternating, "
         "medians), on seeded random DenseNet-121 weights; see harness/bench.py.",
     )
@@ -184,10 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats", type=_positive_int, default=3, help="timed calls per side after a warm-up (default 3)"
     )
     bench.add_argument(
-        "--steps", type=_positive_int, help="PGD steps (default 10, or the --preset's); alpha = eps/4"
+        "--steps",
+        type=_positive_int,
+        help="steps of the iterative attacks (default 10, or the --preset's PGD steps); alpha = eps/4",
     )
     bench.add_argument("--libraries", type=_csv, help="comma-separated subset, e.g. reference,art")
-    bench.add_argument("--attacks", type=_csv, help="comma-separated subset of fgsm,pgd")
+    bench.add_argument(
+        "--attacks",
+        type=_csv,
+        help="comma-separated bench entries (default fgsm,pgd; also bim, mifgsm, fgsm-l2, pgd-l2)",
+    )
     bench.add_argument("--json", type=Path, help="also write the rows, config and machine to this JSON file")
     bench.add_argument(
         "--preset",
