@@ -114,7 +114,9 @@ class Mutant:
     # PGD-L2). The suite runs only that variant's cells (suite.py), whatever else the bug also reaches.
     norm: str = "linf"
     # The suite entries of that variant the bug can show in, by their settings (suite.L2_ATTACKS):
-    # ``(("random_start", True),)`` for a bug of the random start; () for every entry.
+    # ``(("random_start", True),)`` for a bug of the random start; () for every entry. An entry with an
+    # option's setting (suite.OPTIONS: restarts, targeted) runs only for a mutant whose ``where`` names
+    # that option (``(("restarts", 3),)``): () is every entry of the plain attack.
     where: tuple[tuple[str, object], ...] = ()
 
 
@@ -1150,6 +1152,14 @@ for _library, _module_name in OPTIONAL_MUTANT_MODULES.items():
         _module = importlib.import_module(_module_name)
         COPIED_FROM.update(_module.COPIED_FROM)
         MUTANTS = (*MUTANTS, *_module.MUTANTS)
+
+# The mutants of PGD's options (restarts, targeted) live in mutants_options.py, which imports Mutant from
+# here and adds the kinds of bug it plants to BUGS; its CleverHans mutant only where CleverHans can run.
+import mutants_options  # noqa: E402
+
+COPIED_FROM.update(mutants_options.COPIED_FROM)
+MUTANTS = (*MUTANTS, *mutants_options.MUTANTS)
+BUGS = (*BUGS, *mutants_options.BUGS)
 
 # The suite plants bugs in the releases `make install` pins (ATTACK_LIBS in the Makefile); under other
 # releases (tox's libs-oldest, a newer release) it says so instead of failing on stale copies. Defined

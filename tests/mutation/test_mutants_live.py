@@ -20,6 +20,7 @@ import torch
 from advparity.adapters import AttackOutputError, AttackSpec, attacks
 from advparity.adapters.base import EPS_TOLERANCE
 from mutants import BUGS, COPIED_FROM, MUTANTS, Mutant, installed_differs, needs_copied_releases
+from suite import OPTIONS
 from support.departures import departs
 from support.small_nets import (
     SMALL_CLASSES,
@@ -76,13 +77,23 @@ def batch() -> Batch:
     return x, y
 
 
-def _spec(attack: str, norm: str = "linf") -> AttackSpec:
-    """PGD from a random start; FGSM from x (its one step, the FGSM every library offers)."""
+Options = tuple[tuple[str, object], ...]
+
+
+def _spec(attack: str, norm: str = "linf", options: Options = ()) -> AttackSpec:
+    """PGD from a random start; FGSM from x (its one step, the FGSM every library offers); with
+    ``options``, a mutant's option settings (suite.OPTIONS in ``Mutant.where``: restarts, targeted, when
+    y holds the targets)."""
     eps = EPS if norm == "linf" else EPS_L2
-    return attack_spec(attack, eps, steps=STEPS, random_start=attack == "pgd", norm=norm)
+    return attack_spec(attack, eps, steps=STEPS, random_start=attack == "pgd", norm=norm, **dict(options))
 
 
-Cache = dict[tuple[str, str, str, int], torch.Tensor]
+def _options(mutant: Mutant) -> Options:
+    """The option settings of ``mutant.where``: a bug of an option lives only in calls with it."""
+    return tuple((key, value) for key, value in mutant.where if key in OPTIONS)
+
+
+Cache = dict[tuple[str, str, str, int, Options], torch.Tensor]
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +110,13 @@ def _clean(
     norm: str,
     x: torch.Tensor,
     y: torch.Tensor,
+    options: Options = (),
 ) -> torch.Tensor:
-    key = (lib, attack, norm, len(x))
+    key = (lib, attack, norm, len(x), options)
     if key not in cache:
         adapter = adapters.get(lib)
-        first = adapter.run(model, x, y, _spec(attack, norm)).x_adv
-        second = adapter.run(model, x, y, _spec(attack, norm)).x_adv
+        first = adapter.run(model, x, y, _spec(attack, norm, options)).x_adv
+        second = adapter.run(model, x, y, _spec(attack, norm, options)).x_adv
         assert torch.equal(first, second), f"unmutated {lib} {attack} ({norm}) is not deterministic"
         cache[key] = first
     return cache[key]
@@ -125,11 +137,12 @@ def test_mutant_is_live(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     x, y = batch
-    lib, spec = mutant.library, _spec(mutant.attack, mutant.norm)
+    options = _options(mutant)
+    lib, spec = mutant.library, _spec(mutant.attack, mutant.norm, options)
     partial = mutant.bug == "last partial batch"
-    baseline_full = _clean(clean_runs, net, lib, mutant.attack, mutant.norm, x, y)
+    baseline_full = _clean(clean_runs, net, lib, mutant.attack, mutant.norm, x, y, options)
     x_run, y_run = (x[:SMALL], y[:SMALL]) if partial else (x, y)
-    baseline = _clean(clean_runs, net, lib, mutant.attack, mutant.norm, x_run, y_run)
+    baseline = _clean(clean_runs, net, lib, mutant.attack, mutant.norm, x_run, y_run, options)
     state_before = _model_state(net)
     caplog.clear()  # only the mutated calls' warnings count
 
@@ -231,6 +244,19 @@ def test_registry_is_complete() -> None:
             if (lib, attack) not in WITHOUT_MUTANTS:
                 mine = [m for m in MUTANTS if (m.library, m.attack) == (lib, attack)]
                 assert len(mine) >= 2, (lib, attack)
+    # PGD's options (mutants_options.py), each mutant judged on its option's entry (its where names it):
+    # restarts (ART alone offers them) and targeted attacks (CleverHans's only where it runs).
+    for lib, option, least in (
+        ("art", "restarts", 2),
+        ("art", "targeted", 2),
+        ("torchattacks", "targeted", 2),
+        ("foolbox", "targeted", 2),
+        ("cleverhans", "targeted", 1),
+    ):
+        if lib in LIBRARIES:
+            mine = [m for m in MUTANTS if (m.library, m.attack) == (lib, "pgd") and option in dict(m.where)]
+            assert len(mine) >= least, (lib, option)
+    assert all(m.attack == "pgd" and m.norm == "linf" for m in MUTANTS if _options(m)), "an option off PGD"
 
 
 def test_copies_match_installed_libraries() -> None:
