@@ -383,9 +383,13 @@ def measure_pair(
     return adapter_runs, bare_runs
 
 
-def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> BenchResult:
+def run_bench(
+    config: BenchConfig, progress: Callable[[str], None] | None = None, model: nn.Module | None = None
+) -> BenchResult:
+    """Time every pair of ``config`` on ``model`` (default :func:`bench_model`, what the numbers are
+    quoted for; a test of the rows and their passes can hand in a small one)."""
     configure_torch(config.device)
-    model = bench_model(config)
+    model = bench_model(config) if model is None else model.to(config.device).eval()
     x, y = bench_batch(config)
     measured: list[tuple[str, str, list[float], list[float], float, float]] = []
     for library, attack in config.pairs():
