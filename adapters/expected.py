@@ -115,8 +115,8 @@ def expectation(
     start: torch.Tensor | None = None,
 ) -> Expectation:
     """``spec`` as the library should compute it: its loss reduction, arithmetic and restart
-    selection, from its start(s) (:meth:`Declaration.start`, computed here unless given). A start that cannot be reproduced gives
-    the definition's own attack from its own start: a statistical yardstick."""
+    selection, from its start(s) (:meth:`Declaration.start`, computed here unless given). A start that
+    cannot be reproduced gives the definition's own attack from its own start: a statistical yardstick."""
     start = declaration.start(x, spec) if start is None else start
     exact = start is not None
     definition = spec.definition
