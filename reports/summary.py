@@ -58,6 +58,13 @@ def lowest_seed(results: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["seed"] == first]
 
 
+def on_target(cell: pd.DataFrame) -> float:
+    """A targeted cell's success: the share of its rows predicted as their target (NaN untargeted)."""
+    if not (cell["target"] >= 0).any():
+        return float("nan")
+    return float((cell["pred_adv"] == cell["target"]).mean())
+
+
 def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per library × attack variant × eps: accuracy on the lowest seed with both 95 % CIs.
 
@@ -107,9 +114,7 @@ def cell_summary(results: pd.DataFrame) -> pd.DataFrame:
                 "acc_seed_max": float(seeds.max()),
                 # A targeted attack's success: the share predicted as their target (NaN untargeted).
                 "targeted": bool((cell["target"] >= 0).any()),
-                "on_target": float((cell["pred_adv"] == cell["target"]).mean())
-                if (cell["target"] >= 0).any()
-                else float("nan"),
+                "on_target": on_target(cell),
             }
         )
     if not rows:

@@ -38,7 +38,7 @@ from advparity.reports.stats import (
     confusion,
     per_class_prf,
 )
-from advparity.reports.summary import cell_summary, lowest_seed
+from advparity.reports.summary import cell_summary, lowest_seed, on_target
 from advparity.reports.tablestats import _cells_at, _clean_rows, _condition_stats
 
 TABLE_TITLES: dict[str, str] = {
@@ -159,9 +159,7 @@ def table3_asr(results: pd.DataFrame, eps: float) -> pd.DataFrame:
                         cell["label"], cell["pred_clean"], cell["pred_adv"]
                     ),
                     # A targeted attack's own success: predicted as its target (NaN untargeted).
-                    "on_target_pct": 100 * float(np.mean(cell["pred_adv"] == cell["target"]))
-                    if (cell["target"] >= 0).any()
-                    else float("nan"),
+                    "on_target_pct": 100 * on_target(cell),
                 }
             )
     return pd.DataFrame(rows)
