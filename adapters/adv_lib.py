@@ -3,7 +3,8 @@
 adv-lib has no FGSM, and the adapter offers none: a run plans no FGSM cells
 for it. Its one-step form would not serve: ``pgd_linf`` with ``steps=1`` returns x unchanged (see
 below). Every argument of ``pgd_linf`` is set: ``ε``,
-``targeted=False``, ``steps``, ``random_init``, ``restarts=1``, ``loss_function="ce"``,
+``targeted`` (True for a targeted spec, whose targets are passed as the labels: ``step_size *= -1``
+and ``is_adv = logits.argmax(1) == labels``), ``steps``, ``random_init``, ``restarts=1``, ``loss_function="ce"``,
 ``absolute_step_size`` (which takes precedence) and ``relative_step_size`` set to the same step so
 neither is a default (``40`` steps of ``0.01/0.3·ε`` otherwise), ``callback=None``. True labels.
 
@@ -90,7 +91,9 @@ def _pgd(
             x,
             y,
             spec.eps,
-            targeted=False,
+            # y holds the harness's targets for a targeted spec: pgd_linf then negates the step and
+            # counts a sample as adversarial when it is predicted as its target.
+            targeted=spec.targeted is not None,
             steps=steps,
             random_init=random_init,
             restarts=1,
@@ -121,8 +124,10 @@ ADAPTER = GuardedAdapter(
                 call=_pgd,
                 loss_reduction="sum",
                 start=_start,
+                variants=("targeted",),
                 departure="adv-lib's pgd_linf returns, per sample, the last misclassified iterate among x_0 … "
-                "x_{T-1} (the T-th step is computed and discarded), and the clean image where none was misclassified",
+                "x_{T-1} (the T-th step is computed and discarded), and the clean image where none was misclassified "
+                "(targeted: the last iterate predicted as the target)",
             )
         }
     ),

@@ -17,6 +17,8 @@ Every argument is set, none left to secml-torch's defaults (``backend="foolbox"`
 wrapped in ``BasePyTorchClassifier`` with no pre- or post-processing (normalisation is inside our
 model); the batch goes in as one ``DataLoader`` batch, in order. ``BasePyTorchClassifier`` reads the
 device from the model's first parameter, so a model without parameters fails inside secml-torch.
+No targeted mode is offered: ``y_target`` is one ``int | None`` for the whole call (``pgd.py``,
+``modular_attack_fixed_eps.py``), so the harness's per-sample targets cannot be handed to it.
 
 Loss: cross-entropy per sample (``CrossEntropyLoss(reduction="none")``), summed over the batch after
 negation (``ModularEvasionAttack._loss_and_grad``); Foolbox's FGSM sums too. Passes: FGSM 2 forwards

@@ -149,13 +149,18 @@ def choose_settings(
     columns = ["library", "attack", "attack_label", "eps", "steps", "alpha", "random_start", "seed"]
     recorded = with_attack_labels(results)
     recorded = recorded.assign(params=recorded["params"] if "params" in recorded.columns else "")
-    cells = recorded[recorded["seed"] == 0][[*columns, "params"]].drop_duplicates()
+    # Runs recorded before the rows carried the norm hold L∞ attacks only.
+    recorded = recorded if "norm" in recorded.columns else recorded.assign(norm="linf")
+    cells = recorded[recorded["seed"] == 0][[*columns, "norm", "params"]].drop_duplicates()
     if cells.empty:
         raise ValueError("expected finished seed-0 cells in the run, found none")
     grid = sorted(set(cells["eps"].astype(float)))
     if eps is None:
-        chosen = {min(grid, key=lambda e: abs(math.log(e / PAPER_EPS)))}
-        pgd = cells[cells["attack"] == "pgd"]["eps"]
+        # The paper's settings are L∞: an L2 eps (a plain number such as 0.5) is no pixel level.
+        linf = cells[cells["norm"] == "linf"]
+        grid_linf = sorted(set(linf["eps"].astype(float))) or grid
+        chosen = {min(grid_linf, key=lambda e: abs(math.log(e / PAPER_EPS)))}
+        pgd = linf[linf["attack"] == "pgd"]["eps"]
         if not pgd.empty:
             chosen.add(float(pgd.max()))
     else:
@@ -179,6 +184,7 @@ def choose_settings(
                 )
     picked = cells[
         cells["eps"].isin(chosen)
+        & ((cells["norm"] == "linf") if eps is None else True)
         & (cells["library"].isin(libraries) if libraries is not None else True)
         & (cells["attack"].isin(attacks) if attacks is not None else True)
     ]
@@ -197,6 +203,7 @@ def choose_settings(
             seed=int(r.seed),
             params=str(r.params) if isinstance(r.params, str) else "",
             attack_label=str(r.attack_label),
+            norm=str(r.norm),
         )
         for r in picked.itertuples()
     ]
@@ -450,7 +457,7 @@ def _compute(
             "compared": len(rows),
             "differ": len(mismatches),
             "examples": [
-                f"{library_label(r.library)} {r.attack_label} {eps_label(r.eps)} sample {r.sample}: "
+                f"{library_label(r.library)} {r.attack_label} {eps_label(r.eps, r.norm)} sample {r.sample}: "
                 f"{r.pred_adv_run} in the run, {r.pred_adv} now"
                 for r in mismatches.itertuples()
             ][:20],

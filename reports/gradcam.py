@@ -79,7 +79,7 @@ SUBSETS: tuple[str, ...] = ("all", "flipped", "not flipped")
 
 # The per-image table written to RUN_DIR/gradcam/gradcam.parquet (harness/gradcam.py may add columns).
 ROW_COLUMNS: tuple[str, ...] = (
-    "library", "attack", "attack_label", "eps", "steps", "alpha", "random_start", "seed", "sample", "image",
+    "library", "attack", "attack_label", "norm", "eps", "steps", "alpha", "random_start", "seed", "sample", "image",
     "label", "class_name", "pred_clean", "pred_adv", "pred_adv_run", "reproduced", "flipped", "sc",
     "lung_share_clean", "lung_share_adv", "mask_area", "zero_map_clean", "zero_map_adv",
 )  # fmt: skip
@@ -147,10 +147,12 @@ class Setting:
     params: str = ""  # the attack's parameters as the run recorded them (JSON; "" in older runs)
     # The variant's name as the run's rows give it (from the attack's definition): "PGD-10", "PGD-L2-10".
     attack_label: str = field(kw_only=True)
+    # The eps's norm: an L2 eps is written as a plain number, an L∞ one in pixel levels.
+    norm: str = field(default="linf", kw_only=True)
 
     @property
     def label(self) -> str:
-        return f"{library_label(self.library)} {self.attack_label} @ {eps_label(self.eps)}"
+        return f"{library_label(self.library)} {self.attack_label} @ {eps_label(self.eps, self.norm)}"
 
 
 def image_rows(
@@ -195,6 +197,7 @@ def image_rows(
             "library": setting.library,
             "attack": setting.attack,
             "attack_label": setting.attack_label,
+            "norm": setting.norm,
             "eps": float(setting.eps),
             "steps": int(setting.steps),
             "alpha": float(setting.alpha),
@@ -268,10 +271,22 @@ def summarize(
 
     Lung-share means skip NaNs (no mask, or a zero map). Subsets with no images are left out.
     """
+    # Rows written before they carried the norm hold L∞ attacks only.
+    frame = frame if "norm" in frame.columns else frame.assign(norm="linf")
     missing = [c for c in ROW_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"expected Grad-CAM rows (reports.gradcam.ROW_COLUMNS), missing {missing}")
-    keys = ["label", "class_name", "library", "attack", "attack_label", "steps", "random_start", "eps"]
+    keys = [
+        "label",
+        "class_name",
+        "library",
+        "attack",
+        "attack_label",
+        "norm",
+        "steps",
+        "random_start",
+        "eps",
+    ]
     out: list[dict[str, Any]] = []
     for key, group in frame.groupby(keys, sort=False):
         base = dict(zip(keys, key, strict=True))
@@ -286,7 +301,7 @@ def summarize(
             out.append(
                 {
                     **base,
-                    "eps_label": eps_label(float(base["eps"])),
+                    "eps_label": eps_label(float(base["eps"]), str(base["norm"])),
                     "subset": subset,
                     "n": len(part),
                     "sc_mean": float(part["sc"].mean()),

@@ -44,7 +44,7 @@ def panel_titles(row: Mapping[str, Any], classes: Sequence[str]) -> tuple[str, s
             return "n/a (zero map)"
         return "n/a (no mask)" if v is None or math.isnan(float(v)) else f"{float(v):.2f}"
 
-    setting = f"{row['attack_label']} {eps_label(float(row['eps']))}"
+    setting = f"{row['attack_label']} {eps_label(float(row['eps']), str(row.get('norm', 'linf')))}"
     return (
         f"#{int(row['sample'])} true {name(row['label'])}",
         f"clean → {name(row['pred_clean'])}\nlung {share(row['lung_share_clean'], row['zero_map_clean'])}",

@@ -103,13 +103,17 @@ def test_the_targeted_mode_is_offered_where_the_sources_have_it() -> None:
     for name in ("art", "torchattacks", "foolbox", "cleverhans"):
         if name in LIBRARIES:
             assert (name, "pgd") in offered and (name, "pgd-l2") in offered
+    # adv-lib's pgd_linf takes per-sample targets (targeted=True, the targets as labels).
+    if "adv-lib" in LIBRARIES:
+        assert ("adv-lib", "pgd") in offered
     # Foolbox's FGM raises "unsupported criterion" for a targeted criterion: refused, not run.
     if "foolbox" in LIBRARIES:
         assert (("foolbox", "fgsm") not in offered) and "targeted" in adapters.get(
             "foolbox"
         ).declaration.refusal(SPECS["fgsm"])
-    # A targeted spec is never run untargeted by a library that has no targeted mode.
-    for name in ("secml-torch", "adv-lib", "deeprobust"):
+    # A targeted spec is never run untargeted by a library that has no per-sample targeted mode
+    # (secml-torch's y_target is one class for the whole batch).
+    for name in ("secml-torch", "deeprobust"):
         if name in LIBRARIES:
             assert not any(n == name for n, _ in offered)
 

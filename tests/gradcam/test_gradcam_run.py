@@ -150,3 +150,21 @@ def test_settings_take_the_attack_label_from_the_rows() -> None:
     assert [s.label for s in choose_settings(results)] == ["reference PGD-10 @ 2/255"]
     two = pd.concat([results.assign(attack_label="PGD-10"), results.assign(attack_label="PGD-L2-10")])
     assert [s.attack_label for s in choose_settings(two)] == ["PGD-10", "PGD-L2-10"]
+
+
+def test_l2_cells_are_left_to_an_explicit_eps_and_labelled_as_numbers() -> None:
+    """An L2 eps (0.5) is no pixel level: the default picks the paper's L∞ settings, and an L2
+    setting asked for by its eps is written as the number it is, not as 127.5/255."""
+    linf = _cells([("reference", "fgsm", 0.1), ("reference", "pgd", 2.0)]).assign(norm="linf")
+    linf = linf.assign(attack_label=linf["attack"].map({"fgsm": "FGSM", "pgd": "PGD-10"}))
+    l2 = _cells([("reference", "fgsm", 0.5 * 255), ("reference", "pgd", 0.5 * 255)]).assign(norm="l2")
+    l2 = l2.assign(attack_label=l2["attack"].map({"fgsm": "FGM-L2", "pgd": "PGD-L2-10"}))
+    results = pd.concat([linf, l2], ignore_index=True)
+    assert sorted(s.label for s in choose_settings(results)) == [
+        "reference FGSM @ 0.1/255",
+        "reference PGD-10 @ 2/255",
+    ]
+    assert sorted(s.label for s in choose_settings(results, eps=[0.5])) == [
+        "reference FGM-L2 @ 0.5",
+        "reference PGD-L2-10 @ 0.5",
+    ]
