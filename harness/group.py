@@ -288,7 +288,9 @@ def targets_for(
         return None
     with torch.no_grad():
         logits = model(x)
-    return targets.choose(mode, y, logits, torch.from_numpy(index), seed=0)
+    return targets.choose(
+        mode, y, logits, torch.from_numpy(index), seed=0, labels=getattr(params, "target_labels", None)
+    )
 
 
 def _passes(stats: AttackStats) -> tuple[float, float]:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 import torch
+from advparity.adapters.attacks import targets
 from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,
@@ -173,6 +174,7 @@ def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
             "data_root": str(request.data_root),
         },
     )
+    _check_target_labels(cells, manifest["classes"])
     store = RunStore(request.out)
     # Opened before the images load: a run directory of another experiment is refused at once.
     resumed = store.open(manifest)
@@ -286,6 +288,7 @@ def run_tensors(
             "class_name": [classes[int(label)] for label in y_all],
         }
     cells = plan_cells(attack_config)
+    _check_target_labels(cells, manifest["classes"])
     store = RunStore(out)
     with store.lock(str(manifest.get("command", ""))):
         resumed = store.open(manifest)
@@ -306,6 +309,12 @@ def run_tensors(
             progress=progress,
             started=started,
         )
+
+
+def _check_target_labels(cells: list[Cell], classes: Sequence[str]) -> None:
+    """Before a run directory is written: a targeted = "labels" entry names one target per class."""
+    for cell in cells:
+        targets.check_classes(getattr(cell.params, "target_labels", None), len(classes))
 
 
 def _run_opened(

@@ -30,11 +30,15 @@ class BIMParams:
     steps: int = 10
     alpha: float | None = None
     targeted: str | None = None  # targets.MODES; None: untargeted
+    target_labels: tuple[int, ...] | None = None  # per true class, its target (targeted = "labels")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", check_steps(self.steps))
         object.__setattr__(self, "alpha", check_alpha(self.alpha, "linf"))
         object.__setattr__(self, "targeted", targets.check_targeted(self.targeted))
+        object.__setattr__(
+            self, "target_labels", targets.check_target_labels(self.targeted, self.target_labels)
+        )
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or ``eps / 4`` when alpha is None."""
@@ -44,7 +48,7 @@ class BIMParams:
 class BIM(Attack):
     name = "bim"
     params = BIMParams
-    preset_keys = ("steps", "alpha", "targeted")
+    preset_keys = ("steps", "alpha", "targeted", "target_labels")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> BIMParams:
         params: BIMParams = self.make_params(
@@ -53,7 +57,7 @@ class BIM(Attack):
         return params
 
     def label(self, params: BIMParams) -> str:
-        return targets.label(f"BIM-{params.steps}", params.targeted)
+        return targets.label(f"BIM-{params.steps}", params.targeted, params.target_labels)
 
     def variants(self, params: BIMParams) -> tuple[str, ...]:
         return ("targeted",) if params.targeted else ()

@@ -210,6 +210,8 @@ def arithmetic_note(arithmetic: Any) -> str:
 
 
 def _key_value(value: object) -> str:
+    if isinstance(value, tuple):
+        return "-".join(_key_value(v) for v in value)
     if isinstance(value, bool):
         return str(int(value))
     if isinstance(value, float):

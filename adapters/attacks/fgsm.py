@@ -43,6 +43,7 @@ class FGSMParams:
     alpha: float | None = None
     restarts: int = 1
     targeted: str | None = None  # targets.MODES; None: untargeted
+    target_labels: tuple[int, ...] | None = None  # per true class, its target (targeted = "labels")
 
     def __post_init__(self) -> None:
         check_norm(self.norm)
@@ -58,6 +59,9 @@ class FGSMParams:
             object.__setattr__(self, "alpha", float(self.alpha))
         object.__setattr__(self, "restarts", restarts.check_restarts(self.restarts, self.random_start))
         object.__setattr__(self, "targeted", targets.check_targeted(self.targeted))
+        object.__setattr__(
+            self, "target_labels", targets.check_target_labels(self.targeted, self.target_labels)
+        )
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or eps when alpha is None."""
@@ -67,7 +71,7 @@ class FGSMParams:
 class FGSM(Attack):
     name = "fgsm"
     params = FGSMParams
-    preset_keys = ("norm", "random_start", "alpha", "restarts", "targeted")
+    preset_keys = ("norm", "random_start", "alpha", "restarts", "targeted", "target_labels")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> FGSMParams:
         values = dict(table)
@@ -88,7 +92,7 @@ class FGSM(Attack):
     def label(self, params: FGSMParams) -> str:
         name = "FGSM" if params.norm == "linf" else "FGM-L2"
         named = restarts.label(f"{name}-RS" if params.random_start else name, params.restarts)
-        return targets.label(named, params.targeted)
+        return targets.label(named, params.targeted, params.target_labels)
 
     def seeded(self, params: FGSMParams) -> bool:
         return params.random_start
@@ -109,7 +113,7 @@ class FGSM(Attack):
         key = f"steps1__rs{int(params.random_start)}"
         if params.alpha is not None:
             key += f"__alpha{params.alpha:.9g}"
-        key += restarts.cell_key(params.restarts) + targets.cell_key(params.targeted)
+        key += restarts.cell_key(params.restarts) + targets.cell_key(params.targeted, params.target_labels)
         return key if params.norm == "linf" else f"{params.norm}__{key}"
 
     def default_start(self, x: torch.Tensor, eps: float, params: FGSMParams, seed: int) -> torch.Tensor:

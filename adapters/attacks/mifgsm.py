@@ -39,6 +39,7 @@ class MIFGSMParams:
     alpha: float | None = None
     decay: float = 1.0
     targeted: str | None = None  # targets.MODES; None: untargeted
+    target_labels: tuple[int, ...] | None = None  # per true class, its target (targeted = "labels")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", check_steps(self.steps))
@@ -49,6 +50,9 @@ class MIFGSMParams:
             raise ValueError(f"expected decay >= 0, got {self.decay!r}")
         object.__setattr__(self, "decay", float(self.decay))
         object.__setattr__(self, "targeted", targets.check_targeted(self.targeted))
+        object.__setattr__(
+            self, "target_labels", targets.check_target_labels(self.targeted, self.target_labels)
+        )
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or ``eps / 4`` when alpha is None."""
@@ -82,7 +86,7 @@ _DEFINITION = Momentum()
 class MIFGSM(Attack):
     name = "mifgsm"
     params = MIFGSMParams
-    preset_keys = ("steps", "alpha", "decay", "targeted")
+    preset_keys = ("steps", "alpha", "decay", "targeted", "target_labels")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> MIFGSMParams:
         values = {**table, "alpha": eps * alpha_fraction(table.get("alpha", "eps/4"))}
@@ -92,7 +96,7 @@ class MIFGSM(Attack):
     def label(self, params: MIFGSMParams) -> str:
         name = f"MI-FGSM-{params.steps}"
         named = name if params.decay == 1.0 else f"{name} (decay {params.decay:g})"
-        return targets.label(named, params.targeted)
+        return targets.label(named, params.targeted, params.target_labels)
 
     def variants(self, params: MIFGSMParams) -> tuple[str, ...]:
         return ("targeted",) if params.targeted else ()

@@ -36,6 +36,7 @@ class PGDParams:
     norm: Norm = "linf"
     restarts: int = 1  # random starts per sample (restarts.py)
     targeted: str | None = None  # targets.MODES; None: untargeted
+    target_labels: tuple[int, ...] | None = None  # per true class, its target (targeted = "labels")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", check_steps(self.steps))
@@ -45,6 +46,9 @@ class PGDParams:
             raise ValueError(f"expected random_start to be True or False, got {self.random_start!r}")
         object.__setattr__(self, "restarts", restarts.check_restarts(self.restarts, self.random_start))
         object.__setattr__(self, "targeted", targets.check_targeted(self.targeted))
+        object.__setattr__(
+            self, "target_labels", targets.check_target_labels(self.targeted, self.target_labels)
+        )
 
     def step_size(self, eps: float) -> float:
         """The step actually taken: ``alpha``, or ``eps / 4`` when alpha is None."""
@@ -54,7 +58,7 @@ class PGDParams:
 class PGD(Attack):
     name = "pgd"
     params = PGDParams
-    preset_keys = ("norm", "steps", "alpha", "random_start", "restarts", "targeted")
+    preset_keys = ("norm", "steps", "alpha", "random_start", "restarts", "targeted", "target_labels")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> PGDParams:
         values = {**table, "alpha": eps * alpha_fraction(table.get("alpha", "eps/4"))}
@@ -64,7 +68,7 @@ class PGD(Attack):
     def label(self, params: PGDParams) -> str:
         name = f"PGD-{params.steps}" if params.norm == "linf" else f"PGD-{params.norm.upper()}-{params.steps}"
         named = restarts.label(name, params.restarts) if params.random_start else f"{name} (no random start)"
-        return targets.label(named, params.targeted)
+        return targets.label(named, params.targeted, params.target_labels)
 
     def variants(self, params: PGDParams) -> tuple[str, ...]:
         return (*(("restarts",) if params.restarts > 1 else ()), *(("targeted",) if params.targeted else ()))
@@ -78,7 +82,7 @@ class PGD(Attack):
     def cell_key(self, params: PGDParams) -> str:
         # L∞ keeps the key its cells have always had, so existing run directories resume.
         key = f"steps{params.steps}__rs{int(params.random_start)}{restarts.cell_key(params.restarts)}"
-        key += targets.cell_key(params.targeted)
+        key += targets.cell_key(params.targeted, params.target_labels)
         return key if params.norm == "linf" else f"{params.norm}__{key}"
 
     def passes(self, params: PGDParams) -> tuple[float, float]:

@@ -29,6 +29,7 @@ SPECS = {
     "pgd-restarts": AttackSpec("pgd", EPS, seed=5, steps=3, restarts=3, targeted="least-likely"),
     "bim": AttackSpec("bim", EPS, steps=3, targeted="random"),
     "mifgsm": AttackSpec("mifgsm", EPS, steps=3, targeted="least-likely"),
+    "pgd-labels": AttackSpec("pgd", EPS, seed=5, steps=3, targeted="labels", target_labels=(2, 0, 1)),
 }
 
 
@@ -121,7 +122,24 @@ def test_the_targeted_mode_is_offered_where_the_sources_have_it() -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"attack": "pgd", "eps": ["1/255"], "targeted": "labels"}, "least-likely"),
+        ({"attack": "pgd", "eps": ["1/255"], "targeted": "labels"}, "needs target_labels"),
+        ({"attack": "pgd", "eps": ["1/255"], "targeted": "random", "target_labels": [1, 0]}, "only for"),
+        (
+            {"attack": "bim", "eps": ["1/255"], "targeted": "labels", "target_labels": [1, 1, 0]},
+            "towards itself",
+        ),
+        (
+            {"attack": "fgsm", "eps": ["1/255"], "targeted": "labels", "target_labels": [1, 4, 0]},
+            "names class 4",
+        ),
+        (
+            {"attack": "mifgsm", "eps": ["1/255"], "targeted": "labels", "target_labels": [1, True]},
+            "class indices",
+        ),
+        (
+            {"attack": "pgd", "eps": ["1/255"], "targeted": "labels", "target_labels": "Normal"},
+            "class indices",
+        ),
         ({"attack": "fgsm", "eps": ["1/255"], "targeted": True}, "targeted to be one of"),
         ({"attack": "mifgsm", "eps": ["1/255"], "targeted": "most-likely"}, "targeted to be one of"),
     ],
@@ -130,6 +148,27 @@ def test_an_unknown_targeted_mode_names_the_modes(table: dict[str, object], mess
     with pytest.raises(ValueError, match=message):
         grid = attack_grid(table)
         grid.params(grid.eps[0])
+
+
+def test_labels_push_each_true_class_to_its_named_target() -> None:
+    y = torch.tensor([0, 1, 2, 3, 2, 0])
+    logits = torch.zeros(6, 4)
+    chosen = targets.choose("labels", y, logits, torch.arange(6), 0, labels=(2, 2, 0, 2))
+    assert chosen.tolist() == [2, 2, 0, 2, 0, 2]
+    with pytest.raises(ValueError, match="lists 3 classes, but the model has 4"):
+        targets.choose("labels", y, logits, torch.arange(6), 0, labels=(1, 2, 0))
+    # The preset grammar: a list in TOML, a tuple in the parameters, in the cell's name and file key.
+    grid = attack_grid(
+        {"attack": "pgd", "eps": ["1/255"], "targeted": "labels", "target_labels": [2, 2, 0, 2]}
+    )
+    params = grid.params(grid.eps[0])
+    assert params.target_labels == (2, 2, 0, 2)
+    spec = AttackSpec("pgd", EPS, params=params)
+    assert spec.label == "PGD-10 → labels 2,2,0,2"
+    assert spec.definition.cell_key(spec.params).endswith("__targeted-labels-2-2-0-2")
+    bim = AttackSpec("bim", EPS, targeted="labels", target_labels=[1, 0])
+    assert "targeted-labels" not in bim.definition.cell_key(bim.params)  # the default key: every field
+    assert "target_labels1-0" in bim.definition.cell_key(bim.params)
 
 
 def test_targeted_cells_have_their_own_names_and_untargeted_keys_stay() -> None:

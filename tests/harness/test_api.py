@@ -285,3 +285,23 @@ def test_a_library_that_is_not_installed_is_skipped_with_one_line(
     assert result.ok
     status = json.loads((tmp_path / "run" / "libraries.json").read_text())
     assert status["deeprobust"]["state"] == "not installed"
+
+
+def test_a_targeted_run_records_the_named_targets_and_judges_them(
+    model: TinyNet, data: tuple[torch.Tensor, torch.Tensor], tmp_path: Path
+) -> None:
+    """targeted = "labels": each sample is pushed towards the class named for its true class, every
+    library gets those targets, the rows record them, and the verdicts are judged on x_adv."""
+    x, y = data
+    labels = [(k + 1) % CLASSES for k in range(CLASSES)]
+    table = {"attack": "pgd", "eps": ["8/255"], "steps": 2, "targeted": "labels", "target_labels": labels}
+    checked = crosscheck(model, x, y, attacks=[table], out=tmp_path / "run")  # type: ignore[arg-type]
+    rows = checked.results
+    assert set(rows["attack_label"]) == {f"PGD-2 → labels {','.join(map(str, labels))}"}
+    assert (rows["target"] == (rows["label"] + 1) % CLASSES).all()
+    assert checked.ok, checked.summary()
+    assert set(checked.verdicts["verdict"]) == {"agree"}
+    # One target per class of the model, or nothing runs (and no run directory is written).
+    with pytest.raises(ValueError, match=f"lists 2 classes, but the model has {CLASSES}"):
+        crosscheck(model, x, y, attacks=[{**table, "target_labels": [1, 0]}], out=tmp_path / "bad")  # type: ignore[arg-type]
+    assert not (tmp_path / "bad").exists()

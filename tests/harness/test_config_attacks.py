@@ -106,11 +106,11 @@ def test_the_experiment_round_trips_through_the_manifest(tmp_path: Path) -> None
     [
         (
             'attack = "pgd"\neps = ["1/255"]\ndecay = 1.0',
-            r"attack 'pgd' has no key\(s\) \['decay'\]; expected some of \['attack', 'eps', 'norm', 'steps', 'alpha', 'random_start', 'restarts', 'targeted'\]",
+            r"attack 'pgd' has no key\(s\) \['decay'\]; expected some of \['attack', 'eps', 'norm', 'steps', 'alpha', 'random_start', 'restarts', 'targeted', 'target_labels'\]",
         ),
         (
             'attack = "fgsm"\neps = ["1/255"]\nsteps = 3',
-            r"attack 'fgsm' has no key\(s\) \['steps'\]; expected some of \['attack', 'eps', 'norm', 'random_start', 'alpha', 'restarts', 'targeted'\]",
+            r"attack 'fgsm' has no key\(s\) \['steps'\]; expected some of \['attack', 'eps', 'norm', 'random_start', 'alpha', 'restarts', 'targeted', 'target_labels'\]",
         ),
         ('attack = "apgd"\neps = ["1/255"]', r"unknown attack 'apgd'; expected one of \['fgsm', 'pgd'"),
         ('eps = ["1/255"]', r"missing key 'attack'"),
