@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # in (pyproject.toml has the lower bounds; tox's libs-oldest/libs-newest test the range). Override to
 # try others: make test ATTACK_LIBS="adversarial-robustness-toolbox torchattacks foolbox"
 ATTACK_LIBS ?= adversarial-robustness-toolbox==1.20.1 torchattacks==3.5.1 foolbox==3.3.4
-# The optional libraries (pyproject extras secml, adv-lib, deeprobust, advertorch, cleverhans), pinned
+# The optional libraries (pyproject extras secml, adv-lib, deeprobust, advertorch, cleverhans, autoattack), pinned
 # likewise. Each is installed on its own; one that does not install here is reported and later skipped
 # with one line.
 SECML_SPEC      ?= secml-torch==1.5
@@ -21,6 +21,7 @@ VISDOM_SPEC     ?= visdom==0.2.4
 DEEPROBUST_SPEC ?= deeprobust==0.2.11
 ADVERTORCH_SPEC ?= advertorch==0.2.3
 CLEVERHANS_SPEC ?= cleverhans==4.0.0
+AUTOATTACK_SPEC ?= pyautoattack==0.2.0
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 # Foolbox imports GitPython, which raises at import when no git executable exists.
 export GIT_PYTHON_REFRESH ?= quiet
@@ -53,6 +54,8 @@ $(BIN)/.installed: pyproject.toml Makefile
 	@# CleverHans declares TensorFlow Probability, mnist, nose and more for its TF and JAX code; its
 	@# torch attacks import only NumPy and torch, already here.
 	$(PIP) --no-deps $(CLEVERHANS_SPEC) || echo "advparity: $(CLEVERHANS_SPEC) did not install; runs will skip it"
+	@# The original AutoAttack: the APGD reference is tested against it bit for bit (no dependencies).
+	$(PIP) --no-deps $(AUTOATTACK_SPEC) || echo "advparity: $(AUTOATTACK_SPEC) did not install; its tests will skip"
 	@touch $@
 
 install: $(BIN)/.installed

@@ -24,7 +24,6 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 import torch
-from advparity.adapters.attacks import targets
 from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,
@@ -174,7 +173,7 @@ def _run_holding_lock(request: RunRequest, progress: bool) -> RunSummary:
             "data_root": str(request.data_root),
         },
     )
-    _check_target_labels(cells, manifest["classes"])
+    _check_classes(cells, manifest["classes"])
     store = RunStore(request.out)
     # Opened before the images load: a run directory of another experiment is refused at once.
     resumed = store.open(manifest)
@@ -288,7 +287,7 @@ def run_tensors(
             "class_name": [classes[int(label)] for label in y_all],
         }
     cells = plan_cells(attack_config)
-    _check_target_labels(cells, manifest["classes"])
+    _check_classes(cells, manifest["classes"])
     store = RunStore(out)
     with store.lock(str(manifest.get("command", ""))):
         resumed = store.open(manifest)
@@ -311,10 +310,11 @@ def run_tensors(
         )
 
 
-def _check_target_labels(cells: list[Cell], classes: Sequence[str]) -> None:
-    """Before a run directory is written: a targeted = "labels" entry names one target per class."""
+def _check_classes(cells: list[Cell], classes: Sequence[str]) -> None:
+    """Before a run directory is written: every attack can attack a model of these classes (a
+    targeted = "labels" entry names one target per class; APGD's DLR loss needs three)."""
     for cell in cells:
-        targets.check_classes(getattr(cell.params, "target_labels", None), len(classes))
+        cell.definition.check_classes(cell.params, len(classes))
 
 
 def _run_opened(

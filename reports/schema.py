@@ -121,7 +121,7 @@ LEGACY_LIBRARY_NAMES = LibraryNames(
 _LIBRARY_NAMES: ContextVar[LibraryNames] = ContextVar("library_names", default=LEGACY_LIBRARY_NAMES)
 
 # The registry's order (adapters/attacks/__init__.py); an attack not listed sorts after these.
-ATTACK_ORDER: tuple[str, ...] = ("fgsm", "pgd", "bim", "mifgsm")
+ATTACK_ORDER: tuple[str, ...] = ("fgsm", "pgd", "bim", "mifgsm", "apgd")
 
 
 def check_results(results: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
     >>> from advparity.adapters import attacks
     >>> attacks.names()
-    ['fgsm', 'pgd', 'bim', 'mifgsm']
+    ['fgsm', 'pgd', 'bim', 'mifgsm', 'apgd']
     >>> attacks.get("pgd").label(attacks.get("pgd").make_params({"steps": 10}))
     'PGD-10'
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from . import bim, fgsm, mifgsm, pgd
+from . import apgd, bim, fgsm, mifgsm, pgd
 from .definition import LOSS_REDUCTIONS, Attack, LossReduction, NoParams
 from .norms import NORMS, Norm, distance
 
@@ -73,3 +73,4 @@ register(fgsm.ATTACK)
 register(pgd.ATTACK)
 register(bim.ATTACK)
 register(mifgsm.ATTACK)
+register(apgd.ATTACK)

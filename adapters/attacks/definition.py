@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from . import restarts
+from . import restarts, targets
 from .norms import Norm, check_eps, distance
 
 LossReduction = Literal["sum", "mean"]
@@ -81,6 +81,12 @@ class Attack:
             keys = ["attack", "eps", *self.preset_keys]
             raise ValueError(f"attack {self.name!r} has no key(s) {unknown}; expected some of {keys}")
         self.preset_params(table, 1 / 255)
+
+    def check_classes(self, params: Any, num_classes: int) -> None:
+        """``ValueError`` where ``params`` cannot attack a model of ``num_classes`` classes (a target
+        class per class that does not list one each, a loss that needs more classes): checked before
+        a run writes anything."""
+        targets.check_classes(getattr(params, "target_labels", None), num_classes)
 
     def variants(self, params: Any) -> tuple[str, ...]:
         """The optional variants ``params`` ask for — parameters beyond the attack's textbook form, such

@@ -51,7 +51,7 @@ def test_an_attack_without_an_offer_is_refused_by_name(name: str) -> None:
 
 def test_a_declaration_of_an_unregistered_attack_is_refused() -> None:
     with pytest.raises(ValueError, match=r"expected offers for attacks among \['fgsm', 'pgd'"):
-        Declaration(offers={"apgd": Offer(call=lambda *a: a[1], loss_reduction="sum")})
+        Declaration(offers={"cw": Offer(call=lambda *a: a[1], loss_reduction="sum")})
     with pytest.raises(ValueError, match="expected loss_reduction in"):
         Offer(call=lambda *a: a[1], loss_reduction="none")  # type: ignore[arg-type]
 
@@ -71,7 +71,7 @@ def test_unknown_parameters_name_the_attack_and_its_parameters() -> None:
     ):
         AttackSpec("fgsm", 1 / 255, steps=3)
     with pytest.raises(ValueError, match=r"expected attack to be one of \['fgsm', 'pgd'"):
-        AttackSpec("apgd", 1 / 255)
+        AttackSpec("cw", 1 / 255)
 
 
 # --- a throw-away attack, registered and run end to end --------------------------------------------

@@ -106,7 +106,10 @@ def test_numpy_eps_becomes_a_python_float() -> None:
         ({"alpha": 2.0}, r"expected alpha in \(0, 1\]"),
         ({"random_start": 1}, r"expected random_start to be True or False"),
         ({"seed": -1}, r"expected seed in \[0, 2\*\*32\)"),
-        ({"attack": "PGD"}, r"expected attack to be one of \['fgsm', 'pgd', 'bim', 'mifgsm'\], got 'PGD'"),
+        (
+            {"attack": "PGD"},
+            r"expected attack to be one of \['fgsm', 'pgd', 'bim', 'mifgsm', 'apgd'\], got 'PGD'",
+        ),
     ],
 )
 def test_bad_spec_is_a_clear_value_error(kwargs: dict[str, object], message: str) -> None:

@@ -112,7 +112,7 @@ def test_the_experiment_round_trips_through_the_manifest(tmp_path: Path) -> None
             'attack = "fgsm"\neps = ["1/255"]\nsteps = 3',
             r"attack 'fgsm' has no key\(s\) \['steps'\]; expected some of \['attack', 'eps', 'norm', 'random_start', 'alpha', 'restarts', 'targeted', 'target_labels'\]",
         ),
-        ('attack = "apgd"\neps = ["1/255"]', r"unknown attack 'apgd'; expected one of \['fgsm', 'pgd'"),
+        ('attack = "cw"\neps = ["1/255"]', r"unknown attack 'cw'; expected one of \['fgsm', 'pgd'"),
         ('eps = ["1/255"]', r"missing key 'attack'"),
         ('attack = "pgd"', r"attack 'pgd': missing key 'eps'"),
         ('attack = "pgd"\neps = ["1/255"]\nsteps = 0', r"expected steps to be an integer >= 1, got 0"),

@@ -1,0 +1,143 @@
+"""APGD's reference (``attacks/apgd.py``, written in this project) against the original code
+(``pyautoattack``, Croce & Hein's ``autopgd_base.py``), bit for bit: from the same start, one run
+returns the same highest-loss points, losses, robust flags and adversarial points, in L∞ and L2,
+with the CE and the DLR loss; and ``perturb`` — the original's whole attack, its own start draw,
+its choice of the samples to attack, its restarts — equals the definition's x_adv from the starts
+the original draws."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from advparity.adapters.attacks import apgd
+from support.small_nets import synthetic_batch
+from torch import nn
+
+autopgd = pytest.importorskip(
+    "pyautoattack.autopgd_base",
+    reason="pyautoattack (the original APGD) is not installed: pip install advparity[autoattack]",
+)
+
+EPS = {"linf": 8 / 255, "l2": 0.5}
+CASES = [(loss, norm) for loss in apgd.LOSSES for norm in ("linf", "l2")]
+
+
+def _original(model: nn.Module, norm: str, loss: str, steps: int, restarts: int = 1, seed: int = 0):  # type: ignore[no-untyped-def]
+    attack = autopgd.APGDAttack(
+        model,
+        n_iter=steps,
+        norm={"linf": "Linf", "l2": "L2"}[norm],
+        n_restarts=restarts,
+        eps=EPS[norm],
+        seed=seed,
+        loss=loss,
+        eot_iter=1,
+        rho=0.75,
+        verbose=False,
+        device=torch.device("cpu"),
+    )
+    return attack
+
+
+@pytest.mark.parametrize(("loss", "norm"), CASES)
+@pytest.mark.parametrize("steps", [5, 20])
+def test_one_run_from_a_start_is_the_originals_bit_for_bit(
+    small_net: nn.Module, loss: str, norm: str, steps: int
+) -> None:
+    x, y = synthetic_batch(24, seed=11)
+    start = apgd.random_start(x, EPS[norm], norm, torch.Generator().manual_seed(3))  # type: ignore[arg-type]
+    original = _original(small_net, norm, loss, steps)
+    original.init_hyperparam(x)
+    x_best, acc, loss_best, x_best_adv = original.attack_single_run(x, y, x_init=start)
+    params = apgd.APGDParams(loss=loss, norm=norm, steps=steps)  # type: ignore[arg-type]
+    ours = apgd.single_run(small_net, x, y, EPS[norm], params, start)
+    assert torch.equal(ours.x_best, x_best)
+    assert torch.equal(ours.robust, acc)
+    assert torch.equal(ours.loss_best, loss_best)
+    assert torch.equal(ours.x_best_adv, x_best_adv)
+    # A run that fools some samples and halves some steps: the comparison is not of trivial runs.
+    assert 0 < int((~acc).sum()) < len(y)
+
+
+@pytest.mark.parametrize(("loss", "norm"), CASES)
+@pytest.mark.parametrize("restarts", [1, 3])
+def test_the_whole_attack_is_the_definitions_from_the_originals_starts(
+    small_net: nn.Module, loss: str, norm: str, restarts: int
+) -> None:
+    """``perturb``: the original attacks only the samples it classifies correctly (the others come
+    back as x), each restart only those no earlier restart fooled, each from a start drawn for that
+    subset after it seeds the global RNG. Drawn the same way here, the definition's x_adv is the
+    original's bit for bit."""
+    x, y = synthetic_batch(24, seed=12)
+    steps, eps, seed = 10, EPS[norm], 5
+    params = apgd.APGDParams(loss=loss, norm=norm, steps=steps, restarts=restarts)  # type: ignore[arg-type]
+    with torch.random.fork_rng():
+        expected = _original(small_net, norm, loss, steps, restarts, seed).perturb(x, y)
+        # The original's draws: restart r's start for the samples still unfooled, in order.
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            unfooled = small_net(x).max(1)[1] == y
+        x_adv = x.clone()
+        for _ in range(restarts):
+            start = x.clone()
+            start[unfooled] = apgd.random_start(x[unfooled], eps, norm, torch.default_generator)  # type: ignore[arg-type]
+            candidate, _, fooled = apgd.ATTACK.from_start(
+                small_net, x, y, eps, params, start, "sum", unfooled
+            )
+            x_adv[fooled] = candidate[fooled]
+            unfooled = unfooled & ~fooled
+    assert torch.equal(x_adv, expected)
+    assert bool((x_adv != x).flatten(1).any(dim=1).any())
+
+
+def test_dlr_needs_three_classes(tmp_path: Path) -> None:
+    """A run refuses DLR on a two-class model before it writes anything, naming the reason."""
+    from advparity.harness.api import crosscheck
+
+    x, y = synthetic_batch(8, seed=14)
+    torch.manual_seed(0)
+    two_classes = nn.Sequential(nn.Flatten(), nn.Linear(x[0].numel(), 2)).eval()
+    table = {"attack": "apgd", "eps": ["8/255"], "steps": 5, "loss": "dlr"}
+    with pytest.raises(ValueError, match='loss = "dlr" needs a model with at least 3 classes'):
+        crosscheck(two_classes, x, y.clamp(max=1), attacks=[table], out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"loss": "cw"}, "loss to be one of"),
+        ({"steps": 0}, "steps to be an integer >= 1"),
+        ({"restarts": 0}, "restarts to be an integer >= 1"),
+        ({"rho": 1.0}, "rho to be a real number in"),
+        ({"norm": "l1"}, "norm"),
+    ],
+)
+def test_bad_parameters_name_the_key(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        apgd.APGDParams(**values)  # type: ignore[arg-type]
+
+
+def test_the_checkpoint_schedule_is_the_originals() -> None:
+    for steps in (1, 5, 10, 100, 250):
+        attack = autopgd.APGDAttack(lambda v: v, n_iter=steps, eps=0.1)
+        assert apgd.Checkpoints.of(steps) == apgd.Checkpoints(
+            attack.n_iter_2, attack.n_iter_min, attack.size_decr
+        )
+
+
+def test_a_run_judges_the_references_apgd_and_refuses_it_elsewhere(small_net: nn.Module) -> None:
+    """Registered, APGD is one more attack of a run: the reference computes it (its passes: the clean
+    forward, then the start and every iteration), and a library without an offer gets no cell."""
+    from advparity.harness.api import crosscheck
+
+    x, y = synthetic_batch(16, seed=13)
+    table = {"attack": "apgd", "eps": ["8/255"], "steps": 5, "loss": "dlr"}
+    checked = crosscheck(small_net, x, y, attacks=[table], libraries=["art"])
+    rows = checked.results
+    assert set(rows["library"]) == {"reference"} and set(rows["attack_label"]) == {"APGD-DLR-5"}
+    assert set(rows["forward_passes"]) == {7.0} and set(rows["backward_passes"]) == {6.0}
+    assert set(checked.verdicts["verdict"]) == {"agree"}
+    assert (rows["pred_adv"] != rows["label"]).any()
