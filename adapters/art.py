@@ -32,7 +32,7 @@ start is ``random_sphere(n, d, eps, 2)``: uniform in the ball, ``randn`` in floa
   in float64 (eps broadcast as a float64 array), and its one step is projected too.
 * ``ProjectedGradientDescentPyTorch`` computes in torch: the direction is
   ``(|g| · (1 / ‖g‖₂)) ** 1.0 · sign(g)`` (a reciprocal multiply); ``_projection`` rescales in
-  float64 likewise.
+  float64 likewise (in float32 in ART 1.18.0, whose ``torch.Tensor(eps)`` casts).
 
 FGSM from a random start is ``FastGradientMethod(num_random_init=1)``: ``random_sphere`` as above,
 then one step of eps itself (``generate`` passes ``self.eps`` as the step; ``eps_step`` is read only
@@ -47,12 +47,16 @@ in the adapter tests, so no arithmetic is declared).
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from art.attacks import EvasionAttack
 from art.attacks.evasion import BasicIterativeMethod, FastGradientMethod, ProjectedGradientDescent
+from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_pytorch import (
+    ProjectedGradientDescentPyTorch,
+)
 from art.estimators.classification import PyTorchClassifier
 from scipy.special import gammainc
 from torch import nn
@@ -94,9 +98,15 @@ def _pgd_l2_direction(grad: torch.Tensor) -> torch.Tensor:
     return unit.reshape(grad.shape) * grad.sign()
 
 
+# ProjectedGradientDescentPyTorch._projection holds eps as ``torch.tensor(eps)`` (float64, the NumPy
+# array's dtype) in ART 1.20.1, as ``torch.Tensor(eps)`` (float32) in 1.18.0: read from the installed source.
+_PROJECTS_IN_FLOAT64 = "torch.tensor(eps)" in inspect.getsource(ProjectedGradientDescentPyTorch._projection)
+
+
 def _pgd_l2_project(delta: torch.Tensor, eps: float) -> torch.Tensor:
     v = delta.reshape(len(delta), -1)
-    eps_rows = torch.tensor(np.broadcast_to(eps, delta.shape).reshape(len(delta), -1)).to(delta.device)
+    eps_array = np.broadcast_to(eps, delta.shape).reshape(len(delta), -1)
+    eps_rows = (torch.tensor(eps_array) if _PROJECTS_IN_FLOAT64 else torch.Tensor(eps_array)).to(delta.device)
     norms = torch.linalg.norm(v, ord=2, dim=1, keepdim=True)
     factor = norms.where(norms == 0, torch.minimum(torch.ones(1).to(delta.device), eps_rows / norms))
     return (v * factor).reshape(delta.shape).to(delta.dtype)
@@ -118,7 +128,8 @@ _PGD_L2 = Geometry(
     direction=_pgd_l2_direction,
     project=_pgd_l2_project,
     clip_first=True,
-    note=f"{_CLIPS_FIRST}; a reciprocal-multiply normalisation, the projection in float64",
+    note=f"{_CLIPS_FIRST}; a reciprocal-multiply normalisation, the projection in "
+    + ("float64" if _PROJECTS_IN_FLOAT64 else "float32"),
 )
 
 

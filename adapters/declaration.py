@@ -57,8 +57,9 @@ class Adapter(Protocol):
 # (model, x, y, spec, num_classes) -> x_adv. Receives a validated batch (fresh copies), a model
 # already in eval mode with gradients enabled, and the class count read from the model's output.
 AttackFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, AttackSpec, int], torch.Tensor]
-# (x, spec) -> the point the library's attack starts from, for this batch and seed.
-StartFn = Callable[[torch.Tensor, AttackSpec], torch.Tensor]
+# (x, spec) -> the point the library's attack starts from, for this batch and seed: a tensor, or what
+# the attack's definition draws its starts from while it runs (attacks/apgd.py's SubsetDraws).
+StartFn = Callable[[torch.Tensor, AttackSpec], Any]
 PassesFn = Callable[[AttackSpec], tuple[float, float]]
 
 
@@ -126,6 +127,10 @@ class Offer:
     # "random_start"); any other is refused, for the same reason as a norm.
     variants: Container[str] = ()
     passes: PassesFn = textbook_passes
+    # True where the passes depend on the run (the original APGD attacks only the samples it has not
+    # fooled yet): they are then counted on the expectation, computed in the library's batches, and
+    # ``passes`` gives the most the library may spend.
+    passes_follow_expectation: bool = False
     start: StartFn | None = None
     refuses: Callable[[AttackSpec], str] = _offered_always
     departure: str | Callable[[AttackSpec], str] = ""
@@ -187,6 +192,10 @@ class Declaration:
         """(forward, backward) passes per sample the library must spend on ``spec``."""
         return self.offer(spec.attack).passes(spec)
 
+    def passes_follow_expectation(self, spec: AttackSpec) -> bool:
+        """Whether the passes ``spec`` must spend are counted on its expectation (:attr:`Offer.passes_follow_expectation`)."""
+        return self.offer(spec.attack).passes_follow_expectation
+
     def loss_reduction(self, spec: AttackSpec) -> LossReduction:
         return self.offer(spec.attack).loss_reduction
 
@@ -205,7 +214,7 @@ class Declaration:
         """Which restart each sample keeps (:attr:`Offer.selection`); None for the definition's rule."""
         return self.offer(spec.attack).selection(spec)
 
-    def start(self, x: torch.Tensor, spec: AttackSpec) -> torch.Tensor | None:
+    def start(self, x: torch.Tensor, spec: AttackSpec) -> Any:
         """Where the library's attack starts for this batch: x for an unseeded spec, its reproduced
         random start, or None where that cannot be reproduced."""
         if not spec.seeded:

@@ -49,6 +49,10 @@ class Expectation:
     x_adv: torch.Tensor
     grad_floor: torch.Tensor  # per pixel: reference.relative_magnitude, minimum over the steps
     exact: bool
+    # (forward, backward) passes per sample the library must spend where they depend on the run
+    # (``Offer.passes_follow_expectation``: the expectation computed in the library's batches, counted);
+    # None where the offer's ``passes`` give them.
+    passes: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,10 @@ def expectation(
         x_adv, floor = definition.from_starts(
             session.counter, x, y, spec.eps, spec.params, start, reduction, arithmetic, selection
         )
-    return Expectation(x_adv, floor, exact)
+        counter = session.counter
+        counted = (counter.forward_rows / counter.n_samples, counter.backward_rows / counter.n_samples)
+    passes = counted if exact and declaration.passes_follow_expectation(spec) else None
+    return Expectation(x_adv, floor, exact, passes)
 
 
 @dataclass
@@ -142,9 +149,7 @@ class ExpectationCache:
     x: torch.Tensor
     y: torch.Tensor
     _grids: dict[tuple[str, Any, LossReduction, Any], dict[float, Expectation]] = field(default_factory=dict)
-    _known: list[tuple[AttackSpec, LossReduction, Any, torch.Tensor | None, Expectation]] = field(
-        default_factory=list
-    )
+    _known: list[tuple[AttackSpec, LossReduction, Any, Any, Expectation]] = field(default_factory=list)
 
     def get(self, spec: AttackSpec, declaration: Declaration, eps_grid: Sequence[float]) -> Expectation:
         """The library's expected x_adv for ``spec``; ``eps_grid``: every eps judged with it where the
@@ -172,7 +177,10 @@ class ExpectationCache:
         return computed
 
 
-def _same(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return bool(torch.equal(a, b))
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return bool(torch.equal(a, b))
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return False
+    # None, or a start drawn while the expectation runs (attacks/apgd.py's SubsetDraws): by value.
+    return a == b

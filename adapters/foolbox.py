@@ -206,12 +206,19 @@ ADAPTER = GuardedAdapter(
             "bim": Offer(
                 call=_run(_bim), loss_reduction="sum", variants=("targeted",), passes=extra_forwards(1)
             ),
-            "mifgsm": Offer(
-                call=_run(_mifgsm),
-                loss_reduction="sum",
-                variants=("targeted",),
-                passes=extra_forwards(1),
-                departure=_MIFGSM_DEPARTURE,
+            # LinfMomentumIterativeFastGradientMethod arrived in Foolbox 3.3.4: not offered before.
+            **(
+                {
+                    "mifgsm": Offer(
+                        call=_run(_mifgsm),
+                        loss_reduction="sum",
+                        variants=("targeted",),
+                        passes=extra_forwards(1),
+                        departure=_MIFGSM_DEPARTURE,
+                    )
+                }
+                if hasattr(foolbox.attacks, "LinfMomentumIterativeFastGradientMethod")
+                else {}
             ),
         }
     ),

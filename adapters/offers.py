@@ -28,6 +28,7 @@ COLUMNS: tuple[tuple[str, AttackSpec], ...] = (
     ("FGSM-RS restarts", AttackSpec("fgsm", _EPS, random_start=True, restarts=3)),
     ("targeted PGD", AttackSpec("pgd", _EPS, targeted="least-likely")),
     ("targeted FGSM", AttackSpec("fgsm", _EPS, targeted="least-likely")),
+    ("APGD", AttackSpec("apgd", _EPS)),
 )
 
 

@@ -172,6 +172,11 @@ def _arithmetic(spec: AttackSpec) -> Geometry | None:
     return _L2 if spec.norm == "l2" else None
 
 
+# set_mode_targeted_by_label arrived in torchattacks 3.4.0: an older release is offered untargeted only.
+_TARGETED: tuple[str, ...] = (
+    ("targeted",) if hasattr(torchattacks.attack.Attack, "set_mode_targeted_by_label") else ()
+)
+
 ADAPTER = GuardedAdapter(
     name="torchattacks",
     attack_fn=None,
@@ -181,7 +186,7 @@ ADAPTER = GuardedAdapter(
                 call=_run(_fgsm),
                 loss_reduction="mean",
                 norms=("linf", "l2"),
-                variants=("random_start", "targeted"),
+                variants=("random_start", *_TARGETED),
                 start=_ffgsm_start,
                 refuses=lambda spec: (
                     "has no L2 FGM from a random start" if spec.norm == "l2" and spec.random_start else ""
@@ -192,14 +197,14 @@ ADAPTER = GuardedAdapter(
                 call=_run(_pgd),
                 loss_reduction="mean",
                 norms=("linf", "l2"),
-                variants=("targeted",),
+                variants=_TARGETED,
                 start=_start,
                 arithmetic=_arithmetic,
             ),
             "bim": Offer(
-                call=_run(_bim), loss_reduction="mean", variants=("targeted",), arithmetic=lambda spec: _BIM
+                call=_run(_bim), loss_reduction="mean", variants=_TARGETED, arithmetic=lambda spec: _BIM
             ),
-            "mifgsm": Offer(call=_run(_mifgsm), loss_reduction="mean", variants=("targeted",)),
+            "mifgsm": Offer(call=_run(_mifgsm), loss_reduction="mean", variants=_TARGETED),
         }
     ),
 )

@@ -223,6 +223,8 @@ def run_group(
                 attack_seconds += stats.seconds if stats else 0.0
                 eval_started = time.perf_counter()
                 expectation = expected.get(spec, declaration, eps_grid)
+                if expectation.passes is not None:  # passes that depend on the run, counted on it
+                    forward_expected, backward_expected = expectation.passes
                 judged = (
                     judge(
                         model,

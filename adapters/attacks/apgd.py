@@ -257,6 +257,16 @@ def random_start(x: torch.Tensor, eps: float, norm: Norm, generator: torch.Gener
     return x + eps * torch.ones_like(x) * _normalize(t, norm)
 
 
+@dataclass(frozen=True)
+class SubsetDraws:
+    """The starts the original draws (``APGDAttack.perturb``): torch's generator seeded once with
+    ``seed``, then, per restart, one draw for the samples still to fool — the ones classified
+    correctly at x and not fooled by an earlier restart — in their order; none when none is left.
+    A start that depends on the run itself, so it is drawn while the expectation runs."""
+
+    seed: int
+
+
 class APGD(Attack):
     name = "apgd"
     params = APGDParams
@@ -327,6 +337,8 @@ class APGD(Attack):
         arithmetic: Any = None,
         selection: Any = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(start, SubsetDraws):
+            return self.on_subsets(model, x, y, eps, params, start, reduction)
         if params.restarts == 1:
             return self.reference(model, x, y, eps, params, start, reduction, arithmetic)
         # Each restart attacks the samples no earlier one fooled: a sample keeps its first success.
@@ -339,6 +351,33 @@ class APGD(Attack):
             x_adv = torch.where(_rows(fooled, x), candidate, x_adv)
             floor = torch.where(_rows(unfooled, x), torch.minimum(floor, candidate_floor), floor)
             unfooled = unfooled & ~fooled
+        return x_adv, floor
+
+    def on_subsets(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        eps: float,
+        params: APGDParams,
+        draws: SubsetDraws,
+        reduction: LossReduction,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attack as the original runs it: each restart on the batch of the samples still to fool
+        alone, from :class:`SubsetDraws` — its batches, and so the passes it spends, are the original's."""
+        generator = torch.Generator().manual_seed(draws.seed)
+        unfooled = _clean_correct(model, x, y)
+        x_adv, floor = x.detach().clone(), torch.ones_like(x)
+        for _ in range(params.restarts):
+            index = unfooled.nonzero().squeeze(1)
+            if index.numel() == 0:
+                break
+            start = random_start(x[index], eps, params.norm, generator)
+            run = single_run(model, x[index], y[index], eps, params, start, reduction)
+            fooled = index[~run.robust]
+            x_adv[fooled] = run.x_best_adv[~run.robust]
+            floor[index] = torch.minimum(floor[index], run.floor)
+            unfooled[fooled] = False
         return x_adv, floor
 
     def from_start(

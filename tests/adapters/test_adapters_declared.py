@@ -27,7 +27,7 @@ from advparity.adapters.expected import (
     expectation,
 )
 from advparity.adapters.reference import pgd_from, relative_magnitude, uniform_start
-from support.adapter_checks import LIBRARIES, departs, runs_spec, synthetic_batch
+from support.adapter_checks import PGD_LIBRARIES, departs, runs_spec, synthetic_batch
 from torch import nn
 
 from advparity import adapters
@@ -79,7 +79,7 @@ def test_library_output_equals_the_declared_expectation_bit_for_bit(
     assert result.stats.state_changes == ()
 
 
-@pytest.mark.parametrize("name", LIBRARIES)
+@pytest.mark.parametrize("name", PGD_LIBRARIES)
 def test_densenet_random_start_pgd_equals_its_expectation(
     name: str, densenet: nn.Module, densenet_batch: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
@@ -99,13 +99,13 @@ def test_the_starts_are_different_draws_so_equality_is_evidence(small_net: nn.Mo
     """Each library's start is its own: had the declarations been interchangeable, matching proves little."""
     x, _ = synthetic_batch(13, seed=21)
     spec = AttackSpec("pgd", 4 / 255, steps=3, seed=5)
-    starts = {name: adapters.get(name).declaration.start(x, spec) for name in LIBRARIES}
+    starts = {name: adapters.get(name).declaration.start(x, spec) for name in PGD_LIBRARIES}
     # Measured on CPU: adv-lib's uniform_(-1, 1)·eps on torch's global generator is, float for float,
     # torchattacks' uniform_(-eps, eps) — two recipes, one draw — and so is CleverHans's
     # zeros_like(x).uniform_(-eps, eps) in L∞. Every other pair differs.
     one_draw = {"torchattacks", "adv-lib", "cleverhans"}
     same_draw = {frozenset(pair) for pair in itertools.combinations(one_draw, 2)}
-    for a, b in itertools.combinations(LIBRARIES, 2):
+    for a, b in itertools.combinations(PGD_LIBRARIES, 2):
         assert torch.equal(starts[a], starts[b]) == (frozenset({a, b}) in same_draw), (a, b)
     # torchattacks draws exactly what the reference draws on its own generator.
     assert torch.equal(starts["torchattacks"], uniform_start(x, spec.eps, spec.seed))

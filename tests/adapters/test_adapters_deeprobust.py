@@ -12,7 +12,7 @@ import pytest
 import torch
 from advparity.adapters import AttackSpec
 from advparity.adapters.expected import expectation
-from support.adapter_checks import require_runnable, synthetic_batch
+from support.adapter_checks import offering, require_runnable, synthetic_batch
 from support.small_nets import attack_spec
 from torch import nn
 
@@ -45,7 +45,7 @@ def test_pgd_without_random_start_is_refused_before_deeprobust_runs(
     assert calls == [1]
 
 
-@pytest.mark.parametrize("name", adapters.runnable())
+@pytest.mark.parametrize("name", offering(AttackSpec("pgd", 4 / 255)))
 def test_only_libraries_that_declare_it_refuse_pgd_without_start(
     name: str, small_net: nn.Module, small_batch: Batch
 ) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from advparity.adapters import AttackSpec
 from advparity.adapters.base import GuardedAdapter
+from support.adapter_checks import one_step_spec
 from torch import nn
 
 from advparity import adapters
@@ -69,7 +70,7 @@ def test_bad_batch_is_rejected_before_the_library_runs(
     corrupt, message = BAD_BATCHES[case]
     x, y = corrupt(small_batch)
     with pytest.raises(ValueError, match=message):
-        adapter.generate(small_net, x, y, AttackSpec("pgd", 1 / 255, steps=1))  # every library offers it
+        adapter.generate(small_net, x, y, one_step_spec(name))
     assert not spy.called
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 import torch
 from advparity.adapters import AttackSpec, run_attack
-from support.adapter_checks import runs_spec
+from support.adapter_checks import offering, runs_spec
 from support.small_nets import attack_spec
 from torch import nn
 
@@ -72,7 +72,7 @@ def test_passes_per_sample_are_as_measured(
     assert adapters.get(name).last_stats is result.stats
 
 
-@pytest.mark.parametrize("name", adapters.runnable())
+@pytest.mark.parametrize("name", offering(AttackSpec("pgd", 1 / 255, steps=4)))
 def test_passes_are_counted_for_a_sequential_model(name: str, small_batch: Batch) -> None:
     """ART unrolls nn.Sequential child by child; a hook on the top module would count nothing."""
     torch.manual_seed(0)
@@ -94,7 +94,7 @@ class _LeftHalf(nn.Module):
         return self.linear(x[..., :8].flatten(1))
 
 
-@pytest.mark.parametrize("name", adapters.runnable())
+@pytest.mark.parametrize("name", offering(AttackSpec("pgd", 2 / 255, steps=3)))
 def test_zero_gradient_components_are_counted_per_sample(name: str, small_batch: Batch) -> None:
     x, y = small_batch
     # The right half's gradient is 0 wherever PGD starts: a library without a start at x gets a random one.

@@ -18,7 +18,7 @@ import itertools
 import pytest
 import torch
 from advparity.adapters import AttackSpec
-from support.adapter_checks import LIBRARIES, correct, departs, mcnemar_exact, synthetic_batch
+from support.adapter_checks import PGD_LIBRARIES, correct, departs, mcnemar_exact, synthetic_batch
 from torch import nn
 
 from advparity import adapters
@@ -59,7 +59,7 @@ def test_reference_seed_spread_is_real_but_not_significant(reference_runs: list[
     assert min(accuracies) > 0.2 and max(accuracies) < 0.8, f"eps gives no room for variation: {accuracies}"
 
 
-@pytest.mark.parametrize("name", LIBRARIES)
+@pytest.mark.parametrize("name", PGD_LIBRARIES)
 def test_random_start_pgd_agrees_with_reference(
     name: str,
     small_net: nn.Module,

@@ -17,6 +17,7 @@ import pytest
 import torch
 from advparity.adapters import AttackSpec
 from advparity.adapters.base import run_guarded
+from support.adapter_checks import one_step_spec, runs_spec
 from support.small_nets import attack_spec
 from torch import nn
 
@@ -87,8 +88,8 @@ def test_model_state_is_restored_exactly(
 def test_densenet_state_is_restored_exactly(name: str, densenet: nn.Module, densenet_batch: Batch) -> None:
     model = _awkward_copy(densenet)
     before = _state(model)
-    # One-step PGD with a random start: one pass like FGSM, and every library offers it.
-    adapters.get(name).generate(model, *densenet_batch, AttackSpec("pgd", 1 / 255, steps=1))
+    # One-step PGD with a random start (one pass like FGSM), or APGD where that is all a library has.
+    adapters.get(name).generate(model, *densenet_batch, one_step_spec(name))
     _assert_same_state(before, _state(model), name)
 
 
@@ -98,8 +99,10 @@ def test_attack_runs_in_eval_mode_whatever_the_callers_mode(
 ) -> None:
     """A train-mode model gives the same x_adv as the eval-mode one: BatchNorm used running stats."""
     # Both calls draw the same seeded start, so a library without a start at x can take one.
-    spec = AttackSpec(
-        "pgd", 4 / 255, steps=3, random_start=not adapters.get(name).declaration.accepts(NO_START)
+    spec = (
+        AttackSpec("pgd", 4 / 255, steps=3, random_start=not adapters.get(name).declaration.accepts(NO_START))
+        if runs_spec(name, AttackSpec("pgd", 4 / 255))
+        else AttackSpec("apgd", 4 / 255, steps=3, seed=3)
     )
     x_eval = adapters.get(name).generate(small_net, *small_batch, spec)
     x_train = adapters.get(name).generate(_awkward_copy(small_net), *small_batch, spec)
@@ -109,7 +112,7 @@ def test_attack_runs_in_eval_mode_whatever_the_callers_mode(
 @pytest.mark.parametrize("name", adapters.runnable())
 def test_global_rng_states_are_untouched(name: str, small_net: nn.Module, small_batch: Batch) -> None:
     torch_state, numpy_state = torch.get_rng_state(), np.random.get_state()
-    adapters.get(name).generate(small_net, *small_batch, AttackSpec("pgd", 4 / 255, steps=1, seed=3))
+    adapters.get(name).generate(small_net, *small_batch, one_step_spec(name, 4 / 255, seed=3))
     assert torch.equal(torch.get_rng_state(), torch_state)
     after = np.random.get_state()
     assert (

@@ -141,3 +141,33 @@ def test_a_run_judges_the_references_apgd_and_refuses_it_elsewhere(small_net: nn
     assert set(rows["forward_passes"]) == {7.0} and set(rows["backward_passes"]) == {6.0}
     assert set(checked.verdicts["verdict"]) == {"agree"}
     assert (rows["pred_adv"] != rows["label"]).any()
+
+
+@pytest.mark.parametrize(("loss", "norm"), CASES)
+@pytest.mark.parametrize("restarts", [1, 3])
+def test_the_original_as_a_library_equals_its_expectation(
+    small_net: nn.Module, loss: str, norm: str, restarts: int
+) -> None:
+    """The ``autoattack`` adapter: x_adv bit for bit the expectation built from its declaration (the
+    starts drawn per subset while the expectation runs), the passes it spent those the expectation
+    counted in the same batches, and the caller's global RNG left as it was."""
+    from advparity.adapters import AttackSpec, autoattack
+    from advparity.adapters.expected import compare, expectation
+
+    x, y = synthetic_batch(24, seed=15)
+    # 40 steps: intervals of 8, 7, … iterations, where rho (0.75 vs 0.7, say) changes a decision.
+    spec = AttackSpec("apgd", EPS[norm], seed=4, loss=loss, norm=norm, steps=40, restarts=restarts)
+    adapter = autoattack.ADAPTER
+    before = torch.random.get_rng_state()
+    result = adapter.run(small_net, x, y, spec)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    expected = expectation(small_net, x, y, spec, adapter.declaration)
+    assert expected.exact and expected.passes is not None
+    assert torch.equal(result.x_adv, expected.x_adv), compare(result.x_adv, expected).pixels_differ.tolist()
+    assert (
+        result.stats.forward_passes_per_sample,
+        result.stats.backward_passes_per_sample,
+    ) == expected.passes
+    # Fewer passes than attacking every sample at every restart: the original skips the fooled ones.
+    most = adapter.declaration.passes(spec)
+    assert expected.passes[1] <= most[1] and (restarts == 1 or expected.passes[1] < most[1])

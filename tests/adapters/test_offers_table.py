@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 from pathlib import Path
 
 from advparity.adapters.offers import COLUMNS, offer_mark, offers_table
@@ -13,13 +15,23 @@ from advparity import adapters
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+def _pinned() -> dict[str, str]:
+    """The releases ``make install`` pins (Makefile ``NAME==VERSION``): the ones the README documents."""
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    return dict(re.findall(r"([A-Za-z0-9_.-]+)==([0-9][A-Za-z0-9_.]*)", makefile))
+
+
 def test_the_documented_table_is_the_declarations() -> None:
     documented = README.read_text(encoding="utf-8")
     header = offers_table([]).splitlines()
     assert "\n".join(header) in documented
     # Each library that runs here: its row as its declaration gives it (the others are documented
     # from the same function where they run).
+    pinned = _pinned()
     for name in LIBRARIES:
+        distribution = adapters.DISTRIBUTIONS[name]
+        if importlib.metadata.version(distribution) != pinned.get(distribution):
+            continue  # another release than the README documents (tox's libs-oldest): its offers may differ
         row = offers_table([(name, adapters.get(name).declaration)]).splitlines()[-1]
         assert row in documented.splitlines(), f"README.md should have the row\n{row}"
 

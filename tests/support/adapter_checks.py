@@ -47,6 +47,24 @@ def libraries_for(spec: AttackSpec) -> tuple[str, ...]:
     return tuple(name for name in LIBRARIES if runs_spec(name, spec))
 
 
+def offering(spec: AttackSpec) -> tuple[str, ...]:
+    """Every library that runs here, the reference included, that computes ``spec``."""
+    return tuple(name for name in adapters.runnable() if runs_spec(name, spec))
+
+
+# The libraries whose PGD the PGD tests judge: all but the original AutoAttack, which has APGD alone.
+PGD_LIBRARIES = libraries_for(AttackSpec("pgd", 1 / 255))
+
+
+def one_step_spec(name: str, eps: float = 1 / 255, seed: int = 0) -> AttackSpec:
+    """A one-step attack library ``name`` offers, for the tests of what every adapter must do
+    (guards, state, seeding): one-step random-start PGD where offered, else one-step APGD."""
+    for spec in (AttackSpec("pgd", eps, steps=1, seed=seed), AttackSpec("apgd", eps, steps=1, seed=seed)):
+        if runs_spec(name, spec):
+            return spec
+    raise AssertionError(f"{name} offers neither PGD nor APGD")
+
+
 @dataclass(frozen=True)
 class Mismatch:
     """Where a library's x_adv differs from the reference's by more than float32 round-off."""
