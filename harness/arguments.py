@@ -204,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_device(bench)
 
+    ensembles = commands.add_parser(
+        "autoattack-config",
+        help="what each library's AutoAttack runs with its defaults, beside the original's standard version",
+        description="Builds the original AutoAttack (pyautoattack, version standard), torchattacks' AutoAttack "
+        "and ART's AutoAttack with their defaults for a norm and eps, and prints each ensemble's attacks, steps, "
+        "restarts, targets and seeds, read from the constructed objects, with every difference from the "
+        "original's (see harness/ensembles.py).",
+    )
+    ensembles.add_argument("--norm", default="linf", help="linf (default) or l2")
+    ensembles.add_argument("--eps", default="8/255", help='like "8/255" (L∞) or 0.5 (L2); default 8/255')
+    ensembles.add_argument(
+        "--classes", type=_positive_int, default=10, help="the model's classes (default 10)"
+    )
+
     demo = commands.add_parser(
         "demo",
         help="the whole job: synthesise (or read --data), train, attack; reuses whatever already exists in --out",

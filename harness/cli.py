@@ -52,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ART logs a success rate and its layer inference at INFO for every attack call: noise between
     # our progress bars, and its "success rate" is not the harness's own judgement.
     logging.getLogger("art").setLevel(logging.WARNING)
+    # The original AutoAttack logs "setting parameters for standard version" whenever one is built.
+    logging.getLogger("auto-attack").setLevel(logging.WARNING)
     try:
         return _dispatch(args)
     # Every bad-input error in advparity is a ValueError subclass.
@@ -118,4 +120,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.regress(args)
     if args.command == "demo":
         return commands.demo(args)
+    if args.command == "autoattack-config":
+        return commands.autoattack_config(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown commands

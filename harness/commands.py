@@ -171,6 +171,24 @@ def report(run_dir: Path, out: Path | None) -> int:
     return outputs.exit_code
 
 
+def autoattack_config(args: argparse.Namespace) -> int:
+    from advparity.harness import ensembles
+    from advparity.harness.config import parse_eps
+
+    if args.norm not in ("linf", "l2"):
+        raise ValueError(f"--norm: expected linf or l2, got {args.norm!r}")
+    if args.classes < 3:
+        raise ValueError(
+            f"--classes: the ensembles' targeted attacks need at least 3 classes, got {args.classes}"
+        )
+    try:
+        eps = parse_eps(args.eps, args.norm)
+    except ValueError as err:
+        raise ValueError(f"--eps: {err}") from None
+    print(ensembles.text(ensembles.all_ensembles(args.norm, eps, num_classes=args.classes)))
+    return EXIT_OK
+
+
 def bench(args: argparse.Namespace) -> int:
     from advparity.harness import pipeline
     from advparity.harness.bench import BenchConfig, estimate_phase, run_bench
