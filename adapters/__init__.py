@@ -1,10 +1,10 @@
-"""One attack interface over ART, torchattacks, Foolbox, secml-torch, adv-lib, DeepRobust, advertorch and
-CleverHans, judged by a plain-PyTorch reference.
+"""One attack interface over ART, torchattacks, Foolbox, secml-torch, adv-lib, DeepRobust, advertorch,
+CleverHans and the original AutoAttack, judged by a plain-PyTorch reference.
 
     >>> from advparity import adapters
     >>> adapters.names()
     ['reference', 'art', 'torchattacks', 'foolbox', 'secml-torch', 'adv-lib', 'deeprobust', 'advertorch',
-     'cleverhans']
+     'cleverhans', 'autoattack']
     >>> spec = adapters.AttackSpec("pgd", eps=1 / 255)          # steps=10, alpha=eps/4, random start
     >>> x_adv = adapters.get("art").generate(model, x, y, spec)  # doctest: +SKIP
     >>> result = adapters.run_attack(adapters.get("art"), model, x, y, spec)  # doctest: +SKIP
@@ -92,6 +92,7 @@ _MODULES: dict[str, str] = {
     "deeprobust": "advparity.adapters.deeprobust",
     "advertorch": "advparity.adapters.advertorch",
     "cleverhans": "advparity.adapters.cleverhans",
+    "autoattack": "advparity.adapters.autoattack",
 }
 
 # How reports write a library's name where it is not the registry name. Here rather than on the
@@ -102,6 +103,7 @@ DISPLAY_NAMES: dict[str, str] = {
     "foolbox": "Foolbox",
     "deeprobust": "DeepRobust",
     "cleverhans": "CleverHans",
+    "autoattack": "AutoAttack",
 }
 
 # The libraries advparity depends on (always installed); the others are optional extras.
@@ -119,6 +121,7 @@ DISTRIBUTIONS: dict[str, str] = {
     "deeprobust": "deeprobust",
     "advertorch": "advertorch",
     "cleverhans": "cleverhans",
+    "autoattack": "pyautoattack",
 }
 EXTRAS: dict[str, str] = {
     "secml-torch": "secml",
@@ -126,6 +129,7 @@ EXTRAS: dict[str, str] = {
     "deeprobust": "deeprobust",
     "advertorch": "advertorch",
     "cleverhans": "cleverhans",
+    "autoattack": "autoattack",
 }
 
 AvailabilityState = Literal["ready", "not installed", "unavailable"]

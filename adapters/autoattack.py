@@ -4,16 +4,6 @@
 arithmetic order, so the cross-check holds the original to the reference bit for bit — the check that
 the reference is right, run on the user's model, beside the check of every other library's APGD.
 
-Not yet among ``adapters.names()``: a library joins the runs with mutants the mutation suite shows
-caught, and on the suite's model (which predicts one class for every image) APGD fools no sample even
-at 64/255, so it returns x everywhere and no planted bug of its trajectory can show. Its tests
-(``tests/adapters/test_attacks_apgd.py``) call this module's :data:`ADAPTER` directly.
-
-Every argument is set: ``n_iter`` = steps, ``norm`` ("Linf" or "L2"), ``n_restarts`` = restarts,
-``eps``, ``seed`` = the spec's seed, ``loss`` ("ce" or "dlr"), ``eot_iter=1``, ``rho``,
-``topk=None``, ``verbose=False``, ``device`` = the batch's, ``use_largereps=False``,
-``is_tf_model=False``, ``logger=None``; ``perturb(x, y, best_loss=False)`` with the true labels.
-
 What its source does, declared here (``APGDAttack.perturb`` and ``attack_single_run``):
 
 * it attacks only the samples the model classifies correctly at x (one forward on the whole batch

@@ -24,6 +24,7 @@ def test_names_are_the_contract() -> None:
         "deeprobust",
         "advertorch",
         "cleverhans",
+        "autoattack",
     ]
 
 

@@ -151,13 +151,13 @@ def test_the_original_as_a_library_equals_its_expectation(
     """The ``autoattack`` adapter: x_adv bit for bit the expectation built from its declaration (the
     starts drawn per subset while the expectation runs), the passes it spent those the expectation
     counted in the same batches, and the caller's global RNG left as it was."""
-    from advparity.adapters import AttackSpec, autoattack
+    from advparity.adapters import AttackSpec, get
     from advparity.adapters.expected import compare, expectation
 
     x, y = synthetic_batch(24, seed=15)
     # 40 steps: intervals of 8, 7, … iterations, where rho (0.75 vs 0.7, say) changes a decision.
     spec = AttackSpec("apgd", EPS[norm], seed=4, loss=loss, norm=norm, steps=40, restarts=restarts)
-    adapter = autoattack.ADAPTER
+    adapter = get("autoattack")
     before = torch.random.get_rng_state()
     result = adapter.run(small_net, x, y, spec)
     assert torch.equal(torch.random.get_rng_state(), before)

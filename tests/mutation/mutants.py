@@ -1146,6 +1146,7 @@ OPTIONAL_MUTANT_MODULES: dict[str, str] = {
     "adv-lib": "mutants_adv_lib",
     "deeprobust": "mutants_deeprobust",
     "cleverhans": "mutants_cleverhans",
+    "autoattack": "mutants_autoattack",
 }
 for _library, _module_name in OPTIONAL_MUTANT_MODULES.items():
     if _library in adapters.runnable():

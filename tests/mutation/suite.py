@@ -81,15 +81,24 @@ TARGETED_ATTACKS: tuple[dict[str, object], ...] = (
     },
 )
 
+# APGD (the original AutoAttack's and the reference's), 10 iterations at 4/255 with either loss: its
+# checkpoints come after 2, 1, 1, … iterations, so a bug of the schedule or of the halving shows. APGD
+# returns x wherever it fails to fool, so only the samples it fools show its trajectory: the suite's
+# model is one it can fool (support.factory_models.SuiteCNN).
+APGD_ATTACKS: tuple[dict[str, object], ...] = (
+    {"attack": "apgd", "eps": ["4/255"], "steps": 10, "loss": "ce"},
+    {"attack": "apgd", "eps": ["4/255"], "steps": 10, "loss": "dlr"},
+)
+
 # The settings that make an entry an option's: such an entry is run by a mutant only where its
 # ``where`` names the key (``(("restarts", 3),)``), so the mutants of the plain attack do not run it.
-OPTIONS: tuple[str, ...] = ("restarts", "targeted")
+OPTIONS: tuple[str, ...] = ("restarts", "targeted", "loss")
 
 
 def _grids() -> tuple[AttackGrid, ...]:
     """Every attack entry of the suite: the smoke preset's (L∞), :data:`L2_ATTACKS`, :data:`ITERATIVE_ATTACKS`,
-    :data:`RESTART_ATTACKS`, :data:`TARGETED_ATTACKS`."""
-    tables = (*L2_ATTACKS, *ITERATIVE_ATTACKS, *RESTART_ATTACKS, *TARGETED_ATTACKS)
+    :data:`RESTART_ATTACKS`, :data:`TARGETED_ATTACKS`, :data:`APGD_ATTACKS`."""
+    tables = (*L2_ATTACKS, *ITERATIVE_ATTACKS, *RESTART_ATTACKS, *TARGETED_ATTACKS, *APGD_ATTACKS)
     return (*load_preset("smoke").attack.grids, *(attack_grid(table) for table in tables))
 
 
@@ -119,7 +128,7 @@ def _entries(attacks: tuple[str, ...] | None, norm: str | None, where: Where = (
 # smoke preset's DenseNet-121. Whether a planted bug is caught is read off x_adv against its exact
 # expectation, the passes and the model's state — none of it depends on the architecture — and at
 # 32 px DenseNet-121's 120 layers cost ~10x the gradients' time here, for 89 runs.
-SUITE_MODEL = "support.factory_models:small_cnn"
+SUITE_MODEL = "support.factory_models:suite_cnn"
 
 
 def suite_preset(

@@ -85,7 +85,9 @@ def _spec(attack: str, norm: str = "linf", options: Options = ()) -> AttackSpec:
     ``options``, a mutant's option settings (suite.OPTIONS in ``Mutant.where``: restarts, targeted, when
     y holds the targets)."""
     eps = EPS if norm == "linf" else EPS_L2
-    return attack_spec(attack, eps, steps=STEPS, random_start=attack == "pgd", norm=norm, **dict(options))
+    # APGD's checkpoint schedule needs more than 3 iterations to differ (suite.APGD_ATTACKS: 10).
+    steps = 10 if attack == "apgd" else STEPS
+    return attack_spec(attack, eps, steps=steps, random_start=attack == "pgd", norm=norm, **dict(options))
 
 
 def _options(mutant: Mutant) -> Options:
@@ -256,7 +258,15 @@ def test_registry_is_complete() -> None:
         if lib in LIBRARIES:
             mine = [m for m in MUTANTS if (m.library, m.attack) == (lib, "pgd") and option in dict(m.where)]
             assert len(mine) >= least, (lib, option)
-    assert all(m.attack == "pgd" and m.norm == "linf" for m in MUTANTS if _options(m)), "an option off PGD"
+    # An option's mutants are PGD's (restarts, targeted) or APGD's (its loss); APGD: two at least per library.
+    assert all(
+        m.norm == "linf" and (m.attack == "pgd" or (m.attack == "apgd" and set(dict(m.where)) == {"loss"}))
+        for m in MUTANTS
+        if _options(m)
+    ), "an option off PGD and APGD"
+    for lib in LIBRARIES:
+        if adapters.get(lib).declaration.accepts(AttackSpec("apgd", EPS)):
+            assert len([m for m in MUTANTS if (m.library, m.attack) == (lib, "apgd")]) >= 2, lib
 
 
 def test_copies_match_installed_libraries() -> None:

@@ -30,3 +30,29 @@ def small_cnn(num_classes: int) -> nn.Module:
 
 def not_a_model(num_classes: int) -> object:
     return "a string"
+
+
+class SuiteCNN(nn.Module):
+    """A CNN the smoke preset's 128 training images can teach more than the majority class (the mutation
+    suite's model): an attack that returns x wherever it fails to fool (APGD) shows its trajectory only on
+    a model it can fool."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.head = nn.Linear(32, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features((x - 0.5) / 0.25).amax(dim=(2, 3)))
+
+
+def suite_cnn(num_classes: int) -> nn.Module:
+    return SuiteCNN(num_classes)
