@@ -45,6 +45,7 @@ import torch
 import torchattacks
 from torch import nn
 
+from .attacks import apgd
 from .attacks.geometry import LINF, Geometry, per_sample
 from .base import GuardedAdapter
 from .declaration import AttackFn, Declaration, Offer
@@ -137,7 +138,7 @@ def _run(build: Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]) -
     ) -> torch.Tensor:
         attack = build(model, spec)
         attack.set_model_training_mode(model_training=False, batchnorm_training=False, dropout_training=False)
-        if spec.targeted is not None:
+        if getattr(spec.params, "targeted", None) is not None:
             # y holds the targets: "targeted(label)" takes the labels given as the targets, and every
             # attack here then steps on -loss(outputs, target_labels).
             attack.set_mode_targeted_by_label(quiet=True)
@@ -147,6 +148,29 @@ def _run(build: Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]) -
         return x_adv
 
     return call
+
+
+def _apgd(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
+    # A port of the original AutoAttack's APGD (attacks/apgd.py there): every argument set, its
+    # steps above all, which torchattacks' own AutoAttack leaves at the class default of 10.
+    return torchattacks.APGD(
+        model,
+        norm={"linf": "Linf", "l2": "L2"}[spec.norm],
+        eps=spec.eps,
+        steps=spec.steps,
+        n_restarts=spec.restarts,
+        seed=spec.seed,
+        loss=spec.loss,
+        eot_iter=1,
+        rho=spec.rho,
+        verbose=False,
+    )
+
+
+def _apgd_start(x: torch.Tensor, spec: AttackSpec) -> apgd.SubsetDraws:
+    # perturb: torch.random.manual_seed(self.seed), then 2 * torch.rand(x_to_fool.shape) - 1 per restart,
+    # for the samples still to fool: the original's draws.
+    return apgd.SubsetDraws(spec.seed)
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -205,6 +229,14 @@ ADAPTER = GuardedAdapter(
                 call=_run(_bim), loss_reduction="mean", variants=_TARGETED, arithmetic=lambda spec: _BIM
             ),
             "mifgsm": Offer(call=_run(_mifgsm), loss_reduction="mean", variants=_TARGETED),
+            "apgd": Offer(
+                call=_run(_apgd),
+                loss_reduction="sum",
+                norms=("linf", "l2"),
+                variants=("restarts",),
+                start=_apgd_start,
+                passes_follow_expectation=True,
+            ),
         }
     ),
 )

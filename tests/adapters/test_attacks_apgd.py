@@ -143,21 +143,22 @@ def test_a_run_judges_the_references_apgd_and_refuses_it_elsewhere(small_net: nn
     assert (rows["pred_adv"] != rows["label"]).any()
 
 
+@pytest.mark.parametrize("name", ["autoattack", "torchattacks"])
 @pytest.mark.parametrize(("loss", "norm"), CASES)
 @pytest.mark.parametrize("restarts", [1, 3])
-def test_the_original_as_a_library_equals_its_expectation(
-    small_net: nn.Module, loss: str, norm: str, restarts: int
+def test_a_library_apgd_equals_its_expectation(
+    small_net: nn.Module, name: str, loss: str, norm: str, restarts: int
 ) -> None:
-    """The ``autoattack`` adapter: x_adv bit for bit the expectation built from its declaration (the
-    starts drawn per subset while the expectation runs), the passes it spent those the expectation
-    counted in the same batches, and the caller's global RNG left as it was."""
+    """The original (``autoattack``) and torchattacks' port of it: x_adv bit for bit the expectation
+    built from the declaration (the starts drawn per subset while the expectation runs), the passes
+    spent those the expectation counted in the same batches, and the caller's global RNG left as it was."""
     from advparity.adapters import AttackSpec, get
     from advparity.adapters.expected import compare, expectation
 
     x, y = synthetic_batch(24, seed=15)
     # 40 steps: intervals of 8, 7, … iterations, where rho (0.75 vs 0.7, say) changes a decision.
     spec = AttackSpec("apgd", EPS[norm], seed=4, loss=loss, norm=norm, steps=40, restarts=restarts)
-    adapter = get("autoattack")
+    adapter = get(name)
     before = torch.random.get_rng_state()
     result = adapter.run(small_net, x, y, spec)
     assert torch.equal(torch.random.get_rng_state(), before)

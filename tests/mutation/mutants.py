@@ -1162,6 +1162,12 @@ COPIED_FROM.update(mutants_options.COPIED_FROM)
 MUTANTS = (*MUTANTS, *mutants_options.MUTANTS)
 BUGS = (*BUGS, *mutants_options.BUGS)
 
+# The mutants of the core libraries' APGD (torchattacks') live in mutants_apgd.py, likewise.
+import mutants_apgd  # noqa: E402
+
+COPIED_FROM.update(mutants_apgd.COPIED_FROM)
+MUTANTS = (*MUTANTS, *mutants_apgd.MUTANTS)
+
 # The suite plants bugs in the releases `make install` pins (ATTACK_LIBS in the Makefile); under other
 # releases (tox's libs-oldest, a newer release) it says so instead of failing on stale copies. Defined
 # after the merge above, so that the optional libraries' releases are checked too.

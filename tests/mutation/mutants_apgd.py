@@ -1,0 +1,69 @@
+"""Planted bugs in torchattacks' APGD (its port of the original AutoAttack's), for the mutation suite
+(merged into ``mutants.MUTANTS``; the original's own are in ``mutants_autoattack.py``).
+
+Same rules as ``mutants.py``: each method body is copied from the installed torchattacks 3.5.1
+(``torchattacks/attacks/apgd.py``, class ``APGD``) with exactly one plausible change, marked by a
+``# MUTATION:`` comment above it that quotes the original line; the only other edits are the project's
+formatting. Each is patched on the class the adapter instantiates, and judged on the suite's APGD entries
+(``suite.APGD_ATTACKS``).
+
+Import this file through ``mutants`` (``from mutants import MUTANTS``): it takes ``Mutant`` from there,
+and ``mutants`` imports it at its end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mutants import Mutant
+from torchattacks.attacks.apgd import APGD
+
+# The release the method bodies below were copied from (distribution name -> version).
+COPIED_FROM: dict[str, str] = {"torchattacks": "3.5.1"}
+
+
+def _torchattacks_apgd_dlr_second_logit(mp: pytest.MonkeyPatch) -> None:
+    def dlr_loss(self, x, y):  # type: ignore[no-untyped-def]
+        x_sorted, ind_sorted = x.sort(dim=1)
+        ind = (ind_sorted[:, -1] == y).float()
+
+        # MUTATION: was `... / (x_sorted[:, -1] - x_sorted[:, -3] + 1e-12)`
+        return -(x[np.arange(x.shape[0]), y] - x_sorted[:, -2] * ind - x_sorted[:, -1] * (1.0 - ind)) / (
+            x_sorted[:, -1] - x_sorted[:, -2] + 1e-12
+        )
+
+    mp.setattr(APGD, "dlr_loss", dlr_loss)
+
+
+def _torchattacks_apgd_oscillation_counts_decreases(mp: pytest.MonkeyPatch) -> None:
+    def check_oscillation(self, x, j, k, y5, k3=0.75):  # type: ignore[no-untyped-def]
+        t = np.zeros(x.shape[1])
+        for counter5 in range(k):
+            # MUTATION: was `t += x[j - counter5] > x[j - counter5 - 1]`
+            t += x[j - counter5] < x[j - counter5 - 1]
+
+        return t <= k * k3 * np.ones(t.shape)
+
+    mp.setattr(APGD, "check_oscillation", check_oscillation)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "torchattacks-apgd-dlr-second-logit",
+        "torchattacks",
+        "apgd",
+        "loss",
+        "torchattacks' APGD DLR loss divides by z_π1 − z_π2 instead of z_π1 − z_π3.",
+        _torchattacks_apgd_dlr_second_logit,
+        where=(("loss", "dlr"),),
+    ),
+    Mutant(
+        "torchattacks-apgd-oscillation-counts-decreases",
+        "torchattacks",
+        "apgd",
+        "step size",
+        "torchattacks' APGD checkpoint counts the iterations where the loss fell, not rose, so it halves other steps.",
+        _torchattacks_apgd_oscillation_counts_decreases,
+        where=(("loss", "ce"),),
+    ),
+)
