@@ -145,7 +145,8 @@ def _run(build: Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]) -
         attack.set_device(x.device)
         with seeded_global_rngs(spec.seed, x.device):
             x_adv: torch.Tensor = attack(x, y)
-        return x_adv
+        # APGD returns its points still requiring grad; the output is data.
+        return x_adv.detach()
 
     return call
 
@@ -169,8 +170,8 @@ def _apgd(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
 
 def _apgd_start(x: torch.Tensor, spec: AttackSpec) -> apgd.SubsetDraws:
     # perturb: torch.random.manual_seed(self.seed), then 2 * torch.rand(x_to_fool.shape) - 1 per restart,
-    # for the samples still to fool: the original's draws.
-    return apgd.SubsetDraws(spec.seed)
+    # for the samples still to fool: the original's draws, scaled in its own order (apgd.random_start).
+    return apgd.SubsetDraws(spec.seed, order="torchattacks")
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:

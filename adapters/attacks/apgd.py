@@ -247,13 +247,27 @@ def single_run(
     return SingleRun(x_best.detach(), robust, loss_best, x_best_adv.detach(), floor)
 
 
-def random_start(x: torch.Tensor, eps: float, norm: Norm, generator: torch.Generator) -> torch.Tensor:
+def random_start(
+    x: torch.Tensor, eps: float, norm: Norm, generator: torch.Generator, order: str = "original"
+) -> torch.Tensor:
     """The original's start draw for a batch (``attack_single_run``): x + eps · t / ‖t‖, t uniform in
-    [−1, 1] per component (L∞: the largest |t| of a sample is scaled to 1) or standard normal (L2)."""
+    [−1, 1] per component (L∞: the largest |t| of a sample is scaled to 1) or standard normal (L2).
+
+    ``order="torchattacks"``: the same draw in torchattacks' port's order, ``(eps · t) / ‖t‖`` with no
+    1e-12 in L∞ and the L2 norm summed over (C, H, W) — other last bits on some pixels, which the first
+    momentum step, x + (z − x), carries into every iterate."""
     if norm == "linf":
         t = 2 * torch.rand(x.shape, generator=generator).to(x.device) - 1
     else:
         t = torch.randn(x.shape, generator=generator).to(x.device)
+    if order == "torchattacks":
+        ones = torch.ones([x.shape[0], *([1] * (x.ndim - 1))], device=x.device)
+        if norm == "linf":
+            largest = t.reshape([t.shape[0], -1]).abs().max(dim=1, keepdim=True)[0]
+            return x.detach() + eps * ones * t / largest.reshape([-1, *([1] * (x.ndim - 1))])
+        return x.detach() + eps * ones * t / (
+            (t**2).sum(dim=tuple(range(1, x.ndim)), keepdim=True).sqrt() + 1e-12
+        )
     return x + eps * torch.ones_like(x) * _normalize(t, norm)
 
 
@@ -265,6 +279,7 @@ class SubsetDraws:
     A start that depends on the run itself, so it is drawn while the expectation runs."""
 
     seed: int
+    order: str = "original"  # the start's arithmetic order (random_start): "original" or "torchattacks"
 
 
 class APGD(Attack):
@@ -372,7 +387,7 @@ class APGD(Attack):
             index = unfooled.nonzero().squeeze(1)
             if index.numel() == 0:
                 break
-            start = random_start(x[index], eps, params.norm, generator)
+            start = random_start(x[index], eps, params.norm, generator, draws.order)
             run = single_run(model, x[index], y[index], eps, params, start, reduction)
             fooled = index[~run.robust]
             x_adv[fooled] = run.x_best_adv[~run.robust]
