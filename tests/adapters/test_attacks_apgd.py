@@ -172,3 +172,20 @@ def test_a_library_apgd_equals_its_expectation(
     # Fewer passes than attacking every sample at every restart: the original skips the fooled ones.
     most = adapter.declaration.passes(spec)
     assert expected.passes[1] <= most[1] and (restarts == 1 or expected.passes[1] < most[1])
+
+
+def test_torchattacks_scales_the_start_in_its_own_order() -> None:
+    """The same draws, scaled as (eps · t) / max|t| instead of eps · (t / (max|t| + 1e-12)): other last
+    bits on some pixels (on DenseNet-121, through the first momentum step, 4 of 64 APGD-CE-100 outputs
+    — docs/libraries.md), hence the declared order; from torchattacks' own formula, bit for bit."""
+    x = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    eps = 1 / 255
+    ours = apgd.random_start(x, eps, "linf", torch.Generator().manual_seed(1), order="torchattacks")
+    original = apgd.random_start(x, eps, "linf", torch.Generator().manual_seed(1))
+    t = 2 * torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) - 1
+    theirs = x + eps * torch.ones([16, 1, 1, 1]) * t / (
+        t.reshape([16, -1]).abs().max(dim=1, keepdim=True)[0].reshape([-1, 1, 1, 1])
+    )
+    assert torch.equal(ours, theirs)
+    assert not torch.equal(ours, original)
+    assert float((ours - original).abs().max()) < 1e-6  # round-off, not another distribution
