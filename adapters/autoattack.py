@@ -33,15 +33,13 @@ from .declaration import Declaration, Offer
 from .rng import seeded_global_rngs
 from .spec import AttackSpec
 
-_NORMS = {"linf": "Linf", "l2": "L2"}
-
 
 def make_apgd(model: nn.Module, spec: AttackSpec, device: torch.device) -> APGDAttack:
     """The original's APGD for ``spec``, every argument set (the adapter's and the bench's)."""
     return APGDAttack(
         model,
         n_iter=spec.steps,
-        norm=_NORMS[spec.norm],
+        norm=apgd.ORIGINAL_NORMS[spec.norm],
         n_restarts=spec.restarts,
         eps=spec.eps,
         seed=spec.seed,

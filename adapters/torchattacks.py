@@ -46,6 +46,7 @@ import torchattacks
 from torch import nn
 
 from .attacks import apgd
+from .attacks.definition import targeted_of
 from .attacks.geometry import LINF, Geometry, per_sample
 from .base import GuardedAdapter
 from .declaration import AttackFn, Declaration, Offer
@@ -138,7 +139,7 @@ def _run(build: Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]) -
     ) -> torch.Tensor:
         attack = build(model, spec)
         attack.set_model_training_mode(model_training=False, batchnorm_training=False, dropout_training=False)
-        if getattr(spec.params, "targeted", None) is not None:
+        if targeted_of(spec.params):
             # y holds the targets: "targeted(label)" takes the labels given as the targets, and every
             # attack here then steps on -loss(outputs, target_labels).
             attack.set_mode_targeted_by_label(quiet=True)
@@ -156,7 +157,7 @@ def _apgd(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
     # steps above all, which torchattacks' own AutoAttack leaves at the class default of 10.
     return torchattacks.APGD(
         model,
-        norm={"linf": "Linf", "l2": "L2"}[spec.norm],
+        norm=apgd.ORIGINAL_NORMS[spec.norm],
         eps=spec.eps,
         steps=spec.steps,
         n_restarts=spec.restarts,

@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from advparity.adapters.attacks.apgd import ORIGINAL_NORMS
 from torch import nn
-
-_NORM_NAMES = {"linf": "Linf", "l2": "L2"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def original(model: nn.Module, norm: str, eps: float) -> Ensemble:
     from pyautoattack import AutoAttack
 
     attack = AutoAttack(
-        model, norm=_NORM_NAMES[norm], eps=eps, version="standard", device=torch.device("cpu")
+        model, norm=ORIGINAL_NORMS[norm], eps=eps, version="standard", device=torch.device("cpu")
     )
     parts = {
         "apgd-ce": Member(
@@ -84,7 +83,7 @@ def torchattacks_ensemble(model: nn.Module, norm: str, eps: float, num_classes: 
     import torchattacks
 
     attack = torchattacks.AutoAttack(
-        model, norm=_NORM_NAMES[norm], eps=eps, version="standard", n_classes=num_classes
+        model, norm=ORIGINAL_NORMS[norm], eps=eps, version="standard", n_classes=num_classes
     )
     # Its members' seeds are get_seed() at construction: time.time() where AutoAttack's seed is None.
     seed = _seed(attack.seed)
@@ -172,8 +171,8 @@ def all_ensembles(
     norm: str, eps: float, num_classes: int = 10, shape: tuple[int, ...] = (3, 32, 32)
 ) -> list[tuple[Ensemble, list[str]]]:
     """Every installed library's ensemble with its differences from the original's (the original first)."""
-    if norm not in _NORM_NAMES:
-        raise ValueError(f"expected norm to be one of {list(_NORM_NAMES)}, got {norm!r}")
+    if norm not in ORIGINAL_NORMS:
+        raise ValueError(f"expected norm to be one of {list(ORIGINAL_NORMS)}, got {norm!r}")
     if importlib.util.find_spec("pyautoattack") is None:
         raise ValueError(
             "the original AutoAttack (pyautoattack) is not installed, and every ensemble is compared with "

@@ -43,6 +43,8 @@ from .norms import Norm, check_norm
 from .step_rule import check_steps
 
 LOSSES: tuple[str, ...] = ("ce", "dlr")
+# How the original code, and the libraries that port it, spell a norm (``APGDAttack(norm=...)``).
+ORIGINAL_NORMS: dict[str, str] = {"linf": "Linf", "l2": "L2"}
 
 
 @dataclass(frozen=True)
