@@ -17,14 +17,19 @@ What its source does, declared here (``APGDAttack.perturb`` and ``attack_single_
   it resets the caller's global RNG. The call runs inside ``rng.seeded_global_rngs``, which restores
   it; the expectation draws the same numbers from a generator of its own
   (:class:`~.attacks.apgd.SubsetDraws`);
+* APGD-T (``APGDAttack_targeted``) runs the same loop once per target class, each of the samples
+  still to fool targeting its r-th logit at x (a forward on them first), from starts drawn on
+  from the same generator;
 * the loss is summed over the batch (``loss_indiv.sum()``); it casts x to float32 (``.float()``) and
   never touches the model's train/eval mode.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from pyautoattack.autopgd_base import APGDAttack
+from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 from torch import nn
 
 from .attacks import apgd
@@ -35,15 +40,14 @@ from .spec import AttackSpec
 
 
 def make_apgd(model: nn.Module, spec: AttackSpec, device: torch.device) -> APGDAttack:
-    """The original's APGD for ``spec``, every argument set (the adapter's and the bench's)."""
-    return APGDAttack(
-        model,
+    """The original's APGD (APGD-T where ``spec.targets`` is set) for ``spec``, every argument set
+    (the adapter's and the bench's)."""
+    common: dict[str, Any] = dict(
         n_iter=spec.steps,
         norm=apgd.ORIGINAL_NORMS[spec.norm],
         n_restarts=spec.restarts,
         eps=spec.eps,
         seed=spec.seed,
-        loss=spec.loss,
         eot_iter=1,
         rho=spec.rho,
         topk=None,
@@ -53,6 +57,9 @@ def make_apgd(model: nn.Module, spec: AttackSpec, device: torch.device) -> APGDA
         is_tf_model=False,
         logger=None,
     )
+    if spec.targets is not None:
+        return APGDAttack_targeted(model, n_target_classes=spec.targets, **common)
+    return APGDAttack(model, loss=spec.loss, **common)
 
 
 def _apgd(
@@ -60,7 +67,9 @@ def _apgd(
 ) -> torch.Tensor:
     attack = make_apgd(model, spec, x.device)
     with seeded_global_rngs(spec.seed, x.device):  # perturb reseeds the global RNG: restore it after
-        x_adv: torch.Tensor = attack.perturb(x, y, best_loss=False)
+        # APGDAttack_targeted.perturb has no best_loss; APGDAttack's is set to its default, False.
+        best_loss = {} if spec.targets is not None else {"best_loss": False}
+        x_adv: torch.Tensor = attack.perturb(x, y, **best_loss)
     return x_adv.detach().to(dtype=x.dtype)
 
 
@@ -77,7 +86,7 @@ ADAPTER = GuardedAdapter(
                 call=_apgd,
                 loss_reduction="sum",
                 norms=("linf", "l2"),
-                variants=("restarts",),
+                variants=("restarts", "targets"),
                 start=_start,
                 passes_follow_expectation=True,
             )

@@ -29,6 +29,7 @@ COLUMNS: tuple[tuple[str, AttackSpec], ...] = (
     ("targeted PGD", AttackSpec("pgd", _EPS, targeted="least-likely")),
     ("targeted FGSM", AttackSpec("fgsm", _EPS, targeted="least-likely")),
     ("APGD", AttackSpec("apgd", _EPS)),
+    ("APGD-T", AttackSpec("apgd", _EPS, loss="dlr", targets=3)),
 )
 
 

@@ -155,6 +155,20 @@ def _run(build: Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]) -
 def _apgd(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
     # A port of the original AutoAttack's APGD (attacks/apgd.py there): every argument set, its
     # steps above all, which torchattacks' own AutoAttack leaves at the class default of 10.
+    if spec.targets is not None:
+        # APGDT targets the top n_classes - 1 non-true classes (n_target_classes = n_classes - 1).
+        return torchattacks.APGDT(
+            model,
+            norm=apgd.ORIGINAL_NORMS[spec.norm],
+            eps=spec.eps,
+            steps=spec.steps,
+            n_restarts=spec.restarts,
+            seed=spec.seed,
+            eot_iter=1,
+            rho=spec.rho,
+            verbose=False,
+            n_classes=spec.targets + 1,
+        )
     return torchattacks.APGD(
         model,
         norm=apgd.ORIGINAL_NORMS[spec.norm],
@@ -173,6 +187,17 @@ def _apgd_start(x: torch.Tensor, spec: AttackSpec) -> apgd.SubsetDraws:
     # perturb: torch.random.manual_seed(self.seed), then 2 * torch.rand(x_to_fool.shape) - 1 per restart,
     # for the samples still to fool: the original's draws, scaled in its own order (apgd.random_start).
     return apgd.SubsetDraws(spec.seed, order="torchattacks")
+
+
+def _apgd_departure(spec: AttackSpec) -> str:
+    if spec.targets is None or spec.norm != "l2":
+        return ""
+    return (
+        "APGDT's L2 step scales every sample's normalised gradient by the first sample's step size, "
+        "`x_adv_1 = x_adv + step_size[0] * grad / (...)` (attacks/apgdt.py; APGD and the original have "
+        "`step_size * ...`, per sample): once a checkpoint halves the step of some samples and not of "
+        "the first, they step by another size"
+    )
 
 
 def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
@@ -235,8 +260,9 @@ ADAPTER = GuardedAdapter(
                 call=_run(_apgd),
                 loss_reduction="sum",
                 norms=("linf", "l2"),
-                variants=("restarts",),
+                variants=("restarts", "targets"),
                 start=_apgd_start,
+                departure=_apgd_departure,
                 passes_follow_expectation=True,
             ),
         }

@@ -24,6 +24,11 @@ One run from a start x⁽⁰⁾ (clipped to [0, 1]) with T = ``steps`` iteration
 
 Restarts (``restarts`` = k): each restart attacks the samples no earlier restart fooled, from a new
 random start; a sample keeps the first restart that fools it.
+
+APGD-T (``targets`` = m; the original's ``APGDAttack_targeted``): m rounds of ``restarts`` runs, round
+r ∈ {2, …, m + 1} targeting, for each sample still to fool, the class with its r-th largest logit at
+x (read by one forward at the start of each run), with the targeted DLR loss
+−(z_y − z_t) / (z_π1 − ½·(z_π3 + z_π4) + 1e-12). Success is still any misclassification.
 """
 
 from __future__ import annotations
@@ -51,13 +56,15 @@ ORIGINAL_NORMS: dict[str, str] = {"linf": "Linf", "l2": "L2"}
 class APGDParams:
     """``loss``: ``"ce"`` or ``"dlr"`` (needs at least 3 classes); ``steps``: iterations (the
     original's ``n_iter``); ``restarts``: random starts (``n_restarts``); ``rho``: the share of an
-    interval's iterations in which the loss must rise to keep the step size (``rho``)."""
+    interval's iterations in which the loss must rise to keep the step size (``rho``); ``targets``:
+    APGD-T's number of target classes, the top non-true ones (``n_target_classes``), None for APGD."""
 
     loss: str = "ce"
     norm: Norm = "linf"
     steps: int = 100
     restarts: int = 1
     rho: float = 0.75
+    targets: int | None = None
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -78,6 +85,25 @@ class APGDParams:
         ):
             raise ValueError(f"expected rho to be a real number in (0, 1), got {self.rho!r}")
         object.__setattr__(self, "rho", float(self.rho))
+        if self.targets is not None:
+            if (
+                isinstance(self.targets, bool)
+                or not isinstance(self.targets, numbers.Integral)
+                or self.targets < 1
+            ):
+                raise ValueError(f"expected targets to be an integer >= 1 or absent, got {self.targets!r}")
+            object.__setattr__(self, "targets", int(self.targets))
+            if self.loss != "dlr":
+                # The original's APGD-T asserts its one loss, the targeted DLR (``perturb``).
+                raise ValueError(
+                    f'targets (APGD-T) runs the targeted DLR loss: expected loss = "dlr", got {self.loss!r}'
+                )
+
+    def runs(self) -> list[int | None]:
+        """The target rank of each run, in the original's order (each target class, each restart):
+        None for untargeted APGD's restarts."""
+        ranks: list[int | None] = [None] if self.targets is None else list(range(2, self.targets + 2))
+        return [rank for rank in ranks for _ in range(self.restarts)]
 
 
 @dataclass(frozen=True)
@@ -114,7 +140,25 @@ def dlr_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _losses(loss: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def targeted_dlr_loss(
+    logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor, order: str = "original"
+) -> torch.Tensor:
+    """Per sample, APGD-T's targeted DLR loss (``dlr_loss_targeted``; ``order="torchattacks"``: its
+    port's denominator, z_π1 − ½·z_π3 − ½·z_π4, the same quantity rounded another way)."""
+    ordered = logits.sort(dim=1)[0]
+    u = torch.arange(logits.shape[0])
+    if order == "torchattacks":
+        spread = ordered[:, -1] - 0.5 * ordered[:, -3] - 0.5 * ordered[:, -4]
+    else:
+        spread = ordered[:, -1] - 0.5 * (ordered[:, -3] + ordered[:, -4])
+    return -(logits[u, y] - logits[u, target]) / (spread + 1e-12)
+
+
+def _losses(
+    loss: str, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, order: str
+) -> torch.Tensor:
+    if target is not None:
+        return targeted_dlr_loss(logits, y, target, order)
     if loss == "ce":
         return F.cross_entropy(logits, y, reduction="none")
     if logits.shape[1] < 3:
@@ -147,13 +191,19 @@ def _project(x: torch.Tensor, z: torch.Tensor, eps: float, norm: Norm) -> torch.
 
 
 def _gradient(
-    model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss: str, reduction: LossReduction
+    model: nn.Module,
+    x_adv: torch.Tensor,
+    y: torch.Tensor,
+    loss: str,
+    reduction: LossReduction,
+    target: torch.Tensor | None,
+    order: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(logits, per-sample loss, input gradient of the loss summed — or averaged — over the batch)."""
     x_adv = x_adv.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model(x_adv)
-        per_sample = _losses(loss, logits, y)
+        per_sample = _losses(loss, logits, y, target, order)
         total = per_sample.sum() if reduction == "sum" else per_sample.mean()
     # The original accumulates over its EOT iterations (one here) into zeros and divides by their
     # count: the same values, the same signed zeros.
@@ -180,8 +230,12 @@ def single_run(
     params: APGDParams,
     start: torch.Tensor,
     reduction: LossReduction = "sum",
+    target: torch.Tensor | None = None,
+    order: str = "original",
 ) -> SingleRun:
-    """One APGD run from ``start`` on every sample of the batch (the module docstring's algorithm)."""
+    """One APGD run from ``start`` on every sample of the batch (the module docstring's algorithm);
+    ``target``: APGD-T's target class per sample (None: untargeted); ``order``: whose rounding of the
+    targeted DLR (:func:`targeted_dlr_loss`)."""
     norm, steps = params.norm, params.steps
     n = x.shape[0]
     schedule = Checkpoints.of(steps)
@@ -190,7 +244,7 @@ def single_run(
     x_best_adv = x_adv.clone()
     loss_steps = torch.zeros([steps, n], device=x.device)
 
-    logits, per_sample, grad = _gradient(model, x_adv, y, params.loss, reduction)
+    logits, per_sample, grad = _gradient(model, x_adv, y, params.loss, reduction, target, order)
     floor = relative_magnitude(grad)
     grad_best = grad.clone()
     robust = logits.max(1)[1] == y
@@ -216,7 +270,7 @@ def single_run(
                 x_adv = _project(x, x_adv + (z - x_adv) * a + previous_move * (1 - a), eps, norm)
             x_adv = x_adv + 0.0
 
-        logits, per_sample, grad = _gradient(model, x_adv, y, params.loss, reduction)
+        logits, per_sample, grad = _gradient(model, x_adv, y, params.loss, reduction, target, order)
         floor = torch.minimum(floor, relative_magnitude(grad))
         correct = logits.max(1)[1] == y
         robust = torch.min(robust, correct)
@@ -273,6 +327,13 @@ def random_start(
     return x + eps * torch.ones_like(x) * _normalize(t, norm)
 
 
+def target_of_rank(model: nn.Module, x: torch.Tensor, rank: int) -> torch.Tensor:
+    """Per sample, the class with the ``rank``-th largest logit at x (the original's
+    ``output.sort(dim=1)[1][:, -target_class]``): one forward."""
+    with torch.no_grad():
+        return model(x).sort(dim=1)[1][:, -rank]
+
+
 @dataclass(frozen=True)
 class SubsetDraws:
     """The starts the original draws (``APGDAttack.perturb``): torch's generator seeded once with
@@ -281,22 +342,25 @@ class SubsetDraws:
     A start that depends on the run itself, so it is drawn while the expectation runs."""
 
     seed: int
-    order: str = "original"  # the start's arithmetic order (random_start): "original" or "torchattacks"
+    # Whose rounding of the same draws and loss, "original" or "torchattacks" (random_start,
+    # targeted_dlr_loss): part of the start because it is declared where the start is.
+    order: str = "original"
 
 
 class APGD(Attack):
     name = "apgd"
     params = APGDParams
-    preset_keys = ("loss", "norm", "steps", "restarts", "rho")
+    preset_keys = ("loss", "norm", "steps", "restarts", "rho", "targets")
 
     def preset_params(self, table: Mapping[str, Any], eps: float) -> APGDParams:
         params: APGDParams = self.make_params(dict(table))
         return params
 
     def label(self, params: APGDParams) -> str:
-        name = f"APGD-{params.loss.upper()}" + ("" if params.norm == "linf" else f"-{params.norm.upper()}")
-        name += f"-{params.steps}"
-        return name if params.restarts == 1 else f"{name} ×{params.restarts}"
+        name = "APGD-T" if params.targets is not None else f"APGD-{params.loss.upper()}"
+        name += ("" if params.norm == "linf" else f"-{params.norm.upper()}") + f"-{params.steps}"
+        name += "" if params.restarts == 1 else f" ×{params.restarts}"
+        return name if params.targets is None else f"{name} top-{params.targets}"
 
     def check_classes(self, params: APGDParams, num_classes: int) -> None:
         super().check_classes(params, num_classes)
@@ -305,9 +369,14 @@ class APGD(Attack):
                 f'loss = "dlr" needs a model with at least 3 classes (it reads the third-largest logit); '
                 f'this one has {num_classes}: use loss = "ce"'
             )
+        if params.targets is not None and (num_classes < 4 or params.targets >= num_classes):
+            raise ValueError(
+                f"targets = {params.targets} (APGD-T) needs a model with at least 4 classes (its loss reads "
+                f"the fourth-largest logit) and more than {params.targets}; this one has {num_classes}"
+            )
 
     def variants(self, params: APGDParams) -> tuple[str, ...]:
-        return ("restarts",) if params.restarts > 1 else ()
+        return (("restarts",) if params.restarts > 1 else ()) + (("targets",) if params.targets else ())
 
     def seeded(self, params: APGDParams) -> bool:
         return True
@@ -316,15 +385,17 @@ class APGD(Attack):
         return {"steps": params.steps, "alpha": 2.0 * eps, "random_start": True}
 
     def passes(self, params: APGDParams) -> tuple[float, float]:
-        # The clean forward that picks the samples to attack, then one forward and backward at the
-        # start and at each iteration, per restart — where every sample is attacked and never fooled.
-        k = params.restarts
-        return (1.0 + k * (params.steps + 1), float(k * (params.steps + 1)))
+        # The clean forward that picks the samples to attack, then per run (restart, target class) one
+        # forward and backward at the start and at each iteration — and APGD-T's forward that picks
+        # the target —, where every sample is attacked and never fooled.
+        k = len(params.runs())
+        targeting = 0.0 if params.targets is None else 1.0
+        return (1.0 + k * (params.steps + 1 + targeting), float(k * (params.steps + 1)))
 
     def default_start(self, x: torch.Tensor, eps: float, params: APGDParams, seed: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)
-        draws = [random_start(x, eps, params.norm, generator) for _ in range(params.restarts)]
-        return draws[0] if params.restarts == 1 else torch.stack(draws)
+        draws = [random_start(x, eps, params.norm, generator) for _ in params.runs()]
+        return draws[0] if len(draws) == 1 else torch.stack(draws)
 
     def reference(
         self,
@@ -356,14 +427,16 @@ class APGD(Attack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(start, SubsetDraws):
             return self.on_subsets(model, x, y, eps, params, start, reduction)
-        if params.restarts == 1:
+        runs = params.runs()
+        if runs == [None]:
             return self.reference(model, x, y, eps, params, start, reduction, arithmetic)
-        # Each restart attacks the samples no earlier one fooled: a sample keeps its first success.
+        # Each run attacks the samples no earlier one fooled: a sample keeps its first success.
         unfooled = _clean_correct(model, x, y)
         x_adv, floor = x.detach().clone(), torch.ones_like(x)
-        for one in start:
+        for rank, one in zip(runs, [start] if len(runs) == 1 else start, strict=True):
+            target = None if rank is None else target_of_rank(model, x, rank)
             candidate, candidate_floor, fooled = self.from_start(
-                model, x, y, eps, params, one, reduction, unfooled
+                model, x, y, eps, params, one, reduction, unfooled, target
             )
             x_adv = torch.where(_rows(fooled, x), candidate, x_adv)
             floor = torch.where(_rows(unfooled, x), torch.minimum(floor, candidate_floor), floor)
@@ -380,17 +453,19 @@ class APGD(Attack):
         draws: SubsetDraws,
         reduction: LossReduction,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The attack as the original runs it: each restart on the batch of the samples still to fool
-        alone, from :class:`SubsetDraws` — its batches, and so the passes it spends, are the original's."""
+        """The attack as the original runs it: each run (restart, target class) on the batch of the
+        samples still to fool alone, from :class:`SubsetDraws` — its batches, and so the passes it
+        spends, are the original's."""
         generator = torch.Generator().manual_seed(draws.seed)
         unfooled = _clean_correct(model, x, y)
         x_adv, floor = x.detach().clone(), torch.ones_like(x)
-        for _ in range(params.restarts):
+        for rank in params.runs():
             index = unfooled.nonzero().squeeze(1)
             if index.numel() == 0:
-                break
+                break  # the original's later runs draw nothing and spend nothing
+            target = None if rank is None else target_of_rank(model, x[index], rank)
             start = random_start(x[index], eps, params.norm, generator, draws.order)
-            run = single_run(model, x[index], y[index], eps, params, start, reduction)
+            run = single_run(model, x[index], y[index], eps, params, start, reduction, target, draws.order)
             fooled = index[~run.robust]
             x_adv[fooled] = run.x_best_adv[~run.robust]
             floor[index] = torch.minimum(floor[index], run.floor)
@@ -407,9 +482,10 @@ class APGD(Attack):
         start: torch.Tensor,
         reduction: LossReduction,
         attacked: torch.Tensor,
+        target: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x_adv, floor, and which samples of ``attacked`` the run fooled (the others return x)."""
-        run = single_run(model, x, y, eps, params, start, reduction)
+        run = single_run(model, x, y, eps, params, start, reduction, target)
         fooled = attacked & ~run.robust
         return torch.where(_rows(fooled, x), run.x_best_adv, x.detach()), run.floor, fooled
 

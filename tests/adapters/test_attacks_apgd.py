@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from advparity.adapters.attacks import apgd
-from support.small_nets import synthetic_batch
+from support.small_nets import SmallNet, synthetic_batch, train_briefly
 from torch import nn
 
 autopgd = pytest.importorskip(
@@ -22,6 +22,32 @@ autopgd = pytest.importorskip(
 
 EPS = {"linf": 8 / 255, "l2": 0.5}
 CASES = [(loss, norm) for loss in apgd.LOSSES for norm in ("linf", "l2")]
+
+
+@pytest.fixture(scope="module")
+def five_logits() -> nn.Module:
+    """The small task's net with five logits (APGD-T's loss reads the fourth-largest), trained."""
+    torch.manual_seed(0)
+    x, y = synthetic_batch(512, seed=100)
+    return train_briefly(SmallNet(classes=5), x, y, steps=100, batch=64, seed=1)
+
+
+def _original_targeted(
+    model: nn.Module, norm: str, steps: int, targets: int, restarts: int = 1, seed: int = 0
+):  # type: ignore[no-untyped-def]
+    return autopgd.APGDAttack_targeted(
+        model,
+        n_iter=steps,
+        norm={"linf": "Linf", "l2": "L2"}[norm],
+        n_restarts=restarts,
+        eps=EPS[norm],
+        seed=seed,
+        eot_iter=1,
+        rho=0.75,
+        n_target_classes=targets,
+        verbose=False,
+        device=torch.device("cpu"),
+    )
 
 
 def _original(model: nn.Module, norm: str, loss: str, steps: int, restarts: int = 1, seed: int = 0):  # type: ignore[no-untyped-def]
@@ -189,3 +215,134 @@ def test_torchattacks_scales_the_start_in_its_own_order() -> None:
     assert torch.equal(ours, theirs)
     assert not torch.equal(ours, original)
     assert float((ours - original).abs().max()) < 1e-6  # round-off, not another distribution
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_one_targeted_run_is_the_originals_bit_for_bit(five_logits: nn.Module, norm: str) -> None:
+    """APGD-T's run, from a start and for the targets the original picks (the 2nd-largest logit at x)."""
+    x, y = synthetic_batch(24, seed=16)
+    start = apgd.random_start(x, EPS[norm], norm, torch.Generator().manual_seed(3))  # type: ignore[arg-type]
+    original = _original_targeted(five_logits, norm, 20, targets=1)
+    original.init_hyperparam(x)
+    original.y_target = five_logits(x).sort(dim=1)[1][:, -2]
+    x_best, acc, loss_best, x_best_adv = original.attack_single_run(x, y, x_init=start)
+    target = apgd.target_of_rank(five_logits, x, 2)
+    assert torch.equal(target, original.y_target) and bool((target != y).all())
+    params = apgd.APGDParams(loss="dlr", norm=norm, steps=20, targets=1)  # type: ignore[arg-type]
+    ours = apgd.single_run(five_logits, x, y, EPS[norm], params, start, target=target)
+    assert torch.equal(ours.x_best, x_best)
+    assert torch.equal(ours.loss_best, loss_best)
+    assert torch.equal(ours.x_best_adv, x_best_adv)
+    assert 0 < int((~acc).sum()) < len(y)
+    # Not the untargeted run: the loss is another one.
+    untargeted = apgd.single_run(
+        five_logits, x, y, EPS[norm], apgd.APGDParams(loss="dlr", norm=norm, steps=20), start
+    )  # type: ignore[arg-type]
+    assert not torch.equal(untargeted.loss_best, ours.loss_best)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize(("targets", "restarts"), [(1, 1), (3, 2)])
+def test_the_whole_targeted_attack_is_the_definitions_from_the_originals_starts(
+    five_logits: nn.Module, norm: str, targets: int, restarts: int
+) -> None:
+    """``APGDAttack_targeted.perturb``: per target class r = 2 … targets + 1, per restart, the samples
+    still to fool target their r-th logit at x, from a start drawn for them after the one seeding."""
+    x, y = synthetic_batch(24, seed=17)
+    steps, eps, seed = 10, EPS[norm] / 2, 6
+    params = apgd.APGDParams(loss="dlr", norm=norm, steps=steps, restarts=restarts, targets=targets)  # type: ignore[arg-type]
+    with torch.random.fork_rng():
+        original = _original_targeted(five_logits, norm, steps, targets, restarts, seed)
+        original.eps = eps
+        expected = original.perturb(x, y)
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            unfooled = five_logits(x).max(1)[1] == y
+        x_adv = x.clone()
+        for rank in range(2, targets + 2):
+            for _ in range(restarts):
+                start = x.clone()
+                start[unfooled] = apgd.random_start(x[unfooled], eps, norm, torch.default_generator)  # type: ignore[arg-type]
+                target = apgd.target_of_rank(five_logits, x, rank)
+                candidate, _, fooled = apgd.ATTACK.from_start(
+                    five_logits, x, y, eps, params, start, "sum", unfooled, target
+                )
+                x_adv[fooled] = candidate[fooled]
+                unfooled = unfooled & ~fooled
+    assert torch.equal(x_adv, expected)
+    assert bool((x_adv != x).flatten(1).any(dim=1).any())
+    # The definition's own scheme, the one a library's expectation runs, gives the same points.
+    ours, _ = apgd.ATTACK.on_subsets(five_logits, x, y, eps, params, apgd.SubsetDraws(seed), "sum")
+    assert torch.equal(ours, expected)
+
+
+@pytest.mark.parametrize("name", ["autoattack", "torchattacks"])
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize(("targets", "restarts"), [(1, 1), (3, 2)])
+def test_a_library_apgd_t_equals_its_expectation(
+    five_logits: nn.Module, name: str, norm: str, targets: int, restarts: int
+) -> None:
+    """The original's APGD-T and torchattacks' APGDT: bit for bit their expectation, passes included
+    (APGD-T's extra forward per run that picks the targets) — except torchattacks' L2, which steps
+    every sample by the first one's step size (its declared departure), and so differs."""
+    from advparity.adapters import AttackSpec, get
+    from advparity.adapters.expected import expectation
+
+    x, y = synthetic_batch(24, seed=18)
+    spec = AttackSpec(
+        "apgd", EPS[norm], seed=4, loss="dlr", norm=norm, steps=40, restarts=restarts, targets=targets
+    )
+    adapter = get(name)
+    before = torch.random.get_rng_state()
+    result = adapter.run(five_logits, x, y, spec)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    expected = expectation(five_logits, x, y, spec, adapter.declaration)
+    assert expected.exact and expected.passes is not None
+    assert (
+        result.stats.forward_passes_per_sample,
+        result.stats.backward_passes_per_sample,
+    ) == expected.passes
+    departs = adapter.declaration.departure(spec)
+    assert bool(departs) == (name == "torchattacks" and norm == "l2")
+    if departs:
+        assert not torch.equal(result.x_adv, expected.x_adv)
+    else:
+        assert torch.equal(result.x_adv, expected.x_adv)
+    most = adapter.declaration.passes(spec)
+    assert expected.passes[0] <= most[0] and expected.passes[1] <= most[1]
+
+
+def test_apgd_t_is_a_variant_with_its_own_label_and_checks() -> None:
+    params = apgd.APGDParams(loss="dlr", steps=100, targets=3, restarts=2)
+    assert apgd.ATTACK.label(params) == "APGD-T-100 ×2 top-3"
+    assert apgd.ATTACK.variants(params) == ("restarts", "targets")
+    # The clean forward; per run (3 targets × 2 restarts) the target forward, the start and 100 steps.
+    assert apgd.ATTACK.passes(params) == (1.0 + 6 * 102, 6.0 * 101)
+    with pytest.raises(ValueError, match='expected loss = "dlr"'):
+        apgd.APGDParams(loss="ce", targets=3)
+    with pytest.raises(ValueError, match="targets to be an integer >= 1"):
+        apgd.APGDParams(loss="dlr", targets=0)
+    with pytest.raises(ValueError, match="at least 4 classes"):
+        apgd.ATTACK.check_classes(apgd.APGDParams(loss="dlr", targets=2), 3)
+    with pytest.raises(ValueError, match="more than 4"):
+        apgd.ATTACK.check_classes(apgd.APGDParams(loss="dlr", targets=4), 4)
+    apgd.ATTACK.check_classes(apgd.APGDParams(loss="dlr", targets=3), 4)
+
+
+def test_the_targeted_dlr_loss_is_each_codes_own(five_logits: nn.Module) -> None:
+    """The targeted DLR as the original rounds it, z_π1 − ½·(z_π3 + z_π4), and as torchattacks' APGDT
+    does, z_π1 − ½·z_π3 − ½·z_π4: each equal to that code's own method, and not to each other."""
+    torchattacks = pytest.importorskip("torchattacks")
+    x, y = synthetic_batch(64, seed=19)
+    with torch.no_grad():
+        logits = five_logits(x)
+    target = apgd.target_of_rank(five_logits, x, 3)
+    original = _original_targeted(five_logits, "linf", 10, targets=2)
+    original.y_target = target
+    ours = apgd.targeted_dlr_loss(logits, y, target)
+    assert torch.equal(ours, original.dlr_loss_targeted(logits, y))
+    port = torchattacks.APGDT(five_logits, n_classes=5)
+    theirs = apgd.targeted_dlr_loss(logits, y, target, order="torchattacks")
+    assert torch.equal(theirs, port.dlr_loss_targeted(logits, y, target))
+    assert not torch.equal(ours, theirs)
+    assert float((ours - theirs).abs().max()) < 1e-5
