@@ -1,5 +1,6 @@
 """ART (adversarial-robustness-toolbox): ``FastGradientMethod`` and ``ProjectedGradientDescent`` (L∞ and
-L2), ``BasicIterativeMethod``, and MI-FGSM as ``ProjectedGradientDescent(decay=...)``.
+L2), ``BasicIterativeMethod``, MI-FGSM as ``ProjectedGradientDescent(decay=...)``, and APGD as
+``AutoProjectedGradientDescent``.
 
 Every argument is set, none left to ART's defaults (``max_iter=100``, ``eps_step=0.1``, no random
 init, ``batch_size=32``, progress bars, and ``device_type="gpu"`` picking the current CUDA device).
@@ -42,6 +43,30 @@ with ``minimal=True``), so a spec with another alpha is refused. ``BasicIterativ
 ``1 / ‖g‖₁`` (0 for a zero gradient), ``momentum *= decay; momentum += normalized_grad`` and steps by
 its sign: the paper's update, with a reciprocal multiply where it divides (no step's sign has differed
 in the adapter tests, so no arithmetic is declared).
+
+``AutoProjectedGradientDescent`` (``auto_projected_gradient_descent.py``, ``generate``) is ART's own
+APGD, not a port: it has the original's momentum (α = 0.75), attacks only the samples classified
+correctly at x and keeps each sample's first success, but it decides, steps and returns otherwise:
+
+* checkpoints at ``var_w = [math.ceil(p * self.max_iter) for p in var_w]`` with the paper's recursion
+  in floating point (10 iterations: at 3, 5, 6, 8, 9; the original checks after every one from the
+  second), tested one iteration later;
+* the halving test counts the iterations whose loss beat the running best (``f_k_p_1 > self.f_max``)
+  and halves where that count is ``<`` ρ·interval (the original: rises over the previous iterate,
+  ``<=``), and its "η and best loss unchanged" test already applies at the first checkpoint;
+* going back to the best point also resets the momentum's previous point to that point's predecessor
+  (``x_k_m_1[condition] = x_max_m_1_tmp``);
+* it returns the last iterate where that is misclassified, else the sample's random start
+  (``x_robust`` keeps it), where the original returns the last misclassified iterate, else x;
+* the loss is ART's ``CrossEntropyLossTorch`` or its DLR (no ``+ 1e-12``), averaged over the batch,
+  evaluated in a forward of its own besides each gradient's: per attacked sample 2·T + 2 forwards and
+  T backwards (no gradient at the last iterate), after one clean prediction of the whole batch and
+  one of a single row when it is built (:func:`_apgd_passes_on_run`).
+
+Its start (``random_sphere``, uniform in the L∞ box or the L2 ball, from NumPy's global RNG, for the
+samples still to attack, clipped and projected) is reproduced per subset (:func:`_apgd_draw`). Its
+later restarts attack the samples still correct at their previous start, from that start plus new
+noise, and its targeted mode takes the caller's targets: one untargeted restart is offered.
 """
 
 from __future__ import annotations
@@ -49,20 +74,28 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from art.attacks import EvasionAttack
-from art.attacks.evasion import BasicIterativeMethod, FastGradientMethod, ProjectedGradientDescent
+from art.attacks.evasion import (
+    AutoProjectedGradientDescent,
+    BasicIterativeMethod,
+    FastGradientMethod,
+    ProjectedGradientDescent,
+)
 from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_pytorch import (
     ProjectedGradientDescentPyTorch,
 )
 from art.estimators.classification import PyTorchClassifier
+from art.utils import projection
 from scipy.special import gammainc
 from torch import nn
 
-from .attacks import restarts
+from .attacks import apgd, restarts
 from .attacks.geometry import Geometry
+from .attacks.norms import Norm
 from .base import GuardedAdapter
 from .declaration import AttackFn, Declaration, Offer, textbook_passes
 from .rng import seeded_global_rngs
@@ -235,17 +268,23 @@ def _run(build: Callable[[PyTorchClassifier, torch.Tensor, AttackSpec], EvasionA
     return call
 
 
-def _random_sphere(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
-    """One draw of ``art.utils.random_sphere`` from NumPy's global RNG, added to x and clipped."""
+def _sphere_noise(x: torch.Tensor, eps: float, norm: str, rng: Any) -> np.ndarray:
+    """One draw of ``art.utils.random_sphere`` for x's samples from ``rng`` (NumPy's global RNG, or a
+    RandomState of the same seed), shaped as x and cast to float32 as ART casts it."""
     n, m = int(x.shape[0]), int(np.prod(x.shape[1:]))
-    if spec.norm == "l2":
-        a_tmp = np.random.randn(n, m)
+    if norm == "l2":
+        a_tmp = rng.randn(n, m)
         s_2 = np.sum(a_tmp**2, axis=1)
-        base = gammainc(m / 2.0, s_2 / 2.0) ** (1 / m) * spec.eps / np.sqrt(s_2)
+        base = gammainc(m / 2.0, s_2 / 2.0) ** (1 / m) * eps / np.sqrt(s_2)
         noise = a_tmp * (np.tile(base, (m, 1))).T
     else:
-        noise = np.random.uniform(-spec.eps, spec.eps, (n, m))
-    noise = noise.reshape(x.shape).astype(np.float32)
+        noise = rng.uniform(-eps, eps, (n, m))
+    return np.asarray(noise.reshape(x.shape).astype(np.float32))
+
+
+def _random_sphere(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    """One draw of ``art.utils.random_sphere`` from NumPy's global RNG, added to x and clipped."""
+    noise = _sphere_noise(x, spec.eps, spec.norm, np.random)
     return torch.clamp(x + torch.from_numpy(noise).to(x.device), 0.0, 1.0)
 
 
@@ -253,6 +292,60 @@ def _start(x: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     # Each restart draws once, in turn; nothing else draws from NumPy's RNG between them.
     with seeded_global_rngs(spec.seed, x.device):
         return restarts.starts(lambda _: _random_sphere(x, spec), spec.restarts)
+
+
+def _apgd(classifier: PyTorchClassifier, x: torch.Tensor, spec: AttackSpec) -> AutoProjectedGradientDescent:
+    return AutoProjectedGradientDescent(
+        estimator=classifier,
+        norm=_NORMS[spec.norm],
+        eps=spec.eps,
+        eps_step=2.0 * spec.eps,  # the original's initial step (ART's default is 0.1)
+        max_iter=spec.steps,
+        targeted=False,
+        nb_random_init=spec.restarts,
+        batch_size=int(x.shape[0]),
+        loss_type=_APGD_LOSSES[spec.loss],
+        verbose=False,
+    )
+
+
+_APGD_LOSSES = {"ce": "cross_entropy", "dlr": "difference_logits_ratio"}
+
+
+def _apgd_draw(x: torch.Tensor, eps: float, norm: Norm, rng: np.random.RandomState) -> torch.Tensor:
+    # generate: random_sphere(n, m, eps, norm) for the samples to attack, cast to float32, added to x,
+    # clipped to clip_values, then x + projection(x_robust - x, eps, norm).
+    x_np = x.cpu().numpy()
+    robust = np.clip(x_np + _sphere_noise(x, eps, norm, rng), 0.0, 1.0)
+    return torch.from_numpy(x_np + projection(robust - x_np, eps, _NORMS[norm])).to(x.device)
+
+
+def _apgd_start(x: torch.Tensor, spec: AttackSpec) -> apgd.SubsetDraws:
+    return apgd.SubsetDraws(spec.seed, numpy_draw=_apgd_draw)
+
+
+def _apgd_passes_on_run(spec: AttackSpec, counted: tuple[float, float], n: int) -> tuple[float, float]:
+    # The definition's run, one restart: 1 + (T + 1)·a forwards and (T + 1)·a backwards per sample, a the
+    # share it attacks — ART's too (the samples correct at x). ART: the clean prediction of all, one
+    # row when built (is_probability on np.ones), then per attacked sample T gradients, T + 1 loss
+    # evaluations and a final prediction.
+    steps = spec.steps
+    attacked = counted[1] / (steps + 1)
+    return (1.0 + 1.0 / n + (2 * steps + 2) * attacked, steps * attacked)
+
+
+def _apgd_passes(spec: AttackSpec) -> tuple[float, float]:
+    # The most (every sample attacked, the build's one row counted whole): _apgd_passes_on_run's.
+    return (2.0 * spec.steps + 4.0, float(spec.steps))
+
+
+def _apgd_refuses(spec: AttackSpec) -> str:
+    if spec.restarts > 1 or spec.targets is not None:
+        return (
+            "offers APGD with one untargeted restart only: ART's later restarts attack the samples still "
+            "correct at their previous start, from it, and its targeted APGD takes the caller's targets"
+        )
+    return ""
 
 
 def _art_success(pred: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor) -> torch.Tensor:
@@ -335,6 +428,24 @@ ADAPTER = GuardedAdapter(
             ),
             "mifgsm": Offer(
                 call=_run(_mifgsm), loss_reduction="mean", variants=("targeted",), passes=_iterative_passes
+            ),
+            "apgd": Offer(
+                call=_run(_apgd),
+                loss_reduction="mean",
+                norms=("linf", "l2"),
+                variants=("restarts", "targets"),
+                passes=_apgd_passes,
+                passes_follow_expectation=True,
+                passes_on_run=_apgd_passes_on_run,
+                start=_apgd_start,
+                refuses=_apgd_refuses,
+                departure="ART's AutoProjectedGradientDescent is another APGD: checkpoints at "
+                "`math.ceil(p * self.max_iter)` (10 iterations: after 3, 5, 6, 8, 9; the original after each from "
+                "the second), halving where fewer than ρ of an interval's losses beat the running best "
+                "(`f_k_p_1 > self.f_max`; the original counts rises over the previous iterate), resetting the "
+                "momentum's previous point with the best one, and returning the last iterate if misclassified, "
+                "else the random start (`x_robust`), where the original returns its last misclassified iterate, "
+                "else x",
             ),
         }
     ),

@@ -79,6 +79,11 @@ def extra_forwards(count: int) -> PassesFn:
     return passes
 
 
+def definitions_run_passes(spec: AttackSpec, counted: tuple[float, float], n: int) -> tuple[float, float]:
+    """An :attr:`Offer.passes_on_run`: the passes the expectation counted on the definition's run."""
+    return counted
+
+
 def _offered_always(spec: AttackSpec) -> str:
     return ""
 
@@ -131,6 +136,12 @@ class Offer:
     # fooled yet): they are then counted on the expectation, computed in the library's batches, and
     # ``passes`` gives the most the library may spend.
     passes_follow_expectation: bool = False
+    # Where they do: the library's passes per sample from those the definition's run counted (per
+    # sample, of a batch of n), where the library spends other passes on the same samples (ART's APGD
+    # evaluates each loss in a forward of its own).
+    passes_on_run: Callable[[AttackSpec, tuple[float, float], int], tuple[float, float]] = (
+        definitions_run_passes
+    )
     start: StartFn | None = None
     refuses: Callable[[AttackSpec], str] = _offered_always
     departure: str | Callable[[AttackSpec], str] = ""
@@ -195,6 +206,10 @@ class Declaration:
     def passes_follow_expectation(self, spec: AttackSpec) -> bool:
         """Whether the passes ``spec`` must spend are counted on its expectation (:attr:`Offer.passes_follow_expectation`)."""
         return self.offer(spec.attack).passes_follow_expectation
+
+    def passes_on_run(self, spec: AttackSpec, counted: tuple[float, float], n: int) -> tuple[float, float]:
+        """The passes per sample ``spec`` must spend, given those counted on the definition's run (:attr:`Offer.passes_on_run`)."""
+        return self.offer(spec.attack).passes_on_run(spec, counted, n)
 
     def loss_reduction(self, spec: AttackSpec) -> LossReduction:
         return self.offer(spec.attack).loss_reduction

@@ -135,7 +135,8 @@ def expectation(
         )
         counter = session.counter
         counted = (counter.forward_rows / counter.n_samples, counter.backward_rows / counter.n_samples)
-    passes = counted if exact and declaration.passes_follow_expectation(spec) else None
+    follows = exact and declaration.passes_follow_expectation(spec)
+    passes = declaration.passes_on_run(spec, counted, int(x.shape[0])) if follows else None
     return Expectation(x_adv, floor, exact, passes)
 
 
@@ -155,7 +156,12 @@ class ExpectationCache:
         """The library's expected x_adv for ``spec``; ``eps_grid``: every eps judged with it where the
         attack shares its gradient across eps (computed together, once)."""
         reduction = declaration.loss_reduction(spec)
-        declared = (declaration.arithmetic(spec), declaration.selection(spec))
+        # The passes too: an expectation carries the library's count where it follows the run.
+        declared = (
+            declaration.arithmetic(spec),
+            declaration.selection(spec),
+            declaration.offer(spec.attack).passes_on_run,
+        )
         if spec.definition.shares_gradient_across_eps(spec.params):
             key = (spec.attack, spec.params, reduction, declared)
             if key not in self._grids:

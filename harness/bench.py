@@ -4,10 +4,10 @@ adapter adds on top of calling the library directly.
 Over ~500 lines on purpose: one bare call per library, timed beside the same library's guarded call.
 
 What is timed are *bench entries* (:data:`ENTRIES`): a registry attack name, with ``-l2`` appended for
-its L2 form — ``fgsm``, ``pgd``, ``bim``, ``mifgsm``, ``fgsm-l2``, ``pgd-l2``. An entry is what
+its L2 form — ``fgsm``, ``pgd``, ``bim``, ``mifgsm``, ``fgsm-l2``, ``pgd-l2``, ``apgd`` (APGD-CE). An entry is what
 ``--attacks`` takes and what a row's ``attack`` holds (stable whatever ``--steps`` is); the row's
 ``label`` is the report's name for the spec it ran (``FGSM``, ``PGD-10``, ``BIM-10``, ``MI-FGSM-10``,
-``FGM-L2``, ``PGD-L2-10``), and the table prints the label. :meth:`BenchConfig.spec` builds every
+``FGM-L2``, ``PGD-L2-10``, ``APGD-CE-10``), and the table prints the label. :meth:`BenchConfig.spec` builds every
 entry's spec, in one place: eps (``eps_l2``, a plain number such as 0.5, for the L2 entries), seed,
 ``pgd_steps`` for each iterative attack, alpha = eps/4 (the attacks' default rule), a random start for
 PGD, decay 1 for MI-FGSM. By default only FGSM and PGD (L∞) are timed, the paper's two attacks and
@@ -68,6 +68,8 @@ _ENTRIES: Mapping[str, tuple[str, Mapping[str, Any]]] = {
     "mifgsm": ("mifgsm", {"decay": 1.0}),  # the paper's mu
     "fgsm-l2": ("fgsm", {"norm": "l2"}),
     "pgd-l2": ("pgd", {"norm": "l2", "random_start": True}),
+    # The original's APGD-CE with one restart, at the config's steps (a preset's 100 cost 10x).
+    "apgd": ("apgd", {"loss": "ce", "restarts": 1, "rho": 0.75}),
 }
 ENTRIES: tuple[str, ...] = tuple(_ENTRIES)
 # FGSM and PGD (L∞): cheap enough for a default run of a few minutes on 2 cores; the rest via --attacks.
@@ -235,7 +237,7 @@ def _bare_art(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSp
     from advparity.adapters import art
 
     # The classifier and the attack as the adapter builds them (every argument set).
-    builders = {"fgsm": art._fgsm, "pgd": art._pgd, "bim": art._bim, "mifgsm": art._mifgsm}
+    builders = {"fgsm": art._fgsm, "pgd": art._pgd, "bim": art._bim, "mifgsm": art._mifgsm, "apgd": art._apgd}
     build = _builder("art", builders, spec)
     # ART places the model on the current CUDA device (as in the adapter).
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
@@ -250,7 +252,7 @@ def _bare_torchattacks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec:
     from advparity.adapters import torchattacks as ta
 
     # FGM-L2 is PGDL2 with one step of eps there, as in the adapter.
-    builders = {"fgsm": ta._fgsm, "pgd": ta._pgd, "bim": ta._bim, "mifgsm": ta._mifgsm}
+    builders = {"fgsm": ta._fgsm, "pgd": ta._pgd, "bim": ta._bim, "mifgsm": ta._mifgsm, "apgd": ta._apgd}
     attack = _builder("torchattacks", builders, spec)(model, spec)
     torch.manual_seed(spec.seed)  # the random starts are drawn from torch's global RNG
     x_adv: torch.Tensor = attack(x, y)
@@ -292,6 +294,15 @@ def _bare_secml_torch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: 
 
 
 def _bare_adv_lib(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    from advparity.adapters import adv_lib
+
+    # APGD: the adapter's own call (every argument set, the global RNG seeded around it).
+    builders = {"pgd": _bare_adv_lib_pgd, "apgd": lambda *args: adv_lib._apgd(*args, NUM_CLASSES)}
+    x_adv: torch.Tensor = _builder("adv-lib", builders, spec)(model, x, y, spec)
+    return x_adv
+
+
+def _bare_adv_lib_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
     # The adapter has no builder to reuse (its offer calls pgd_linf inline): every argument set here.
     from adv_lib.attacks import pgd_linf
 
@@ -329,6 +340,14 @@ def _bare_cleverhans(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: A
     return generate(model, x, y, spec)
 
 
+def _bare_autoattack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec) -> torch.Tensor:
+    # The original's APGD as the adapter builds it; perturb seeds torch's global RNG itself.
+    from advparity.adapters.autoattack import make_apgd
+
+    x_adv: torch.Tensor = make_apgd(model, spec, x.device).perturb(x, y)
+    return x_adv
+
+
 def _offered(library: str, call: BareCall) -> BareCall:
     """``call``, refusing (ValueError) a spec ``library``'s declaration refuses: a dict lookup or two,
     nothing next to an attack."""
@@ -353,6 +372,7 @@ BARE_CALLS: dict[str, BareCall] = {
         "adv-lib": _bare_adv_lib,
         "deeprobust": _bare_deeprobust,
         "cleverhans": _bare_cleverhans,
+        "autoattack": _bare_autoattack,
     }.items()
 }
 

@@ -34,10 +34,11 @@ x (read by one forward at the start of each run), with the targeted DLR loss
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -334,6 +335,10 @@ def target_of_rank(model: nn.Module, x: torch.Tensor, rank: int) -> torch.Tensor
         return model(x).sort(dim=1)[1][:, -rank]
 
 
+# A library's own start for the samples still to fool, from NumPy's legacy RNG (ART's random_sphere).
+NumpyDraw = Callable[[torch.Tensor, float, Norm, np.random.RandomState], torch.Tensor]
+
+
 @dataclass(frozen=True)
 class SubsetDraws:
     """The starts the original draws (``APGDAttack.perturb``): torch's generator seeded once with
@@ -345,6 +350,20 @@ class SubsetDraws:
     # Whose rounding of the same draws and loss, "original" or "torchattacks" (random_start,
     # targeted_dlr_loss): part of the start because it is declared where the start is.
     order: str = "original"
+    # A library that draws its own start per subset from NumPy's global RNG, seeded with ``seed``
+    # (ART): that draw, from a RandomState of the seed (the same stream), instead of random_start.
+    numpy_draw: NumpyDraw | None = None
+
+    def generator(self) -> torch.Generator | np.random.RandomState:
+        if self.numpy_draw is not None:
+            return np.random.RandomState(self.seed)
+        return torch.Generator().manual_seed(self.seed)
+
+    def start(self, x: torch.Tensor, eps: float, norm: Norm, generator: Any) -> torch.Tensor:
+        """The start of the samples ``x`` still to fool, drawn next from ``generator``."""
+        if self.numpy_draw is not None:
+            return self.numpy_draw(x, eps, norm, generator)
+        return random_start(x, eps, norm, generator, self.order)
 
 
 class APGD(Attack):
@@ -456,7 +475,7 @@ class APGD(Attack):
         """The attack as the original runs it: each run (restart, target class) on the batch of the
         samples still to fool alone, from :class:`SubsetDraws` — its batches, and so the passes it
         spends, are the original's."""
-        generator = torch.Generator().manual_seed(draws.seed)
+        generator = draws.generator()
         unfooled = _clean_correct(model, x, y)
         x_adv, floor = x.detach().clone(), torch.ones_like(x)
         for rank in params.runs():
@@ -464,7 +483,7 @@ class APGD(Attack):
             if index.numel() == 0:
                 break  # the original's later runs draw nothing and spend nothing
             target = None if rank is None else target_of_rank(model, x[index], rank)
-            start = random_start(x[index], eps, params.norm, generator, draws.order)
+            start = draws.start(x[index], eps, params.norm, generator)
             run = single_run(model, x[index], y[index], eps, params, start, reduction, target, draws.order)
             fooled = index[~run.robust]
             x_adv[fooled] = run.x_best_adv[~run.robust]

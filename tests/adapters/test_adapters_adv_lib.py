@@ -1,4 +1,5 @@
-"""adv-lib: what its adapter declares holds, and what its PGD returns instead of PGD's last iterate.
+"""adv-lib: what its adapter declares holds, what its PGD returns instead of PGD's last iterate, and
+where its APGD departs from the original's.
 
 adv-lib is not in ``adapters.names()``: its ``pgd_linf`` returns, per sample, the last misclassified
 point among the iterates it evaluated and the clean image where there was none, and never evaluates
@@ -153,8 +154,8 @@ def test_pgd_returns_the_last_misclassified_iterate_else_the_clean_image(
 
 
 def test_no_fgsm_is_offered(small_net: nn.Module, small_batch: Batch) -> None:
-    """adv-lib has no FGSM: the adapter declares PGD only, and the guard refuses FGSM before adv-lib runs."""
-    assert ADAPTER.declaration.attacks == ("pgd",)
+    """adv-lib has no FGSM: the adapter declares PGD and APGD, and the guard refuses FGSM before adv-lib runs."""
+    assert ADAPTER.declaration.attacks == ("pgd", "apgd")
     with pytest.raises(ValueError, match=r"adv-lib offers no FGSM"):
         ADAPTER.generate(small_net, *small_batch, AttackSpec("fgsm", 8 / 255))
 
@@ -221,3 +222,63 @@ def test_model_inputs_and_global_rngs_are_left_as_they_were(small_net: nn.Module
     assert torch.equal(x, x_before) and torch.equal(y, y_before) and not x_adv.requires_grad
     assert torch.equal(torch.get_rng_state(), torch_rng)
     assert np.array_equal(np.random.get_state()[1], numpy_rng[1])
+
+
+# --- APGD -----------------------------------------------------------------------------------------
+
+
+def _apgd(norm: str = "linf", loss: str = "ce", **params: object) -> AttackSpec:
+    eps = 8 / 255 if norm == "linf" else 0.5
+    return AttackSpec("apgd", eps, seed=4, loss=loss, norm=norm, steps=params.pop("steps", 40), **params)
+
+
+def test_apgd_from_its_own_start_equals_the_definition_where_its_departures_do_not_show(
+    small_net: nn.Module,
+) -> None:
+    """L∞ CE on the small net, every sample classified correctly at x: adv-lib's halving rule happens
+    to decide as the original's on these 24 samples, so x_adv is the definition's bit for bit from the
+    declared start — which only holds if that start is adv-lib's draw, rounded as adv-lib rounds it."""
+    x, y = synthetic_batch(24, seed=15)
+    assert bool((small_net(x).argmax(1) == y).all())
+    spec = _apgd()
+    result = run_attack(ADAPTER, small_net, x, y, spec)
+    expected = ExpectationCache(small_net, x, y).get(spec, ADAPTER.declaration, [spec.eps])
+    assert expected.exact and torch.equal(result.x_adv, expected.x_adv)
+    assert 0 < int((small_net(result.x_adv).argmax(1) != y).sum()) < len(y)
+    passes = (result.stats.forward_passes_per_sample, result.stats.backward_passes_per_sample)
+    assert passes == ADAPTER.declaration.passes(spec) == (41.0, 41.0)  # no clean forward
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_apgd_attacks_the_samples_misclassified_at_x(norm: str, small_net: nn.Module) -> None:
+    """The original returns x for a sample its model misclassifies at x; adv-lib attacks it and returns
+    its last misclassified iterate (here: every iterate), a quoted departure."""
+    x, y = synthetic_batch(13, seed=21)
+    model, labels = _AlwaysWrong(small_net), _wrong_labels(y, 3)
+    spec = _apgd(norm, steps=5)
+    x_adv = ADAPTER.generate(model, x, labels, spec)
+    expected = ExpectationCache(model, x, labels).get(spec, ADAPTER.declaration, [spec.eps])
+    assert torch.equal(expected.x_adv, x)
+    assert (compare(x_adv, expected).pixels_differ > 0).all()
+    assert "misclassified at x" in ADAPTER.declaration.departure(spec)
+
+
+def test_apgd_halves_the_step_by_an_aliased_best_loss() -> None:
+    """The lines the departure quotes, pinned: a release that clones the best loss (the original's
+    `loss_best_last_check = loss_best.clone()`) or starts from ones fails here, and the departure must
+    be re-measured."""
+    import inspect
+
+    from adv_lib.attacks import auto_pgd
+
+    source = inspect.getsource(auto_pgd._apgd)
+    assert "loss_best_last_check = loss_best\n" in source
+    assert "loss_best[ind] = loss_indiv[ind]" in source  # in place: both names see the update
+    assert "reduced_last_check = torch.zeros_like(loss_best, dtype=torch.bool)" in source
+
+
+@pytest.mark.parametrize("params", [{"restarts": 2}, {"loss": "dlr", "targets": 2}])
+def test_apgd_is_offered_with_one_untargeted_restart(params: dict[str, object]) -> None:
+    refusal = ADAPTER.declaration.refusal(_apgd(**params))
+    assert refusal.startswith("offers APGD with one untargeted restart only")
+    assert ADAPTER.declaration.accepts(_apgd("l2", "dlr"))

@@ -161,7 +161,7 @@ def test_a_run_judges_the_references_apgd_and_refuses_it_elsewhere(small_net: nn
 
     x, y = synthetic_batch(16, seed=13)
     table = {"attack": "apgd", "eps": ["8/255"], "steps": 5, "loss": "dlr"}
-    checked = crosscheck(small_net, x, y, attacks=[table], libraries=["art"])
+    checked = crosscheck(small_net, x, y, attacks=[table], libraries=["foolbox"])
     rows = checked.results
     assert set(rows["library"]) == {"reference"} and set(rows["attack_label"]) == {"APGD-DLR-5"}
     assert set(rows["forward_passes"]) == {7.0} and set(rows["backward_passes"]) == {6.0}
@@ -346,3 +346,43 @@ def test_the_targeted_dlr_loss_is_each_codes_own(five_logits: nn.Module) -> None
     assert torch.equal(theirs, port.dlr_loss_targeted(logits, y, target))
     assert not torch.equal(ours, theirs)
     assert float((ours - theirs).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+@pytest.mark.parametrize("loss", apgd.LOSSES)
+def test_art_returns_its_own_start_where_it_fails_and_spends_its_declared_passes(
+    small_net: nn.Module, norm: str, loss: str
+) -> None:
+    """ART's AutoProjectedGradientDescent, another APGD (its declared departure): where it fools no
+    sample it returns the sample's random start — bit for bit the start the declaration draws for the
+    samples it attacks (those classified correctly at x), where the original returns x; its passes
+    are those the declaration derives from the definition's run on the same samples."""
+    pytest.importorskip("art")
+    import numpy as np
+    from advparity.adapters import AttackSpec, get
+    from advparity.adapters.art import _apgd_draw
+    from advparity.adapters.expected import compare, expectation
+
+    x, y = synthetic_batch(24, seed=15)
+    eps = {"linf": 1 / 255, "l2": 0.1}[norm]
+    spec = AttackSpec("apgd", eps, seed=4, loss=loss, norm=norm, steps=10)
+    art = get("art")
+    numpy_before = np.random.get_state()[1].copy()
+    result = art.run(small_net, x, y, spec)
+    assert np.array_equal(np.random.get_state()[1], numpy_before)
+    expected = expectation(small_net, x, y, spec, art.declaration)
+    assert expected.exact and expected.passes is not None
+    assert (result.stats.forward_passes_per_sample, result.stats.backward_passes_per_sample) == pytest.approx(
+        expected.passes
+    )
+    with torch.no_grad():
+        attacked = small_net(x).argmax(1) == y
+        unfooled = small_net(result.x_adv).argmax(1) == y
+    start = _apgd_draw(x[attacked], eps, norm, np.random.RandomState(4))  # type: ignore[arg-type]
+    kept = unfooled[attacked]
+    assert int(kept.sum()) > 0 and torch.equal(result.x_adv[attacked][kept], start[kept])
+    # The original returns x for those: the cells disagree, with the departure quoted.
+    assert (compare(result.x_adv, expected).pixels_differ[attacked][kept] > 0).all()
+    assert "random start" in art.declaration.departure(spec)
+    with pytest.raises(ValueError, match="one untargeted restart only"):
+        art.run(small_net, x, y, AttackSpec("apgd", eps, seed=4, loss=loss, norm=norm, steps=10, restarts=2))

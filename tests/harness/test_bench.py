@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from advparity.adapters.expected import expectation
 from advparity.adapters.spec import AttackSpec
 from advparity.harness.bench import (
     BARE_CALLS,
@@ -48,6 +49,7 @@ def _offered(library: str, attack: str) -> bool:
 
 
 S = TINY.pgd_steps
+RUN = "counted on the expectation"
 # Passes per image as the adapters' hooks count them (see adapters/*.py docstrings), for every
 # (library, entry) the library offers: written out, so that a pair the bench drops or a pass that
 # goes uncounted fails here.
@@ -65,10 +67,15 @@ EXPECTED_PASSES = {
     ("deeprobust", "fgsm"): (1, 1), ("deeprobust", "pgd"): (S + 1, S),
     ("cleverhans", "fgsm"): (1, 1), ("cleverhans", "pgd"): (S, S), ("cleverhans", "bim"): (S, S),
     ("cleverhans", "fgsm-l2"): (1, 1), ("cleverhans", "pgd-l2"): (S, S),
+    # APGD: the clean forward, then the start and each step (adv-lib: no clean forward). The original,
+    # torchattacks' port and ART attack only the samples classified correctly at x: their passes are
+    # those counted on the expectation.
+    ("reference", "apgd"): (S + 2, S + 1), ("torchattacks", "apgd"): RUN, ("autoattack", "apgd"): RUN,
+    ("art", "apgd"): RUN, ("adv-lib", "apgd"): (S + 1, S + 1),
 }  # fmt: skip
 LABELS = {
     "fgsm": "FGSM", "pgd": "PGD-2", "bim": "BIM-2", "mifgsm": "MI-FGSM-2", "fgsm-l2": "FGM-L2",
-    "pgd-l2": "PGD-L2-2",
+    "pgd-l2": "PGD-L2-2", "apgd": "APGD-CE-2",
 }  # fmt: skip
 
 
@@ -80,14 +87,23 @@ def test_every_library_and_attack_is_measured_with_its_counted_passes(tiny_resul
     # The pairs written out above, no more and no fewer, for the libraries installed here.
     assert {k for k in rows if k[0] in known} == {k for k in EXPECTED_PASSES if k[0] in TINY.libraries}
     assert {a for lib, a in rows} == set(ENTRIES)  # every new entry has rows
-    for key, (forward, backward) in EXPECTED_PASSES.items():
+    for key, passes in EXPECTED_PASSES.items():
         if key[0] not in TINY.libraries:
             continue  # an optional library not installed here
         row = rows[key]
-        assert (row.forward_per_image, row.backward_per_image) == (forward, backward), key
-        # Counted by the hooks, equal to what the library declares it spends.
-        declared = adapters.get(key[0]).declaration.passes(TINY.spec(key[1]))
-        assert (row.forward_per_image, row.backward_per_image) == declared, key
+        declaration, spec = adapters.get(key[0]).declaration, TINY.spec(key[1])
+        if passes == RUN:
+            torch.manual_seed(0)
+            model, (x, y) = small_cnn(NUM_CLASSES), bench_batch(TINY)
+            passes = expectation(model, x, y, spec, declaration).passes
+            assert declaration.passes_follow_expectation(spec), key
+        assert (row.forward_per_image, row.backward_per_image) == passes, key
+        # Counted by the hooks, equal to what the library declares it spends (at most, where the
+        # passes follow the run).
+        declared = declaration.passes(spec)
+        assert row.forward_per_image <= declared[0] and row.backward_per_image <= declared[1], key
+        if not declaration.passes_follow_expectation(spec):
+            assert (row.forward_per_image, row.backward_per_image) == declared, key
     for row in rows.values():
         assert row.label == LABELS[row.attack] == TINY.spec(row.attack).label
         assert len(row.adapter_runs) == len(row.bare_runs) == TINY.repeats
@@ -106,13 +122,15 @@ def test_only_the_libraries_that_offer_an_attack_get_its_row(tiny_result: BenchR
     core = [lib for lib in ("reference", "art", "torchattacks", "foolbox") if lib in TINY.libraries]
     with_cleverhans = [*core, *(["cleverhans"] if "cleverhans" in TINY.libraries else [])]
     assert by_attack["mifgsm"] == core  # nobody else offers MI-FGSM
+    apgd = ("reference", "art", "torchattacks", "adv-lib", "autoattack")
+    assert by_attack["apgd"] == [lib for lib in TINY.libraries if lib in apgd]
     assert by_attack["bim"] == with_cleverhans  # CleverHans's BIM is its PGD without a random start
     # secml-torch, adv-lib and DeepRobust: L∞ only.
     assert by_attack["fgsm-l2"] == by_attack["pgd-l2"] == with_cleverhans
     if "adv-lib" not in TINY.libraries:
         pytest.skip(adapters.availability("adv-lib").reason)
     assert ("adv-lib", "pgd") in TINY.pairs() and ("adv-lib", "fgsm") not in TINY.pairs()
-    assert [r.attack for r in tiny_result.rows if r.library == "adv-lib"] == ["pgd"]
+    assert [r.attack for r in tiny_result.rows if r.library == "adv-lib"] == ["pgd", "apgd"]
     table_rows = [line.split()[:2] for line in tiny_result.table().splitlines()[2:]]
     assert ["adv-lib", "PGD-2"] in table_rows and ["adv-lib", "FGSM"] not in table_rows
 
@@ -127,6 +145,7 @@ def test_each_entry_runs_its_spec() -> None:
     assert TINY.spec("mifgsm") == AttackSpec("mifgsm", eps, steps=2, decay=1.0)
     assert TINY.spec("fgsm-l2") == AttackSpec("fgsm", 0.5, norm="l2")
     assert TINY.spec("pgd-l2") == AttackSpec("pgd", 0.5, steps=2, norm="l2", random_start=True)
+    assert TINY.spec("apgd") == AttackSpec("apgd", eps, steps=2, loss="ce", restarts=1, rho=0.75)
     assert TINY.spec("pgd-l2").step_size == 0.125 and TINY.spec("mifgsm").step_size == eps / 4
     assert replace(TINY, eps_l2=1.5).spec("fgsm-l2").eps == 1.5
     assert replace(TINY, seed=3).spec("pgd-l2").seed == 3
@@ -139,8 +158,15 @@ def test_the_default_times_fgsm_and_pgd_only() -> None:
 
 
 def _tiny_batch() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The bench's model and images, the first labelled with the model's prediction: APGD attacks only
+    the samples the model classifies correctly (x for the others), adv-lib's PGD returns x for a
+    sample it does not fool, and neither may match trivially."""
     x, y = bench_batch(TINY)
-    return bench_model(TINY), x, y
+    model = bench_model(TINY)
+    with torch.no_grad():
+        y[0] = model(x[:1]).argmax(dim=1)[0]
+    assert y[1] != model(x[1:2]).argmax(dim=1)[0]
+    return model, x, y
 
 
 @pytest.mark.parametrize("attack", ENTRIES)
@@ -161,7 +187,7 @@ def test_the_bare_calls_equal_their_adapter_bit_for_bit(library: str, attack: st
     model, x, y = _tiny_batch()
     expected = adapters.get(library).generate(model, x, y, spec)
     assert not torch.equal(expected, x)  # an attack that moved nothing would match trivially
-    bare = BARE_CALLS[library](model, x, y, spec)
+    bare = BARE_CALLS[library](model, x, y, spec).detach()  # torchattacks APGD leaves grad on
     assert torch.equal(bare, expected)
     assert float(spec.definition.distance(bare, x, spec.params).max()) <= spec.eps * (1 + 1e-5)
     assert 0 <= float(bare.min()) <= float(bare.max()) <= 1
@@ -291,41 +317,53 @@ CORE = ("reference", "art", "torchattacks", "foolbox")
 
 
 def test_the_paper_phase_estimate_counts_cells_like_the_runner() -> None:
-    """Worked by hand: FGSM 10 images/s, PGD-10 1 image/s for everyone, 100 images, the paper's grid
-    (12 FGSM eps, 5 PGD eps; reference seeds 0-2, library seeds 0-1) on the core libraries."""
+    """Worked by hand: FGSM 10 images/s, PGD-10 1 image/s and APGD-CE-10 10 images/s for everyone, 100
+    images, the paper's grid (12 FGSM eps, 5 PGD eps, APGD-CE-100 and APGD-DLR-100 at those 5 eps;
+    reference seeds 0-2, library seeds 0-1) on the core libraries, of which ART and torchattacks offer APGD."""
     rows = [_row(lib, "fgsm", 10.0) for lib in CORE] + [_row(lib, "pgd", 1.0) for lib in CORE]
+    rows += [_row(lib, "apgd", 10.0) for lib in CORE if _offered(lib, "apgd")]
     paper = replace(load_preset("paper").attack, libraries=CORE)
     estimate = estimate_phase(rows, paper, n_images=100, bench_steps=10)
-    # Reference: one FGSM gradient for the whole grid (10 s) + 5 eps x 3 seeds x 100 s of PGD.
-    assert estimate.seconds_by_library["reference"] == pytest.approx(10 + 1500)
-    # Each library: 12 FGSM cells x 10 s + 5 eps x 2 seeds x 100 s.
-    for library in ("art", "torchattacks", "foolbox"):
-        assert estimate.seconds_by_library[library] == pytest.approx(120 + 1000)
-    assert estimate.cells == 12 * 4 + 5 * (3 + 3 * 2)
-    assert estimate.seconds == pytest.approx(4870)
+    # APGD-100 at 10x the benched steps: 1 s per image, 100 s per cell.
+    # Reference: one FGSM gradient for the whole grid (10 s) + 5 eps x 3 seeds x 100 s of PGD, and as
+    # much of each APGD.
+    assert estimate.seconds_by_library["reference"] == pytest.approx(10 + 1500 + 2 * 1500)
+    # Each library: 12 FGSM cells x 10 s + 5 eps x 2 seeds x 100 s (and as much of each APGD).
+    assert estimate.seconds_by_library["foolbox"] == pytest.approx(120 + 1000)
+    for library in ("art", "torchattacks"):
+        assert estimate.seconds_by_library[library] == pytest.approx(120 + 1000 + 2 * 1000)
+    assert estimate.cells == 12 * 4 + 5 * (3 + 3 * 2) + 2 * 5 * (3 + 2 * 2)
+    assert estimate.seconds == pytest.approx(4870 + 3000 + 2 * 2000)
     # PGD measured at 5 steps costs twice as much per call at the preset's 10.
     half = estimate_phase(rows, paper, n_images=100, bench_steps=5)
-    assert half.seconds_by_library["art"] == pytest.approx(120 + 2000)
+    assert half.seconds_by_library["foolbox"] == pytest.approx(120 + 2000)
     with pytest.raises(ValueError, match="no measurement"):
         estimate_phase(rows[:2], paper, n_images=100, bench_steps=10)
 
 
 def test_the_phase_estimate_skips_what_a_run_skips() -> None:
-    """The paper preset lists the libraries of the paper's time: adv-lib has PGD cells only, and a
+    """The paper preset lists the libraries of the paper's time: adv-lib has no FGSM cells, and a
     library that cannot run here (advertorch under current torch) costs nothing, as in a run."""
     listed = load_preset("paper").attack.libraries
     runnable = [lib for lib in adapters.runnable() if lib in listed]
     if "adv-lib" not in runnable:
         pytest.skip(adapters.availability("adv-lib").reason)
-    rows = [_row(lib, a, 10.0 if a == "fgsm" else 1.0) for lib in runnable for a in ("fgsm", "pgd")]
+    rows = [_row(lib, a, 10.0 if a == "fgsm" else 1.0) for lib in runnable for a in ("fgsm", "pgd", "apgd")]
     rows = [r for r in rows if _offered(r.library, r.attack)]
+    apgd = 2 * 5 * 100 * 10  # APGD-CE and -DLR, 5 eps, 100 images, 100 steps measured at 10: per seed
     estimate = estimate_phase(rows, load_preset("paper").attack, n_images=100, bench_steps=10)
-    assert estimate.seconds_by_library["adv-lib"] == pytest.approx(1000)  # 5 eps x 2 seeds x 100 s
-    assert estimate.seconds_by_library["art"] == pytest.approx(120 + 1000)
+    offers_apgd = {lib for lib in runnable if _offered(lib, "apgd")}
+    assert estimate.seconds_by_library["adv-lib"] == pytest.approx(  # 5 eps x 2 seeds x 100 s
+        1000 + ("adv-lib" in offers_apgd) * 2 * apgd
+    )
+    assert estimate.seconds_by_library["art"] == pytest.approx(120 + 1000 + ("art" in offers_apgd) * 2 * apgd)
     not_run = tuple(lib for lib in load_preset("paper").attack.libraries if lib not in runnable)
     assert estimate.not_run == not_run and set(estimate.seconds_by_library) == set(runnable)
-    libraries = len(runnable) - 1  # besides the reference
-    assert estimate.cells == 12 * (1 + libraries - 1) + 5 * (3 + 2 * libraries)  # no adv-lib FGSM
+    def offering(attack: str) -> int:  # libraries besides the reference (no adv-lib FGSM, AutoAttack APGD only)
+        return sum(_offered(lib, attack) for lib in runnable if lib != "reference")
+
+    cells = 12 * (1 + offering("fgsm")) + 5 * (3 + 2 * offering("pgd")) + 2 * 5 * (3 + 2 * offering("apgd"))
+    assert estimate.cells == cells
     if not_run:
         assert f"not counted, as they cannot run here: {', '.join(not_run)}" in estimate.text("paper")
 
