@@ -131,17 +131,33 @@ def _parse_eps_list(values: object, norm: Norm = "linf") -> tuple[float, ...]:
 class AttackGrid:
     """One ``[[attacks]]`` entry: an attack (a registry name) at every eps of its grid, with the other
     keys of the entry as written (``settings``: checked by the attack's definition, which turns them
-    into each cell's parameters)."""
+    into each cell's parameters). ``libraries``: the entry's key of that name — the libraries that
+    run it besides the reference (None: every library of the run)."""
 
     attack: str
     eps: tuple[float, ...]
     settings: tuple[tuple[str, Any], ...] = ()
+    libraries: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         definition = attacks.get(self.attack)  # ValueError naming the registered attacks
         if not self.eps:
             raise ValueError(f"attack {self.attack!r}: expected at least one eps")
         definition.check_preset(dict(self.settings))
+        if self.libraries is not None:
+            libraries = self.libraries
+            if isinstance(libraries, str) or not all(isinstance(lib, str) for lib in libraries):
+                raise ValueError(f"expected libraries to be a list of library names, got {libraries!r}")
+            unknown = [lib for lib in libraries if lib not in adapters.names()]
+            if unknown or not libraries:
+                raise ValueError(
+                    f"unknown libraries {unknown or libraries!r}; expected some of {adapters.names()}"
+                )
+            object.__setattr__(self, "libraries", tuple(libraries))
+
+    def runs(self, library: str) -> bool:
+        """Whether ``library`` runs this entry (the reference always does: it judges the others)."""
+        return self.libraries is None or library == "reference" or library in self.libraries
 
     @property
     def norm(self) -> Norm:
@@ -156,7 +172,8 @@ class AttackGrid:
     def as_table(self) -> dict[str, Any]:
         """The entry as a preset writes it (L∞ eps as labels, L2 eps as numbers): what a manifest records."""
         eps = [eps_label(e) for e in self.eps] if self.norm == "linf" else list(self.eps)
-        return {"attack": self.attack, "eps": eps, **dict(self.settings)}
+        chosen = {} if self.libraries is None else {"libraries": list(self.libraries)}
+        return {"attack": self.attack, "eps": eps, **dict(self.settings), **chosen}
 
 
 def attack_grid(table: object) -> AttackGrid:
@@ -170,10 +187,10 @@ def attack_grid(table: object) -> AttackGrid:
         raise ValueError(f"unknown attack {name!r}; expected one of {attacks.names()}")
     if "eps" not in table:
         raise ValueError(f"attack {name!r}: missing key 'eps'")
-    settings = tuple(sorted((k, v) for k, v in table.items() if k not in ("attack", "eps")))
+    settings = tuple(sorted((k, v) for k, v in table.items() if k not in ("attack", "eps", "libraries")))
     # The eps below are read in the entry's norm; a norm key the attack does not define is refused below.
     norm = check_norm(table.get("norm", "linf")) if "norm" in attacks.get(name).preset_keys else "linf"
-    return AttackGrid(name, _parse_eps_list(table["eps"], norm), settings)
+    return AttackGrid(name, _parse_eps_list(table["eps"], norm), settings, table.get("libraries"))
 
 
 def _parse_attack_grids(values: object) -> tuple[AttackGrid, ...]:
@@ -226,6 +243,13 @@ class AttackConfig:
         if len(set(self.libraries)) != len(self.libraries):
             raise ValueError(f"libraries repeat: {list(self.libraries)}")
         object.__setattr__(self, "attacks", _parse_attack_grids(self.attacks))
+        for i, grid in enumerate(self.attacks):
+            outside = [lib for lib in grid.libraries or () if lib not in self.libraries]
+            if outside:
+                raise ValueError(
+                    f"[[attacks]] entry {i + 1} ({grid.attack}): libraries {outside} are not among the run's "
+                    f"libraries {list(self.libraries)}"
+                )
         if not self.fgsm_eps and not self.pgd_eps and not self.attacks:
             raise ValueError(
                 "expected at least one attack: an [[attacks]] table, or eps in fgsm_eps or pgd_eps"

@@ -47,7 +47,7 @@ def plan_cells(
             if eps is not None and e not in eps:
                 continue
             params = grid.params(e)
-            for library in chosen_libraries:
+            for library in (lib for lib in chosen_libraries if grid.runs(lib)):
                 seeds = (
                     (config.reference_seeds if library == REFERENCE else config.library_seeds)
                     if definition.seeded(params)

@@ -78,7 +78,7 @@ class Attack:
         :meth:`preset_params` refuses (tried at eps = 1/255)."""
         unknown = sorted(set(table) - set(self.preset_keys))
         if unknown:
-            keys = ["attack", "eps", *self.preset_keys]
+            keys = ["attack", "eps", "libraries", *self.preset_keys]
             raise ValueError(f"attack {self.name!r} has no key(s) {unknown}; expected some of {keys}")
         self.preset_params(table, 1 / 255)
 

@@ -359,7 +359,10 @@ def test_the_phase_estimate_skips_what_a_run_skips() -> None:
     assert estimate.seconds_by_library["art"] == pytest.approx(120 + 1000 + ("art" in offers_apgd) * 2 * apgd)
     not_run = tuple(lib for lib in load_preset("paper").attack.libraries if lib not in runnable)
     assert estimate.not_run == not_run and set(estimate.seconds_by_library) == set(runnable)
-    def offering(attack: str) -> int:  # libraries besides the reference (no adv-lib FGSM, AutoAttack APGD only)
+
+    def offering(
+        attack: str,
+    ) -> int:  # libraries besides the reference (no adv-lib FGSM, AutoAttack APGD only)
         return sum(_offered(lib, attack) for lib in runnable if lib != "reference")
 
     cells = 12 * (1 + offering("fgsm")) + 5 * (3 + 2 * offering("pgd")) + 2 * 5 * (3 + 2 * offering("apgd"))

@@ -69,11 +69,10 @@ def test_tables_and_shorthand_plan_the_same_cells(tmp_path: Path) -> None:
 
 # The shipped presets' attack grids as hashed by advparity before [[attacks]] existed (computed with that
 # release's AttackConfig): a run directory or baseline made then is the same experiment now.
-# (demo and paper are no longer among them, on purpose: demo has added L2 [[attacks]] tables and
-# CleverHans, paper APGD tables, CleverHans and the original AutoAttack.)
+# (demo, paper and smoke are no longer among them, on purpose: demo has added L2 [[attacks]] tables and
+# CleverHans, paper APGD tables, CleverHans and the original AutoAttack, smoke a short APGD.)
 HASHES_BEFORE_TABLES = {
     "ci": "72721a80ec5d87ef65cef6a1525f9a1c8720c9cf9898394945736c4fa5a48eaf",
-    "smoke": "db2251824eee39750f62f1ed1e9629412263ea6226e2ad731b3798d265ff46d3",
 }
 # The fields that release recorded: the shorthand records exactly these, nothing more.
 LEGACY_FIELDS = [
@@ -106,11 +105,11 @@ def test_the_experiment_round_trips_through_the_manifest(tmp_path: Path) -> None
     [
         (
             'attack = "pgd"\neps = ["1/255"]\ndecay = 1.0',
-            r"attack 'pgd' has no key\(s\) \['decay'\]; expected some of \['attack', 'eps', 'norm', 'steps', 'alpha', 'random_start', 'restarts', 'targeted', 'target_labels'\]",
+            r"attack 'pgd' has no key\(s\) \['decay'\]; expected some of \['attack', 'eps', 'libraries', 'norm', 'steps', 'alpha', 'random_start', 'restarts', 'targeted', 'target_labels'\]",
         ),
         (
             'attack = "fgsm"\neps = ["1/255"]\nsteps = 3',
-            r"attack 'fgsm' has no key\(s\) \['steps'\]; expected some of \['attack', 'eps', 'norm', 'random_start', 'alpha', 'restarts', 'targeted', 'target_labels'\]",
+            r"attack 'fgsm' has no key\(s\) \['steps'\]; expected some of \['attack', 'eps', 'libraries', 'norm', 'random_start', 'alpha', 'restarts', 'targeted', 'target_labels'\]",
         ),
         ('attack = "cw"\neps = ["1/255"]', r"unknown attack 'cw'; expected one of \['fgsm', 'pgd'"),
         ('eps = ["1/255"]', r"missing key 'attack'"),
@@ -144,6 +143,15 @@ def test_the_experiment_round_trips_through_the_manifest(tmp_path: Path) -> None
         (
             'attack = "fgsm"\neps = ["2/255"]\nrandom_start = true\nalpha = "3*eps"',
             r'expected alpha like "eps/4" \(a step at most 2\*eps\)',
+        ),
+        ('attack = "pgd"\neps = ["1/255"]\nlibraries = ["foo"]', r"unknown libraries \['foo'\]"),
+        (
+            'attack = "pgd"\neps = ["1/255"]\nlibraries = "art"',
+            r"expected libraries to be a list of library names",
+        ),
+        (
+            'attack = "pgd"\neps = ["1/255"]\nlibraries = ["torchattacks"]',
+            r"\(pgd\): libraries \['torchattacks'\] are not among the run's libraries \['reference', 'art'\]",
         ),
     ],
 )
@@ -227,3 +235,19 @@ def test_the_wide_and_demo_presets_run_l2(name: str) -> None:
     assert {"FGM-L2", "PGD-L2-10"} <= labels
     if name == "wide":
         assert {"FGSM", "FGSM-RS", "PGD-10", "PGD-10 (no random start)", "BIM-10", "MI-FGSM-10"} <= labels
+
+
+def test_an_entry_names_the_libraries_that_run_it(tmp_path: Path) -> None:
+    """``libraries`` in an [[attacks]] entry: those libraries and the reference run it, the others
+    not; the manifest records it and plans the same cells again."""
+    head = HEAD.replace('["reference", "art"]', '["reference", "art", "torchattacks"]')
+    text = head + '[[attacks]]\nattack = "fgsm"\neps = ["1/255"]\nlibraries = ["torchattacks"]\n'
+    text += '\n[[attacks]]\nattack = "pgd"\neps = ["1/255"]\nsteps = 2\n'
+    config = _load(tmp_path, text).attack  # type: ignore[attr-defined]
+    cells = plan_cells(config)
+    assert {c.library for c in cells if c.attack == "fgsm"} == {"reference", "torchattacks"}
+    assert {c.library for c in cells if c.attack == "pgd"} == {"reference", "art", "torchattacks"}
+    recorded = json.loads(json.dumps(config.experiment()))
+    assert recorded["attacks"][0]["libraries"] == ["torchattacks"]
+    assert "libraries" not in recorded["attacks"][1]
+    assert plan_cells(attack_config_from_manifest(recorded)) == cells

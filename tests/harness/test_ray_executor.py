@@ -36,8 +36,8 @@ from advparity.harness.runner import LocalExecutor, RunRequest, run
 from advparity.harness.store import Cell, RunStore
 
 TIMING = ["seconds", "eval_seconds"]
-# The smoke preset's three groups: the FGSM grid, and PGD 2/255 with seed 0 (every library) and with
-# seed 1 (the reference's second seed only).
+# Three of the smoke preset's five groups: the FGSM grid, and PGD 2/255 with seed 0 (every library) and
+# with seed 1 (the reference's second seed only); APGD-CE-10 4/255 makes two more alike.
 FGSM = "FGSM 0.1/255, 1/255, 4/255 [reference, art, torchattacks, foolbox]"
 PGD_SEED_0 = "PGD-3 2/255 seed 0 [reference, art, torchattacks, foolbox]"
 PGD_SEED_1 = "PGD-3 2/255 seed 1 [reference]"
@@ -116,7 +116,7 @@ def test_ray_run_equals_the_in_process_run(
     checkpoint, root = trained
     summary = run(_request(checkpoint, root, tmp_path / "ray", RayExecutor()), progress=False)
     assert not ray.is_initialized(), "an instance the executor started is shut down after the run"
-    assert (summary.cells_total, summary.cells_run, summary.cells_skipped) == (17, 17, 0)
+    assert (summary.cells_total, summary.cells_run, summary.cells_skipped) == (20, 20, 0)
     assert summary.attack_seconds > 0
     pd.testing.assert_frame_equal(_comparable(tmp_path / "ray"), _comparable(local_run), check_exact=True)
     pd.testing.assert_frame_equal(RunStore(tmp_path / "ray").read_clean(), RunStore(local_run).read_clean())
@@ -146,7 +146,7 @@ def test_ray_resumes_a_run_by_submitting_only_the_unfinished_groups(
 
     args = ["-q", "run", "--preset", "smoke", "--checkpoint", str(checkpoint), "--data", str(root)]
     assert main([*args, "--out", str(out), "--device", "cpu", "--executor", "ray"]) == EXIT_OK
-    assert "2 cells run, 15 already finished" in capsys.readouterr().out
+    assert "2 cells run, 18 already finished" in capsys.readouterr().out
     # A group carries only its unfinished cells (the reference's FGSM gradient is recomputed to measure
     # against); PGD seed 0 is complete and is not submitted at all.
     assert submitted == ["FGSM 1/255 [art]", PGD_SEED_1]
@@ -174,17 +174,17 @@ def test_a_failing_group_is_named_and_the_other_groups_are_kept(
 
     monkeypatch.setattr(executors, "_GroupJob", sabotaged)
     out = tmp_path / "run"
-    with pytest.raises(RayExecutorError, match="1 of 3 group") as error:
+    with pytest.raises(RayExecutorError, match="1 of 5 group") as error:
         run(_request(checkpoint, root, out, RayExecutor()), progress=False)
     message = str(error.value)
     assert f"{PGD_SEED_1}: worker" in message and "reads another checkpoint" in message
     assert "re-running the same command" in message
-    assert len(list((out / "cells").glob("*.parquet"))) == 16  # every cell but the failed group's
+    assert len(list((out / "cells").glob("*.parquet"))) == 19  # every cell but the failed group's
 
     monkeypatch.setattr(executors, "_GroupJob", real_job)
     submitted = _record_submissions(monkeypatch)
     summary = run(_request(checkpoint, root, out, RayExecutor()), progress=False)
-    assert (summary.cells_run, summary.cells_skipped, submitted) == (1, 16, [PGD_SEED_1])
+    assert (summary.cells_run, summary.cells_skipped, submitted) == (1, 19, [PGD_SEED_1])
     pd.testing.assert_frame_equal(_comparable(out), _comparable(local_run), check_exact=True)
 
 
@@ -218,7 +218,7 @@ def test_a_crash_in_a_task_is_a_group_failure_not_bad_input(
 
     monkeypatch.setattr(executors, "_GroupJob", broken)
     with pytest.raises(
-        GroupFailedError, match=f"1 of 3 group.*{re.escape(PGD_SEED_1)}: .*batch_size"
+        GroupFailedError, match=f"1 of 5 group.*{re.escape(PGD_SEED_1)}: .*batch_size"
     ) as error:
         run(_request(checkpoint, root, tmp_path / "run", RayExecutor()), progress=False)
     assert isinstance(error.value.__cause__, ray.exceptions.RayTaskError)  # it carries the worker's traceback

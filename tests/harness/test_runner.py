@@ -64,18 +64,19 @@ def test_smoke_run_writes_every_row_and_the_manifest(trained: tuple[Path, Path],
     summary = run(_request(checkpoint, root, tmp_path / "run"), progress=False)
     preset = load_preset("smoke")
     cells = plan_cells(preset.attack)
-    # 3 FGSM eps x 4 libraries + 1 PGD eps x (3 libraries x 1 seed + reference x 2 seeds)
-    assert len(cells) == summary.cells_total == summary.cells_run == 17
+    # 3 FGSM eps x 4 libraries + 1 PGD eps x (3 libraries x 1 seed + reference x 2 seeds) + APGD-CE-10
+    # (torchattacks x 1 seed + reference x 2 seeds)
+    assert len(cells) == summary.cells_total == summary.cells_run == 20
     store = RunStore(tmp_path / "run")
     results = store.read_results()
     # The run summary's cost of checking, per attack, is the cells' own seconds summed.
     per_cell = results.drop_duplicates(["library", "attack", "eps", "seed"])
-    assert set(summary.seconds_by_attack) == {"FGSM", "PGD-3"}
+    assert set(summary.seconds_by_attack) == {"FGSM", "PGD-3", "APGD-CE-10"}
     for label, (attack, check) in summary.seconds_by_attack.items():
         cells_of = per_cell[per_cell["attack_label"] == label]
         assert attack == pytest.approx(cells_of["seconds"].sum()) and attack > 0
         assert check == pytest.approx(cells_of["eval_seconds"].sum()) and check > 0
-    assert len(results) == 17 * 8
+    assert len(results) == 20 * 8
     assert not results.duplicated(["library", "attack", "eps", "seed", "sample"]).any()
     assert results["in_bounds"].all() and (results["error"] == "").all()
     reference = results[results["library"] == "reference"]

@@ -6,6 +6,11 @@ mutants replace that name there. Each replacement is ``_pgd_linf`` as released i
 exactly one change, marked by a ``# MUTATION:`` comment quoting the original line; the other edits are
 mechanical (annotations dropped, the code formatted).
 
+Its ``apgd`` hands every restart to the module-level ``_apgd`` (``adv_lib.attacks.auto_pgd``) likewise.
+adv-lib's APGD departs from the original (adapters/adv_lib.py), so its cells disagree before any bug is
+planted: its mutants must be caught by more than x_adv — the passes, or an output outside the eps-ball
+(test_mutation_suite.py holds them to that). They wrap ``_apgd`` and change one argument, as marked.
+
 The adapter's FGSM is ``pgd_linf`` with one iteration and no random start, which returns x unchanged
 whatever happens inside the step (adapters/adv_lib.py): a bug shows in FGSM only where it changes
 which points are evaluated, so the FGSM mutant is the one that adds an iteration.
@@ -26,7 +31,7 @@ from torch.nn import functional as F
 with warnings.catch_warnings():
     # adv_lib.utils.projections warns on import (distutils' LooseVersion), as in adapters/adv_lib.py.
     warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*distutils.*")
-    from adv_lib.attacks import projected_gradient_descent
+    from adv_lib.attacks import auto_pgd, projected_gradient_descent
     from adv_lib.utils.losses import difference_of_logits, difference_of_logits_ratio
     from adv_lib.utils.projections import clamp_
 
@@ -290,6 +295,26 @@ def _adv_lib_pgd_one_step_fewer(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(projected_gradient_descent, "_pgd_linf", _pgd_linf)
 
 
+def _adv_lib_apgd_ball_too_large(mp: pytest.MonkeyPatch) -> None:
+    released = auto_pgd._apgd
+
+    def _apgd(*args, eps, **kwargs):  # type: ignore[no-untyped-def]
+        # MUTATION: was `eps` (apgd's `eps=eps[to_attack]`): a ball half again as large
+        return released(*args, eps=1.5 * eps, **kwargs)
+
+    mp.setattr(auto_pgd, "_apgd", _apgd)
+
+
+def _adv_lib_apgd_one_iteration_short(mp: pytest.MonkeyPatch) -> None:
+    released = auto_pgd._apgd
+
+    def _apgd(*args, n_iter, **kwargs):  # type: ignore[no-untyped-def]
+        # MUTATION: was `n_iter` (apgd's `n_iter=n_iter`)
+        return released(*args, n_iter=n_iter - 1, **kwargs)
+
+    mp.setattr(auto_pgd, "_apgd", _apgd)
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "adv-lib-pgd-one-sided-start",
@@ -322,5 +347,23 @@ MUTANTS: tuple[Mutant, ...] = (
         "step count",
         "adv-lib PGD runs steps-1 iterations.",
         _adv_lib_pgd_one_step_fewer,
+    ),
+    Mutant(
+        "adv-lib-apgd-ball-too-large",
+        "adv-lib",
+        "apgd",
+        "projection",
+        "adv-lib's APGD draws its start in, and projects onto, a ball of 1.5·eps.",
+        _adv_lib_apgd_ball_too_large,
+        where=(("loss", "ce"),),
+    ),
+    Mutant(
+        "adv-lib-apgd-one-iteration-short",
+        "adv-lib",
+        "apgd",
+        "step count",
+        "adv-lib's APGD runs one iteration fewer than asked.",
+        _adv_lib_apgd_one_iteration_short,
+        where=(("loss", "dlr"),),
     ),
 )

@@ -1,11 +1,17 @@
-"""Planted bugs in torchattacks' APGD (its port of the original AutoAttack's), for the mutation suite
-(merged into ``mutants.MUTANTS``; the original's own are in ``mutants_autoattack.py``).
+"""Planted bugs in the core libraries' APGD — torchattacks' port of the original AutoAttack's, and
+ART's own AutoProjectedGradientDescent — for the mutation suite (merged into ``mutants.MUTANTS``; the
+original's own are in ``mutants_autoattack.py``, adv-lib's in ``mutants_adv_lib.py``).
 
 Same rules as ``mutants.py``: each method body is copied from the installed torchattacks 3.5.1
 (``torchattacks/attacks/apgd.py``, class ``APGD``) with exactly one plausible change, marked by a
 ``# MUTATION:`` comment above it that quotes the original line; the only other edits are the project's
 formatting. Each is patched on the class the adapter instantiates, and judged on the suite's APGD entries
-(``suite.APGD_ATTACKS``).
+(the smoke preset's APGD-CE-10 and ``suite.APGD_ATTACKS``).
+
+ART's APGD departs from the original (adapters/art.py), so its cells disagree before any bug is planted:
+its mutants must be caught by more than x_adv — the passes it spends, or an output outside the eps-ball
+(test_mutation_suite.py holds them to that). They wrap ``__init__`` and change one attribute after it,
+as marked, rather than copy ``generate``'s 220 lines.
 
 Import this file through ``mutants`` (``from mutants import MUTANTS``): it takes ``Mutant`` from there,
 and ``mutants`` imports it at its end.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from art.attacks.evasion import AutoProjectedGradientDescent
 from mutants import Mutant
 from torchattacks.attacks.apgd import APGD
 
@@ -47,6 +54,28 @@ def _torchattacks_apgd_oscillation_counts_decreases(mp: pytest.MonkeyPatch) -> N
     mp.setattr(APGD, "check_oscillation", check_oscillation)
 
 
+def _art_apgd_ball_too_large(mp: pytest.MonkeyPatch) -> None:
+    original_init = AutoProjectedGradientDescent.__init__
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original_init(self, *args, **kwargs)
+        # MUTATION: was `self.eps = eps` (set in __init__): a ball half again as large
+        self.eps = 1.5 * self.eps
+
+    mp.setattr(AutoProjectedGradientDescent, "__init__", __init__)
+
+
+def _art_apgd_one_iteration_short(mp: pytest.MonkeyPatch) -> None:
+    original_init = AutoProjectedGradientDescent.__init__
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original_init(self, *args, **kwargs)
+        # MUTATION: was `self.max_iter = max_iter` (set in __init__)
+        self.max_iter = self.max_iter - 1
+
+    mp.setattr(AutoProjectedGradientDescent, "__init__", __init__)
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "torchattacks-apgd-dlr-second-logit",
@@ -65,5 +94,23 @@ MUTANTS: tuple[Mutant, ...] = (
         "torchattacks' APGD checkpoint counts the iterations where the loss fell, not rose, so it halves other steps.",
         _torchattacks_apgd_oscillation_counts_decreases,
         where=(("loss", "ce"),),
+    ),
+    Mutant(
+        "art-apgd-ball-too-large",
+        "art",
+        "apgd",
+        "projection",
+        "ART's APGD draws its start in, and projects onto, a ball of 1.5·eps.",
+        _art_apgd_ball_too_large,
+        where=(("loss", "ce"),),
+    ),
+    Mutant(
+        "art-apgd-one-iteration-short",
+        "art",
+        "apgd",
+        "step count",
+        "ART's APGD runs one iteration fewer than asked (and its checkpoints move with it).",
+        _art_apgd_one_iteration_short,
+        where=(("loss", "dlr"),),
     ),
 )

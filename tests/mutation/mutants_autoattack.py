@@ -5,7 +5,7 @@ Same rules as ``mutants.py``: each method body is copied from the installed pyau
 (``pyautoattack/autopgd_base.py``, class ``APGDAttack``) with exactly one plausible change, marked by
 a ``# MUTATION:`` comment above it that quotes the original line; the only other edits are the
 project's formatting. Each is patched on the class, which is what the adapter instantiates. The suite
-judges them on its APGD entries (``suite.APGD_ATTACKS``: APGD-CE-10 and APGD-DLR-10 at 4/255).
+judges them on its APGD entries (APGD-CE-10, the smoke preset's, and ``suite.APGD_ATTACKS``' APGD-DLR-10, at 4/255).
 
 Import this file through ``mutants`` (``from mutants import MUTANTS``): it takes ``Mutant`` from there,
 and ``mutants`` imports it at its end.

@@ -77,6 +77,9 @@ def test_every_mutant_is_caught(
     assert len(rows), f"no {mutant.library} {mutant.attack} ({mutant.norm}) cells ran"
     assert len(rows) == len(frame[frame["library"] == mutant.library]), "cells of another variant ran"
     missed = rows[~rows["verdict"].isin(("disagree", "invalid"))]
+    if departs(mutant.library, mutant.attack):
+        # Its cells disagree unmutated (a documented departure): the bug must show beyond x_adv.
+        missed = rows[(rows["verdict"] != "invalid") & ~rows["reason"].str.contains("passes per sample")]
     assert missed.empty, f"{mutant.name} not caught:\n" + "\n".join(missed["reason"])
     label = adapters.get(mutant.library).name
     for reason in rows["reason"]:
