@@ -8,8 +8,8 @@ mechanical (annotations dropped, the code formatted).
 
 Its ``apgd`` hands every restart to the module-level ``_apgd`` (``adv_lib.attacks.auto_pgd``) likewise.
 adv-lib's APGD departs from the original (adapters/adv_lib.py), so its cells disagree before any bug is
-planted: its mutants must be caught by more than x_adv — the passes, or an output outside the eps-ball
-(test_mutation_suite.py holds them to that). They wrap ``_apgd`` and change one argument, as marked.
+planted: its mutants must change what the report says beyond that — an output outside the eps-ball, or
+other evidence than the unmutated cells' (test_mutation_suite.py holds them to that). They wrap ``_apgd`` and change one argument, as marked.
 
 The adapter's FGSM is ``pgd_linf`` with one iteration and no random start, which returns x unchanged
 whatever happens inside the step (adapters/adv_lib.py): a bug shows in FGSM only where it changes

@@ -5,7 +5,7 @@
     python tests/mutation/suite.py --table --only art-pgd-l2-start-on-sphere   # only these mutants
 
 The smoke preset as it ships (8 test images, FGSM at 0.1, 1 and 4/255, random-start PGD-3 at 2/255,
-reference seeds 0 and 1, library seed 0), with four changes: 5 images per attack call instead of 8,
+APGD-CE-10 at 4/255, reference seeds 0 and 1, library seed 0), with four changes: 5 images per attack call instead of 8,
 so that every run ends with a smaller, last batch (5 + 3) and a bug that only hits that batch can show;
 every adapter among its libraries, so that one the preset does not list is run and mutated too;
 the L2 variants (:data:`L2_ATTACKS`: FGM-L2 at 0.5 and 2, PGD-L2-3 at 1 with and without a random
