@@ -218,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--classes", type=_positive_int, default=10, help="the model's classes (default 10)"
     )
 
+    optima = commands.add_parser(
+        "optima",
+        help="how far each library's attacks land from the exact worst case on affine models",
+        description="Runs every library's FGSM, PGD, FGM-L2, PGD-L2 and APGD on affine classifiers whose worst "
+        "case within eps and [0, 1] is solved exactly (adapters/optima.py), and prints per library and attack "
+        "the samples it fools against those the optimum fools and its margin gap (see harness/optima.py).",
+    )
+    optima.add_argument(
+        "--libraries", type=_csv, help="comma-separated subset (default: every one that runs here)"
+    )
+    optima.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+
     demo = commands.add_parser(
         "demo",
         help="the whole job: synthesise (or read --data), train, attack; reuses whatever already exists in --out",

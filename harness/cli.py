@@ -122,4 +122,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.demo(args)
     if args.command == "autoattack-config":
         return commands.autoattack_config(args)
+    if args.command == "optima":
+        return commands.optima(args)
     raise AssertionError(f"unhandled command {args.command}")  # argparse rejects unknown commands

@@ -189,6 +189,33 @@ def autoattack_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def optima(args: argparse.Namespace) -> int:
+    import json
+
+    from advparity.harness import optima
+
+    from advparity import adapters
+
+    unknown = [lib for lib in args.libraries or () if lib not in adapters.names()]
+    if unknown:
+        raise ValueError(f"--libraries: unknown {unknown}; expected some of {adapters.names()}")
+    for library in args.libraries or ():
+        status = adapters.availability(library)
+        if status.state != "ready":
+            raise ValueError(f"--libraries: {library} cannot run here ({status.state}): {status.reason}")
+    rows = optima.gaps(args.libraries)
+    print(optima.table(rows))
+    if args.json is not None:
+        args.json.write_text(json.dumps(optima.as_records(rows), indent=1) + "\n", encoding="utf-8")
+    below = [r for r in rows if r.below_optimum]
+    if below:
+        print(
+            f"below the optimum (outside the budget, or a wrong optimum): {[(r.library, r.attack_label) for r in below]}"
+        )
+        return EXIT_DISAGREE
+    return EXIT_OK
+
+
 def bench(args: argparse.Namespace) -> int:
     from advparity.harness import pipeline
     from advparity.harness.bench import BenchConfig, estimate_phase, run_bench

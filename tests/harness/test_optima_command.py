@@ -1,0 +1,40 @@
+"""``python -m advparity optima``: every library's attacks against the exact worst case of affine models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from advparity.harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+
+
+def test_the_gaps_are_measured_and_none_is_below_the_optimum(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "optima.json"
+    assert main(["-q", "optima", "--libraries", "reference,torchattacks", "--json", str(out)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert printed.startswith("| classes | attack | eps | library |")
+    rows = json.loads(out.read_text())
+    assert {r["library"] for r in rows} == {"reference", "torchattacks"}
+    assert all(r["below_optimum"] == 0 for r in rows)
+    binary_linf = [
+        r
+        for r in rows
+        if r["classes"] == 2 and r["norm"] == "linf" and not r["attack_label"].startswith("APGD")
+    ]
+    # Two classes, L∞: FGSM and PGD reach the optimum on every sample (round-off of the float32 model).
+    assert {r["attack_label"] for r in binary_linf} == {"FGSM", "PGD-10 (no random start)"}
+    assert all(r["missed"] == 0 and r["max_gap"] < 1e-6 for r in binary_linf)
+    assert all(r["fooled"] == r["optimum_fooled"] > 0 for r in binary_linf)
+    # Four classes: cross-entropy's FGSM misses samples the optimum fools (another class is nearer).
+    four = next(
+        r for r in rows if r["classes"] == 4 and r["attack_label"] == "FGSM" and r["library"] == "reference"
+    )
+    assert four["missed"] > 0 and four["optimum_fooled"] > four["fooled"]
+
+
+def test_an_unknown_library_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-q", "optima", "--libraries", "potato"]) == EXIT_BAD_INPUT
+    assert "--libraries: unknown ['potato']" in capsys.readouterr().err
