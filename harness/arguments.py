@@ -229,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--libraries", type=_csv, help="comma-separated subset (default: every one that runs here)"
     )
     optima.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    optima.add_argument(
+        "--run",
+        type=Path,
+        help="measure the run's libraries and add the section to its report (RUN_DIR/optima.json)",
+    )
 
     demo = commands.add_parser(
         "demo",

@@ -131,9 +131,22 @@ def demo(args: argparse.Namespace) -> int:
     # demo's attack time); every library would be 8 (~1/3). `python -m advparity gradcam RUN_DIR` maps them all.
     gradcam_request = GradcamRequest(request.out, per_class=4, libraries=("reference",), device=device)
     gradcam_code = _run_gradcam(gradcam_request, progress)
+    _write_optima(request.out, preset.attack.libraries)
     code = max(report(request.out, None), gradcam_code)
     print(f"total time: {time.perf_counter() - started:.0f} s")
     return code
+
+
+def _write_optima(run_dir: Path, libraries: tuple[str, ...]) -> None:
+    """The report's "against closed-form optima": the run's libraries on the exactly solved models."""
+    from advparity.harness import optima
+
+    from advparity import adapters
+
+    started = time.perf_counter()
+    rows = optima.gaps([lib for lib in libraries if adapters.availability(lib).state == "ready"])
+    optima.write(rows, run_dir)
+    print(f"closed-form optima: {len(rows)} rows in {time.perf_counter() - started:.0f} s")
 
 
 def gradcam(args: argparse.Namespace) -> int:
@@ -193,6 +206,7 @@ def optima(args: argparse.Namespace) -> int:
     import json
 
     from advparity.harness import optima
+    from advparity.reports.optima_html import OPTIMA_FILE
 
     from advparity import adapters
 
@@ -203,10 +217,26 @@ def optima(args: argparse.Namespace) -> int:
         status = adapters.availability(library)
         if status.state != "ready":
             raise ValueError(f"--libraries: {library} cannot run here ({status.state}): {status.reason}")
-    rows = optima.gaps(args.libraries)
+    libraries = args.libraries
+    if args.run is not None and libraries:
+        raise ValueError("--run measures the run's own libraries: give --run or --libraries, not both")
+    if args.run is not None:
+        from advparity.reports.load import load_run
+
+        # The run's libraries that can run here (the report names the others already).
+        listed = load_run(args.run).manifest["config"]["attack"]["libraries"]
+        libraries = [
+            lib for lib in listed if lib in adapters.names() and adapters.availability(lib).state == "ready"
+        ]
+    rows = optima.gaps(libraries)
     print(optima.table(rows))
     if args.json is not None:
         args.json.write_text(json.dumps(optima.as_records(rows), indent=1) + "\n", encoding="utf-8")
+    if args.run is not None:
+        optima.write(rows, args.run)
+        print(
+            f'written: {args.run / OPTIMA_FILE} (the report\'s "against closed-form optima"; `report {args.run}`)'
+        )
     below = [r for r in rows if r.below_optimum]
     if below:
         print(

@@ -14,12 +14,15 @@ measurement of the attack, not a verdict on the library.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from advparity.adapters.optima import affine_model, margins, optimum
 from advparity.adapters.spec import AttackSpec
+from advparity.reports.optima_html import OPTIMA_FILE
 
 from advparity import adapters
 
@@ -115,3 +118,10 @@ def table(rows: Sequence[Gap]) -> str:
 
 def as_records(rows: Sequence[Gap]) -> list[dict[str, object]]:
     return [asdict(r) for r in rows]
+
+
+def write(rows: Sequence[Gap], run_dir: Path) -> Path:
+    """``RUN_DIR/optima.json``, which the report reads (``reports/optima_html.py``)."""
+    path = Path(run_dir) / OPTIMA_FILE
+    path.write_text(json.dumps(as_records(rows), indent=1) + "\n", encoding="utf-8")
+    return path

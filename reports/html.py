@@ -33,6 +33,7 @@ from advparity.reports.html_sections import (
     _verdict_details,
 )
 from advparity.reports.load import Run
+from advparity.reports.optima_html import optima_section
 from advparity.reports.sanity import Finding, run_all
 from advparity.reports.schema import check_manifest, naming_libraries
 from advparity.reports.summary import cell_summary
@@ -146,6 +147,7 @@ def write_report(
                 _tables_section(t, eps, images),
                 # The paper's Grad-CAM claim, measured: a part of the paper comparison (RUN_DIR/gradcam/).
                 _paper_section(t, report_block(run.run_dir)),
+                optima_section(run.run_dir),
                 _verdict_details(v),
                 _rules_section(),
                 _findings_section(f),

@@ -38,3 +38,30 @@ def test_the_gaps_are_measured_and_none_is_below_the_optimum(
 def test_an_unknown_library_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-q", "optima", "--libraries", "potato"]) == EXIT_BAD_INPUT
     assert "--libraries: unknown ['potato']" in capsys.readouterr().err
+
+
+def test_the_demo_reports_the_gaps_of_its_libraries(smoke_demo: tuple[Path, str]) -> None:
+    """``demo`` measures its run's libraries on the closed-form models and the report shows them."""
+    demo, printed = smoke_demo
+    rows = json.loads((demo / "run" / "optima.json").read_text())
+    assert {r["library"] for r in rows} == {"reference", "art", "torchattacks", "foolbox"}
+    assert "closed-form optima:" in printed
+    report = (demo / "run" / "report.html").read_text()
+    assert '<h2 id="optima">Against closed-form optima</h2>' in report
+    assert "fooled / optimum fools" in report
+
+
+def test_a_run_gains_the_section(smoke_demo: tuple[Path, str], tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_demo[0] / "run", run)
+    (run / "optima.json").unlink()
+    assert main(["-q", "optima", "--run", str(run)]) == EXIT_OK
+    assert {r["library"] for r in json.loads((run / "optima.json").read_text())} == {
+        "reference",
+        "art",
+        "torchattacks",
+        "foolbox",
+    }
+    assert main(["-q", "optima", "--run", str(run), "--libraries", "art"]) == EXIT_BAD_INPUT
