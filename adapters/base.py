@@ -104,12 +104,26 @@ def run_guarded(
     """Validate, run ``attack_fn`` under the state guard with pass counting, check the output."""
     if not isinstance(spec, AttackSpec):
         raise ValueError(f"expected spec to be an adapters.AttackSpec, got {type(spec).__name__}")
+    given_x, given_y = x.detach().clone(), y.detach().clone()
     with attack_session(model, x, y, library) as session:
         start = time.perf_counter()
-        x_adv = attack_fn(session.counter, x.detach().clone(), y.detach().clone(), spec, session.num_classes)
+        x_adv = attack_fn(session.counter, given_x, given_y, spec, session.num_classes)
         seconds = time.perf_counter() - start
+    # The library got copies; one it wrote into would have written into the caller's tensors (ART
+    # once added its perturbation in place into the caller's array): the cell is invalid.
+    session.state_changes.extend(input_writes(x, y, given_x, given_y))
     check_output(library, x, x_adv, spec)
     return AttackResult(x_adv.detach(), session.counter.stats(library, seconds, session.state_changes))
+
+
+def input_writes(x: torch.Tensor, y: torch.Tensor, given_x: torch.Tensor, given_y: torch.Tensor) -> list[str]:
+    """What a library wrote into the inputs it was given (copies of ``x`` and ``y``), in words."""
+    writes = []
+    for name, original, given in (("x", x, given_x), ("y", y, given_y)):
+        changed = int((given != original).sum()) if given.shape == original.shape else int(original.numel())
+        if changed:
+            writes.append(f"wrote into its input {name} in place ({changed} values changed)")
+    return writes
 
 
 # --- input validation ----------------------------------------------------------------------------

@@ -56,7 +56,9 @@ def _unavailable(e: CellEvidence) -> str:
 def _invalid_output(e: CellEvidence) -> str:
     detail = f" First error: {e.first_error!r}." if e.first_error else ""
     if e.first_change:
-        detail += f" It left the model changed: {e.first_change} (the guard restored it)."
+        detail += (
+            f" It left the model or its inputs changed: {e.first_change} (the guard restored the model)."
+        )
     return (
         f"{e.name}: {e.n_invalid} of {e.n} outputs are outside the eps-ball or [0, 1], or the library raised "
         f"or changed the model.{detail} Its results are not comparable; fix the adapter or report the "

@@ -172,3 +172,33 @@ def test_unguarded_foolbox_would_corrupt_batchnorm(small_net: nn.Module, small_b
     with pytest.warns(UserWarning, match="training mode"):  # Foolbox only warns
         fgsm(model, *small_batch, AttackSpec("fgsm", 1 / 255), 3)
     assert not torch.equal(model.features[1].running_mean, running_mean)
+
+
+def test_a_library_that_writes_into_its_input_is_flagged(
+    small_net: nn.Module, small_batch: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    """The library gets copies of x and y; one it writes into (the caller's tensors, were they passed)
+    is named in the stats' state changes, which make its cell invalid; the caller's tensors are intact."""
+    from advparity.adapters import AttackSpec, run_attack
+    from advparity.adapters.base import GuardedAdapter
+    from advparity.adapters.declaration import Declaration, Offer
+
+    def writes(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int
+    ) -> torch.Tensor:
+        x_adv = (x + spec.eps).clamp(0, 1)
+        x.copy_(x_adv)  # the bug: in place, into what it was given
+        y.zero_()
+        return x_adv
+
+    adapter = GuardedAdapter(
+        name="writer",
+        attack_fn=None,
+        declaration=Declaration(offers={"fgsm": Offer(call=writes, loss_reduction="sum")}),
+    )
+    x, y = small_batch
+    before_x, before_y = x.clone(), y.clone()
+    changes = run_attack(adapter, small_net, x, y, AttackSpec("fgsm", 2 / 255)).stats.state_changes
+    assert any(c.startswith("wrote into its input x in place (") for c in changes), changes
+    assert any(c.startswith("wrote into its input y in place (") for c in changes), changes
+    assert torch.equal(x, before_x) and torch.equal(y, before_y)

@@ -99,6 +99,7 @@ BUGS: tuple[str, ...] = (
     "last partial batch",
     "normalisation",  # the L2 step's norm: the wrong order, a missing square root
     "start distribution",  # an L2 random start on the sphere instead of in the ball
+    "input write",  # the library writes into the arrays it was given (the caller's)
 )
 
 
@@ -735,6 +736,18 @@ def _art_fgsm_no_op(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(FastGradientMethod, "generate", generate)
 
 
+def _art_fgsm_writes_into_input(mp: pytest.MonkeyPatch) -> None:
+    released = FastGradientMethod.generate
+
+    def generate(self, x, y=None, **kwargs):  # type: ignore[no-untyped-def]
+        x_adv = released(self, x, y, **kwargs)
+        # MUTATION: added — the adversarial example also written into the caller's array, in place
+        x[...] = x_adv
+        return x_adv
+
+    mp.setattr(FastGradientMethod, "generate", generate)
+
+
 def _art_fgsm_no_clip(mp: pytest.MonkeyPatch) -> None:
     def _apply_perturbation(self, x, perturbation, eps_step):  # type: ignore[no-untyped-def]
         perturbation_step = eps_step * perturbation
@@ -1054,6 +1067,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "no-op",
         "ART FGSM loops over range(num_random_init) instead of range(max(1, num_random_init)): with no random init it returns x unchanged.",
         _art_fgsm_no_op,
+    ),
+    Mutant(
+        "art-fgsm-writes-into-input",
+        "art",
+        "fgsm",
+        "input write",
+        "ART FGSM writes its adversarial example into the caller's array as well as returning it.",
+        _art_fgsm_writes_into_input,
     ),
     Mutant(
         "art-fgsm-no-clip",

@@ -3,7 +3,7 @@
 A mutant is live on a small BatchNorm CNN when the mutated call (1) raises AttackOutputError (the
 shared guard caught a bound), (2) returns an x_adv that differs from the unmutated one by more than
 float32 round-off, or (3) changed the model's parameters or buffers during the attack (the guard
-restores them and logs "changed the model's ..."). The unmutated calls are checked to be
+restores them and logs "changed the model's ..."), or wrote into the inputs it was given. The unmutated calls are checked to be
 deterministic, bit for bit, so "differs" means the bug and not noise.
 """
 
@@ -152,18 +152,21 @@ def test_mutant_is_live(
     adapter = adapters.get(lib)
     raised: AttackOutputError | None = None
     x_adv: torch.Tensor | None = None
+    changes: list[str] = []
     with caplog.at_level(logging.WARNING, logger="advparity.adapters.state"):
         try:
             if partial:
                 # The bug must leave full-size batches correct and hit only the smaller, last one.
                 full = adapter.run(net, x, y, spec).x_adv
                 assert torch.equal(full, baseline_full), f"{mutant.name} changes full-size batches too"
-            x_adv = adapter.run(net, x_run, y_run, spec).x_adv
+            result = adapter.run(net, x_run, y_run, spec)
+            x_adv, changes = result.x_adv, result.stats.state_changes
         except AttackOutputError as err:
             raised = err
     monkeypatch.undo()
 
     state_changed = any("changed the model's" in r.getMessage() for r in caplog.records)
+    state_changed |= any("wrote into its input" in change for change in changes)
     diff = None if x_adv is None else float((x_adv.double() - baseline.double()).abs().max())
     differs = diff is not None and diff > EPS_TOLERANCE
     assert raised is not None or differs or state_changed, (

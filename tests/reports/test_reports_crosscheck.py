@@ -154,7 +154,7 @@ def test_a_model_left_changed_is_invalid(agreeing: pd.DataFrame) -> None:
     )
     row = _row(verdicts(replace_cell(agreeing, changed)), "foolbox", "fgsm", EPS1)
     assert row["verdict"] == "invalid"
-    assert "It left the model changed: buffers values changed" in row["reason"]
+    assert "It left the model or its inputs changed: buffers values changed" in row["reason"]
 
 
 def test_mismatches_lists_the_differing_samples(agreeing: pd.DataFrame) -> None:
