@@ -104,8 +104,8 @@ def run_guarded(
     """Validate, run ``attack_fn`` under the state guard with pass counting, check the output."""
     if not isinstance(spec, AttackSpec):
         raise ValueError(f"expected spec to be an adapters.AttackSpec, got {type(spec).__name__}")
-    given_x, given_y = x.detach().clone(), y.detach().clone()
-    with attack_session(model, x, y, library) as session:
+    with attack_session(model, x, y, library) as session:  # validates x and y first
+        given_x, given_y = x.detach().clone(), y.detach().clone()
         start = time.perf_counter()
         x_adv = attack_fn(session.counter, given_x, given_y, spec, session.num_classes)
         seconds = time.perf_counter() - start
