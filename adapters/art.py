@@ -66,7 +66,8 @@ correctly at x and keeps each sample's first success, but it decides, steps and 
 Its start (``random_sphere``, uniform in the L∞ box or the L2 ball, from NumPy's global RNG, for the
 samples still to attack, clipped and projected) is reproduced per subset (:func:`_apgd_draw`). Its
 later restarts attack the samples still correct at their previous start, from that start plus new
-noise, and its targeted mode takes the caller's targets: one untargeted restart is offered.
+noise, and its targeted mode takes the caller's targets: one untargeted restart is offered, at the ρ it
+fixes (``rho = 0.75`` inside ``generate``; another is refused).
 """
 
 from __future__ import annotations
@@ -345,6 +346,8 @@ def _apgd_refuses(spec: AttackSpec) -> str:
             "offers APGD with one untargeted restart only: ART's later restarts attack the samples still "
             "correct at their previous start, from it, and its targeted APGD takes the caller's targets"
         )
+    if spec.rho != 0.75:
+        return "has no rho: ART's AutoProjectedGradientDescent fixes `rho = 0.75` in generate"
     return ""
 
 

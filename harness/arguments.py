@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--attacks",
         type=_csv,
-        help="comma-separated bench entries (default fgsm,pgd; also bim, mifgsm, fgsm-l2, pgd-l2, apgd)",
+        help="comma-separated bench entries (default fgsm,pgd, or those --preset runs; also bim, mifgsm, fgsm-l2, pgd-l2, apgd)",
     )
     bench.add_argument("--json", type=Path, help="also write the rows, config and machine to this JSON file")
     bench.add_argument(

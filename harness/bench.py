@@ -454,6 +454,16 @@ def run_bench(
 # --- what a preset's attack phase would cost -------------------------------------------------------
 
 
+def preset_entries(attack: AttackConfig) -> tuple[str, ...]:
+    """The bench entries a preset's cells are estimated from (:func:`estimate_phase`), in plan order:
+    each cell's own entry where there is one, else its attack's L∞ entry."""
+    return tuple(
+        dict.fromkeys(
+            entry_of(c.spec) if entry_of(c.spec) in _ENTRIES else c.attack for c in plan_cells(attack)
+        )
+    )
+
+
 @dataclass(frozen=True)
 class PhaseEstimate:
     """Attack-phase seconds of a preset on ``n_images``, per library, from measured images/s."""

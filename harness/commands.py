@@ -248,7 +248,7 @@ def optima(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     from advparity.harness import pipeline
-    from advparity.harness.bench import BenchConfig, estimate_phase, run_bench
+    from advparity.harness.bench import BenchConfig, estimate_phase, preset_entries, run_bench
 
     defaults = BenchConfig()
     preset = _load_preset(args) if args.preset else None
@@ -260,7 +260,8 @@ def bench(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         pgd_steps=args.steps or (preset.attack.pgd_steps if preset else defaults.pgd_steps),
         libraries=args.libraries or defaults.libraries,
-        attacks=args.attacks or defaults.attacks,
+        # A preset's estimate needs a rate for every attack it runs.
+        attacks=args.attacks or (preset_entries(preset.attack) if preset else defaults.attacks),
         device=pipeline.resolve_device(args.device),
     )
     result = run_bench(config, progress=None if args.quiet else lambda what: log.info("timing %s", what))

@@ -386,3 +386,12 @@ def test_art_returns_its_own_start_where_it_fails_and_spends_its_declared_passes
     assert "random start" in art.declaration.departure(spec)
     with pytest.raises(ValueError, match="one untargeted restart only"):
         art.run(small_net, x, y, AttackSpec("apgd", eps, seed=4, loss=loss, norm=norm, steps=10, restarts=2))
+
+
+def test_art_refuses_a_rho_it_cannot_set() -> None:
+    pytest.importorskip("art")
+    from advparity.adapters import AttackSpec, get
+
+    refusal = get("art").declaration.refusal(AttackSpec("apgd", 1 / 255, rho=0.5))
+    assert refusal == "has no rho: ART's AutoProjectedGradientDescent fixes `rho = 0.75` in generate"
+    assert get("art").declaration.accepts(AttackSpec("apgd", 1 / 255, rho=0.75))

@@ -255,7 +255,8 @@ def test_the_cli_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     printed = capsys.readouterr().out
     # The preset's size and steps.
     assert "DenseNet-121 at 32 px, batch 1" in printed and "3-step iterative attacks" in printed
-    assert "smoke preset, attack phase on 8 images (17 cells)" in printed
+    assert "smoke preset, attack phase on 8 images (20 cells)" in printed
+    assert "APGD-CE-3" in printed  # the preset's APGD, benched at its step count for the estimate
     assert main(["-q", "bench", "--images", "10"]) == 2
 
 
