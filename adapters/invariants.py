@@ -1,0 +1,103 @@
+"""Invariants every correct attack satisfies, checked on a library's own calls — no reference needed.
+
+Each check runs the library on a small batch and returns a :class:`Check`: its name, one sentence on
+why it must hold, whether it held (None where it cannot run for this library or spec, with the reason),
+and the samples that broke it. Real bugs broke each: a selection rule over the whole data set made one
+sample's result depend on the others in its batch (ART, once); an in-place write changed the caller's
+array (ART, once: the guard's :func:`~.base.input_writes` catches that on every call).
+
+* :func:`repeatable` — the same call twice (same seed) returns the same x_adv bit for bit;
+* :func:`batch_independent` — for a deterministic spec (no random start), a sample's x_adv does not
+  depend on the batch it is in: the batch reversed and split in two give every sample the x_adv the
+  whole batch gave it, up to float32 round-off and to sign flips where the gradient is within
+  round-off of zero (a mean-reduced loss rounds differently with another batch size:
+  :data:`~.expected.NEAR_ZERO_GRADIENT`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import run_attack
+from .declaration import Adapter
+from .expected import Expectation, compare, expectation
+from .spec import AttackSpec
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    why: str
+    passed: bool | None  # None: the check cannot run for this library and spec (``evidence`` says why)
+    evidence: str = ""
+    samples: tuple[int, ...] = ()  # positions in the batch that broke it
+
+
+REPEATABLE = "same seed, same x_adv"
+INDEPENDENT = "independent of the batch"
+
+
+def repeatable(
+    adapter: Adapter, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec
+) -> Check:
+    why = (
+        "an attack is a function of its inputs and seed: a second identical call must return the same points"
+    )
+    first = run_attack(adapter, model, x, y, spec).x_adv  # type: ignore[arg-type]
+    second = run_attack(adapter, model, x, y, spec).x_adv  # type: ignore[arg-type]
+    differ = (first != second).flatten(1).any(dim=1)
+    broken = tuple(int(i) for i in differ.nonzero().flatten())
+    evidence = f"{len(broken)} of {len(x)} samples came back different" if broken else ""
+    return Check(REPEATABLE, why, not broken, evidence, broken)
+
+
+def batch_independent(
+    adapter: Adapter, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec
+) -> Check:
+    why = (
+        "each sample is attacked on its own loss: reordering or splitting the batch must not change its "
+        "x_adv beyond round-off"
+    )
+    if spec.seeded:
+        return Check(
+            INDEPENDENT,
+            why,
+            None,
+            "not run: the random start is drawn for the whole batch, so another batch draws other starts",
+        )
+    if len(x) < 2:
+        return Check(INDEPENDENT, why, None, "not run: it needs at least 2 samples")
+    whole = run_attack(adapter, model, x, y, spec).x_adv  # type: ignore[arg-type]
+    declaration = adapter.declaration  # type: ignore[attr-defined]
+    # Which pixels' signs round-off can flip: the expected attack's gradient floor, on the whole batch.
+    floor = expectation(model, x, y, spec, declaration).grad_floor
+    reference = Expectation(whole, floor, exact=True)
+    order = torch.arange(len(x) - 1, -1, -1)
+    reversed_adv = run_attack(adapter, model, x[order], y[order], spec).x_adv[order.argsort()]  # type: ignore[arg-type]
+    k = len(x) // 2 + 1
+    split_adv = torch.cat(
+        [
+            run_attack(adapter, model, x[:k], y[:k], spec).x_adv,
+            run_attack(adapter, model, x[k:], y[k:], spec).x_adv,
+        ]  # type: ignore[arg-type]
+    )
+    broken: set[int] = set()
+    for variant in (reversed_adv, split_adv):
+        evidence = compare(variant, reference)
+        beyond = evidence.pixels_differ - evidence.pixels_differ_near_zero
+        broken |= {int(i) for i in (beyond > 0).nonzero().flatten()}
+    samples = tuple(sorted(broken))
+    text = (
+        f"{len(samples)} of {len(x)} samples changed with the batch (reversed, or split {k} + {len(x) - k})"
+    )
+    return Check(INDEPENDENT, why, not samples, text if samples else "", samples)
+
+
+def check_all(
+    adapter: Adapter, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec
+) -> list[Check]:
+    """Every invariant of this module for one library and spec on the batch (x, y)."""
+    return [check(adapter, model, x, y, spec) for check in (repeatable, batch_independent)]

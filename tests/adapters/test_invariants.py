@@ -1,0 +1,86 @@
+"""Invariants that need no reference (``adapters/invariants.py``): every library passes them on every
+attack it offers (no false alarm), and a planted bug of each kind breaks them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from advparity.adapters import AttackSpec, get, runnable
+from advparity.adapters.invariants import INDEPENDENT, REPEATABLE, batch_independent, check_all, repeatable
+from support.small_nets import synthetic_batch
+from torch import nn
+
+EPS = 4 / 255
+SPECS = [
+    AttackSpec("fgsm", EPS),
+    AttackSpec("fgsm", 0.5, norm="l2"),
+    AttackSpec("pgd", EPS, steps=3, random_start=False),
+    AttackSpec("pgd", EPS, steps=3, random_start=True, seed=2),
+    AttackSpec("pgd", 0.5, steps=3, random_start=False, norm="l2"),
+    AttackSpec("bim", EPS, steps=3),
+    AttackSpec("mifgsm", EPS, steps=3),
+    AttackSpec("apgd", EPS, steps=5, seed=1),
+]
+
+
+@pytest.mark.parametrize("library", runnable())
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.label}-{s.norm}")
+def test_every_library_keeps_the_invariants(library: str, spec: AttackSpec, small_net: nn.Module) -> None:
+    """On 7 images (not a power of two: a mean-reduced loss rounds differently in each split)."""
+    adapter = get(library)
+    if not adapter.declaration.accepts(spec):
+        pytest.skip(f"{library} {adapter.declaration.refusal(spec)}")
+    x, y = synthetic_batch(7, seed=31)
+    checks = check_all(adapter, small_net, x, y, spec)
+    assert [c.name for c in checks] == [REPEATABLE, INDEPENDENT]
+    for check in checks:
+        assert check.passed is not False, f"{check.name}: {check.evidence} (samples {check.samples})"
+    # A seeded spec's batch-independence cannot run, and says why in one line.
+    independent = checks[1]
+    assert (independent.passed is None) == spec.seeded
+    if spec.seeded:
+        assert independent.evidence.startswith("not run: the random start is drawn for the whole batch")
+
+
+def test_a_batch_level_selection_breaks_independence(
+    small_net: nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library that keeps its adversarial batch only where it fools most of the batch (a selection by
+    the batch's success rate, as ART's restarts once were) makes a sample's x_adv depend on the others."""
+    torchattacks = pytest.importorskip("torchattacks")
+    released = torchattacks.FGSM.forward
+
+    def forward(self, images, labels):  # type: ignore[no-untyped-def]
+        adv = released(self, images, labels)
+        with torch.no_grad():
+            rate = (self.get_logits(adv).argmax(1) != labels).float().mean()
+        # MUTATION: added — the whole batch's x_adv kept only where it fools half the batch
+        return adv if rate >= 0.5 else images
+
+    x, y = synthetic_batch(7, seed=31)
+    spec = AttackSpec("fgsm", 8 / 255)  # fools 3 of the 7, 2 of the first 4: the split changes the choice
+    assert batch_independent(get("torchattacks"), small_net, x, y, spec).passed is True
+    monkeypatch.setattr(torchattacks.FGSM, "forward", forward)
+    check = batch_independent(get("torchattacks"), small_net, x, y, spec)
+    assert check.passed is False and check.samples and "changed with the batch" in check.evidence
+
+
+def test_an_unseeded_draw_breaks_repeatability(small_net: nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A random start drawn from a generator of its own, ignoring the seeded global RNG: two identical
+    calls differ."""
+    pytest.importorskip("torchattacks")
+    released = torch.Tensor.uniform_
+
+    calls = iter(range(1_000_000))
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):  # type: ignore[no-untyped-def]
+        # MUTATION: was `generator=generator` (None: the global RNG the adapter seeds): another seed per call
+        return released(self, a, b, generator=torch.Generator().manual_seed(next(calls)))
+
+    x, y = synthetic_batch(7, seed=31)
+    spec = AttackSpec("pgd", EPS, steps=3, random_start=True, seed=2)
+    assert repeatable(get("torchattacks"), small_net, x, y, spec).passed is True
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.Tensor, "uniform_", uniform_)
+        check = repeatable(get("torchattacks"), small_net, x, y, spec)
+    assert check.passed is False and len(check.samples) == len(x)
