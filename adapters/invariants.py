@@ -77,7 +77,7 @@ def batch_independent(
     reference = Expectation(whole, floor, exact=True)
     order = torch.arange(len(x) - 1, -1, -1)
     reversed_adv = run_attack(adapter, model, x[order], y[order], spec).x_adv[order.argsort()]  # type: ignore[arg-type]
-    k = len(x) // 2 + 1
+    k = (len(x) + 1) // 2  # two non-empty parts
     split_adv = torch.cat(
         [
             run_attack(adapter, model, x[:k], y[:k], spec).x_adv,
