@@ -40,6 +40,7 @@ is declared); ``grad + momentum * decay``, then a sign step.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torchattacks
@@ -155,32 +156,20 @@ def _run(build: Callable[[nn.Module, AttackSpec], torchattacks.attack.Attack]) -
 def _apgd(model: nn.Module, spec: AttackSpec) -> torchattacks.attack.Attack:
     # A port of the original AutoAttack's APGD (attacks/apgd.py there): every argument set, its
     # steps above all, which torchattacks' own AutoAttack leaves at the class default of 10.
-    if spec.targets is not None:
-        # APGDT targets the top n_classes - 1 non-true classes (n_target_classes = n_classes - 1).
-        return torchattacks.APGDT(
-            model,
-            norm=apgd.ORIGINAL_NORMS[spec.norm],
-            eps=spec.eps,
-            steps=spec.steps,
-            n_restarts=spec.restarts,
-            seed=spec.seed,
-            eot_iter=1,
-            rho=spec.rho,
-            verbose=False,
-            n_classes=spec.targets + 1,
-        )
-    return torchattacks.APGD(
-        model,
+    common: dict[str, Any] = dict(
         norm=apgd.ORIGINAL_NORMS[spec.norm],
         eps=spec.eps,
         steps=spec.steps,
         n_restarts=spec.restarts,
         seed=spec.seed,
-        loss=spec.loss,
         eot_iter=1,
         rho=spec.rho,
         verbose=False,
     )
+    if spec.targets is not None:
+        # APGDT targets the top n_classes - 1 non-true classes (n_target_classes = n_classes - 1).
+        return torchattacks.APGDT(model, n_classes=spec.targets + 1, **common)
+    return torchattacks.APGD(model, loss=spec.loss, **common)
 
 
 def _apgd_start(x: torch.Tensor, spec: AttackSpec) -> apgd.SubsetDraws:
