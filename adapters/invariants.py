@@ -6,6 +6,8 @@ and the samples that broke it. Real bugs broke each: a selection rule over the w
 sample's result depend on the others in its batch (ART, once); an in-place write changed the caller's
 array (ART, once: the guard's :func:`~.base.input_writes` catches that on every call).
 
+* :func:`zero_budget` — with eps = 0 the attack returns x exactly (torchattacks' FGSM once cut accuracy
+  from 81 % to 55 % at eps = 0, its issue #172);
 * :func:`repeatable` — the same call twice (same seed) returns the same x_adv bit for bit;
 * :func:`batch_independent` — for a deterministic spec (no random start), a sample's x_adv does not
   depend on the batch it is in: the batch reversed and split in two give every sample the x_adv the
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import run_attack
+from .base import AttackOutputError, run_attack
 from .declaration import Adapter
 from .expected import Expectation, compare, expectation
 from .spec import AttackSpec
@@ -36,8 +38,39 @@ class Check:
     samples: tuple[int, ...] = ()  # positions in the batch that broke it
 
 
+ZERO_BUDGET = "eps = 0 returns x"
 REPEATABLE = "same seed, same x_adv"
 INDEPENDENT = "independent of the batch"
+
+
+def zero_budget(
+    adapter: Adapter, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec
+) -> Check:
+    why = "with no budget there is nothing to change: x itself, bit for bit, whatever the attack does inside"
+    zero = _with_eps(spec, 0.0)
+    try:
+        x_adv = run_attack(adapter, model, x, y, zero).x_adv  # type: ignore[arg-type]
+    except AttackOutputError as err:
+        moved = tuple(range(len(x)))
+        return Check(ZERO_BUDGET, why, False, f"its output left the eps-ball: {err}", moved)
+    except (ValueError, ZeroDivisionError) as err:
+        # The library refuses eps = 0 (ART), or its call divides by eps (a relative step size).
+        return Check(
+            ZERO_BUDGET, why, None, f"not run: its call cannot take eps = 0 ({type(err).__name__}: {err})"
+        )
+    differ = (x_adv != x).flatten(1).any(dim=1)
+    broken = tuple(int(i) for i in differ.nonzero().flatten())
+    return Check(
+        ZERO_BUDGET, why, not broken, f"{len(broken)} of {len(x)} samples moved" if broken else "", broken
+    )
+
+
+def _with_eps(spec: AttackSpec, eps: float) -> AttackSpec:
+    """``spec`` with another eps, unchecked: eps = 0 is outside what a spec accepts, on purpose."""
+    other = AttackSpec.__new__(AttackSpec)
+    for name, value in (("attack", spec.attack), ("eps", eps), ("seed", spec.seed), ("params", spec.params)):
+        object.__setattr__(other, name, value)
+    return other
 
 
 def repeatable(
@@ -100,4 +133,4 @@ def check_all(
     adapter: Adapter, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec
 ) -> list[Check]:
     """Every invariant of this module for one library and spec on the batch (x, y)."""
-    return [check(adapter, model, x, y, spec) for check in (repeatable, batch_independent)]
+    return [check(adapter, model, x, y, spec) for check in (zero_budget, repeatable, batch_independent)]

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 from advparity.adapters import AttackSpec, get, runnable
-from advparity.adapters.invariants import INDEPENDENT, REPEATABLE, batch_independent, check_all, repeatable
+from advparity.adapters.invariants import (
+    INDEPENDENT,
+    REPEATABLE,
+    ZERO_BUDGET,
+    batch_independent,
+    check_all,
+    repeatable,
+    zero_budget,
+)
 from support.small_nets import synthetic_batch
 from torch import nn
 
@@ -23,6 +31,11 @@ SPECS = [
 ]
 
 
+# A finding, pinned: torchattacks' PGDL2 (also its FGM-L2, one step of it) returns NaN at eps = 0:
+# `factor = self.eps / delta_norms` (attacks/pgdl2.py) is 0 / 0 when the step, eps/4, moved nothing.
+BROKEN_AT_ZERO = {("torchattacks", "fgsm", "l2"), ("torchattacks", "pgd", "l2")}
+
+
 @pytest.mark.parametrize("library", runnable())
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.label}-{s.norm}")
 def test_every_library_keeps_the_invariants(library: str, spec: AttackSpec, small_net: nn.Module) -> None:
@@ -32,11 +45,18 @@ def test_every_library_keeps_the_invariants(library: str, spec: AttackSpec, smal
         pytest.skip(f"{library} {adapter.declaration.refusal(spec)}")
     x, y = synthetic_batch(7, seed=31)
     checks = check_all(adapter, small_net, x, y, spec)
-    assert [c.name for c in checks] == [REPEATABLE, INDEPENDENT]
-    for check in checks:
+    assert [c.name for c in checks] == [ZERO_BUDGET, REPEATABLE, INDEPENDENT]
+    zero, *others = checks
+    if (library, spec.attack, spec.norm) in BROKEN_AT_ZERO:
+        assert zero.passed is False and "NaN" in zero.evidence, zero
+    else:
+        assert zero.passed is not False, zero
+    for check in others:
         assert check.passed is not False, f"{check.name}: {check.evidence} (samples {check.samples})"
-    # A seeded spec's batch-independence cannot run, and says why in one line.
-    independent = checks[1]
+    # A library whose call cannot take eps = 0 says so in one line; a seeded spec's batch-independence
+    # cannot run, and says why.
+    assert zero.passed is not None or zero.evidence.startswith("not run: its call cannot take eps = 0")
+    independent = checks[2]
     assert (independent.passed is None) == spec.seeded
     if spec.seeded:
         assert independent.evidence.startswith("not run: the random start is drawn for the whole batch")
@@ -84,3 +104,20 @@ def test_an_unseeded_draw_breaks_repeatability(small_net: nn.Module, monkeypatch
         patched.setattr(torch.Tensor, "uniform_", uniform_)
         check = repeatable(get("torchattacks"), small_net, x, y, spec)
     assert check.passed is False and len(check.samples) == len(x)
+
+
+def test_a_step_at_zero_budget_breaks_it(small_net: nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FGSM that steps by a floor of 1/255 whatever eps (an eps = 0 that still steps)."""
+    torchattacks = pytest.importorskip("torchattacks")
+    released = torchattacks.FGSM.__init__
+
+    def __init__(self, model, eps=8 / 255):  # type: ignore[no-untyped-def]
+        # MUTATION: was `self.eps = eps`
+        released(self, model, eps=max(eps, 1 / 255))
+
+    x, y = synthetic_batch(7, seed=31)
+    spec = AttackSpec("fgsm", EPS)
+    assert zero_budget(get("torchattacks"), small_net, x, y, spec).passed is True
+    monkeypatch.setattr(torchattacks.FGSM, "__init__", __init__)
+    check = zero_budget(get("torchattacks"), small_net, x, y, spec)
+    assert check.passed is False and "left the eps-ball" in check.evidence
