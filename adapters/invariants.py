@@ -6,8 +6,8 @@ and the samples that broke it. Real bugs broke each: a selection rule over the w
 sample's result depend on the others in its batch (ART, once); an in-place write changed the caller's
 array (ART, once: the guard's :func:`~.base.input_writes` catches that on every call).
 
-* :func:`zero_budget` — with eps = 0 the attack returns x exactly (torchattacks' FGSM once cut accuracy
-  from 81 % to 55 % at eps = 0, its issue #172);
+* :func:`zero_budget` — with eps = 0 the attack returns x exactly (torchattacks' issue #172 reported an
+  FGSM that changed predictions at eps = 0);
 * :func:`repeatable` — the same call twice (same seed) returns the same x_adv bit for bit;
 * :func:`batch_independent` — for a deterministic spec (no random start), a sample's x_adv does not
   depend on the batch it is in: the batch reversed and split in two give every sample the x_adv the
