@@ -140,12 +140,11 @@ def demo(args: argparse.Namespace) -> int:
 def _write_optima(run_dir: Path, libraries: tuple[str, ...]) -> None:
     """The report's "against closed-form optima": the run's libraries on the exactly solved models."""
     from advparity.harness import optima
-
-    from advparity import adapters
+    from advparity.reports.optima_html import OPTIMA_FILE
 
     started = time.perf_counter()
-    rows = optima.gaps([lib for lib in libraries if adapters.availability(lib).state == "ready"])
-    optima.write(rows, run_dir)
+    rows = optima.gaps(optima.runnable_of(libraries))
+    optima.write(rows, run_dir / OPTIMA_FILE)
     print(f"closed-form optima: {len(rows)} rows in {time.perf_counter() - started:.0f} s")
 
 
@@ -203,10 +202,10 @@ def autoattack_config(args: argparse.Namespace) -> int:
 
 
 def optima(args: argparse.Namespace) -> int:
-    import json
-
     from advparity.harness import optima
+    from advparity.model.jsonfile import read_json_object
     from advparity.reports.optima_html import OPTIMA_FILE
+    from advparity.reports.schema import check_manifest
 
     from advparity import adapters
 
@@ -221,19 +220,16 @@ def optima(args: argparse.Namespace) -> int:
     if args.run is not None and libraries:
         raise ValueError("--run measures the run's own libraries: give --run or --libraries, not both")
     if args.run is not None:
-        from advparity.reports.load import load_run
-
-        # The run's libraries that can run here (the report names the others already).
-        listed = load_run(args.run).manifest["config"]["attack"]["libraries"]
-        libraries = [
-            lib for lib in listed if lib in adapters.names() and adapters.availability(lib).state == "ready"
-        ]
+        # The run's libraries that can run here (the report names the others already): its manifest
+        # says which, no cell need be read.
+        manifest = check_manifest(read_json_object(args.run / "manifest.json", "run manifest"))
+        libraries = optima.runnable_of(manifest["config"]["attack"]["libraries"])
     rows = optima.gaps(libraries)
     print(optima.table(rows))
     if args.json is not None:
-        args.json.write_text(json.dumps(optima.as_records(rows), indent=1) + "\n", encoding="utf-8")
+        optima.write(rows, args.json)
     if args.run is not None:
-        optima.write(rows, args.run)
+        optima.write(rows, args.run / OPTIMA_FILE)
         print(
             f'written: {args.run / OPTIMA_FILE} (the report\'s "against closed-form optima"; `report {args.run}`)'
         )

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 from advparity.adapters.optima import affine_model, margins, optimum
 from advparity.adapters.spec import AttackSpec
-from advparity.reports.optima_html import OPTIMA_FILE
 
 from advparity import adapters
 
@@ -62,6 +61,13 @@ def _batch(model: torch.nn.Module, seed: int) -> tuple[torch.Tensor, torch.Tenso
     x = 0.1 + 0.8 * torch.rand(N, *SHAPE, generator=generator)
     with torch.no_grad():
         return x, model(x).argmax(dim=1)
+
+
+def runnable_of(libraries: Sequence[str]) -> list[str]:
+    """Those of ``libraries`` that can run here (a run's list may name one that is not installed)."""
+    return [
+        lib for lib in libraries if lib in adapters.names() and adapters.availability(lib).state == "ready"
+    ]
 
 
 def gaps(libraries: Sequence[str] | None = None) -> list[Gap]:
@@ -120,8 +126,8 @@ def as_records(rows: Sequence[Gap]) -> list[dict[str, object]]:
     return [asdict(r) for r in rows]
 
 
-def write(rows: Sequence[Gap], run_dir: Path) -> Path:
-    """``RUN_DIR/optima.json``, which the report reads (``reports/optima_html.py``)."""
-    path = Path(run_dir) / OPTIMA_FILE
+def write(rows: Sequence[Gap], path: Path) -> Path:
+    """The rows as JSON at ``path``; ``RUN_DIR/optima.json`` is what the report reads
+    (``reports/optima_html.py``'s ``OPTIMA_FILE``)."""
     path.write_text(json.dumps(as_records(rows), indent=1) + "\n", encoding="utf-8")
     return path

@@ -32,39 +32,37 @@ def five_logits() -> nn.Module:
     return train_briefly(SmallNet(classes=5), x, y, steps=100, batch=64, seed=1)
 
 
+def _original(  # type: ignore[no-untyped-def]
+    model: nn.Module,
+    norm: str,
+    loss: str,
+    steps: int,
+    restarts: int = 1,
+    seed: int = 0,
+    targets: int | None = None,
+):
+    """The original's APGD (``APGDAttack``), or its APGD-T (``APGDAttack_targeted``) with ``targets``,
+    built here from pyautoattack itself, every argument set."""
+    common = dict(
+        n_iter=steps,
+        norm={"linf": "Linf", "l2": "L2"}[norm],
+        n_restarts=restarts,
+        eps=EPS[norm],
+        seed=seed,
+        eot_iter=1,
+        rho=0.75,
+        verbose=False,
+        device=torch.device("cpu"),
+    )
+    if targets is not None:
+        return autopgd.APGDAttack_targeted(model, n_target_classes=targets, **common)
+    return autopgd.APGDAttack(model, loss=loss, **common)
+
+
 def _original_targeted(
     model: nn.Module, norm: str, steps: int, targets: int, restarts: int = 1, seed: int = 0
 ):  # type: ignore[no-untyped-def]
-    return autopgd.APGDAttack_targeted(
-        model,
-        n_iter=steps,
-        norm={"linf": "Linf", "l2": "L2"}[norm],
-        n_restarts=restarts,
-        eps=EPS[norm],
-        seed=seed,
-        eot_iter=1,
-        rho=0.75,
-        n_target_classes=targets,
-        verbose=False,
-        device=torch.device("cpu"),
-    )
-
-
-def _original(model: nn.Module, norm: str, loss: str, steps: int, restarts: int = 1, seed: int = 0):  # type: ignore[no-untyped-def]
-    attack = autopgd.APGDAttack(
-        model,
-        n_iter=steps,
-        norm={"linf": "Linf", "l2": "L2"}[norm],
-        n_restarts=restarts,
-        eps=EPS[norm],
-        seed=seed,
-        loss=loss,
-        eot_iter=1,
-        rho=0.75,
-        verbose=False,
-        device=torch.device("cpu"),
-    )
-    return attack
+    return _original(model, norm, "dlr", steps, restarts, seed, targets=targets)
 
 
 @pytest.mark.parametrize(("loss", "norm"), CASES)
