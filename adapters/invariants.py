@@ -46,8 +46,11 @@ INDEPENDENT = "independent of the batch"
 def zero_budget(
     adapter: Adapter, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec
 ) -> Check:
-    why = "with no budget there is nothing to change: x itself, bit for bit, whatever the attack does inside"
-    zero = _with_eps(spec, 0.0)
+    why = (
+        "with no budget there is nothing to change: x itself, bit for bit (so the clean predictions), "
+        "whatever the attack does inside"
+    )
+    zero = with_eps(spec, 0.0)
     try:
         x_adv = run_attack(adapter, model, x, y, zero).x_adv  # type: ignore[arg-type]
     except AttackOutputError as err:
@@ -65,7 +68,7 @@ def zero_budget(
     )
 
 
-def _with_eps(spec: AttackSpec, eps: float) -> AttackSpec:
+def with_eps(spec: AttackSpec, eps: float) -> AttackSpec:
     """``spec`` with another eps, unchecked: eps = 0 is outside what a spec accepts, on purpose."""
     other = AttackSpec.__new__(AttackSpec)
     for name, value in (("attack", spec.attack), ("eps", eps), ("seed", spec.seed), ("params", spec.params)):
@@ -134,3 +137,66 @@ def check_all(
 ) -> list[Check]:
     """Every invariant of this module for one library and spec on the batch (x, y)."""
     return [check(adapter, model, x, y, spec) for check in (zero_budget, repeatable, batch_independent)]
+
+
+def on_cell(
+    adapter: Adapter,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    spec: AttackSpec,
+    x_adv: torch.Tensor,
+    grad_floor: torch.Tensor,
+) -> list[Check]:
+    """The invariants of one run cell, on a few of its samples: ``x``, ``y`` and ``x_adv`` are those
+    samples, ``x_adv`` what the library returned for them *inside the cell's whole batch*, and
+    ``grad_floor`` their expected gradient floor (which pixels' signs round-off can flip).
+
+    Cheaper than :func:`check_all`, which makes its own whole-batch calls: the cell's call is one of
+    the two compared. A deterministic spec costs two calls on these samples — eps = 0, and the samples
+    reversed as a batch of their own, compared with the cell's x_adv (a second call that returns the
+    same points also shows the call repeatable) — and a seeded one three: eps = 0 and the same call
+    twice (another batch draws other starts, so it cannot be compared with the cell's).
+    """
+    checks = [zero_budget(adapter, model, x, y, spec)]
+    if spec.seeded:
+        return [
+            *checks,
+            repeatable(adapter, model, x, y, spec),
+            batch_independent(adapter, model, x, y, spec),  # says why it cannot run
+        ]
+    independent = _reordered(adapter, model, x, y, spec, Expectation(x_adv, grad_floor, exact=True))
+    why = (
+        "an attack is a function of its inputs and seed: a second identical call must return the same points"
+    )
+    if independent.passed:
+        same = Check(
+            REPEATABLE, why, True, "shown by the batch check: a second call returned the same points"
+        )
+    else:
+        same = Check(
+            REPEATABLE,
+            why,
+            None,
+            "not run apart: for a deterministic attack it is the batch check's second call",
+        )
+    return [*checks, same, independent]
+
+
+def _reordered(
+    adapter: Adapter, model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, whole: Expectation
+) -> Check:
+    """``x`` reversed as a batch of its own against ``whole`` (its x_adv in another batch)."""
+    why = (
+        "each sample is attacked on its own loss: reordering or splitting the batch must not change its "
+        "x_adv beyond round-off"
+    )
+    if len(x) < 2:
+        return Check(INDEPENDENT, why, None, "not run: it needs at least 2 samples")
+    order = torch.arange(len(x) - 1, -1, -1)
+    reversed_adv = run_attack(adapter, model, x[order], y[order], spec).x_adv[order.argsort()]  # type: ignore[arg-type]
+    evidence = compare(reversed_adv, whole)
+    beyond = evidence.pixels_differ - evidence.pixels_differ_near_zero
+    broken = tuple(int(i) for i in (beyond > 0).nonzero().flatten())
+    text = f"{len(broken)} of {len(x)} samples changed when attacked reversed, as a batch of {len(x)}"
+    return Check(INDEPENDENT, why, not broken, text if broken else "", broken)

@@ -208,6 +208,11 @@ def _parse_attack_grids(values: object) -> tuple[AttackGrid, ...]:
     return tuple(grids)
 
 
+# Samples per cell the invariants run on (AttackConfig.invariant_samples): two is the fewest that a
+# reversed batch reorders.
+INVARIANT_SAMPLES = 2
+
+
 @dataclass(frozen=True)
 class AttackConfig:
     """The attack grid: every library x attack x eps (x seed) cell of a run.
@@ -230,6 +235,9 @@ class AttackConfig:
     test_limit: int = 0  # attack only the first N test images (in a fixed shuffled order); 0 = all
     batch_size: int = 64  # images per attack call
     attacks: tuple[AttackGrid, ...] = field(default=(), metadata={"parse": _parse_attack_grids})
+    # The invariants (adapters/invariants.py) run on every cell, on this many of its first batch's
+    # samples: a fixed subset bounds their cost (two or three calls on these samples). 0: none.
+    invariant_samples: int = INVARIANT_SAMPLES
 
     def __post_init__(self) -> None:
         known = adapters.names()
@@ -280,6 +288,10 @@ class AttackConfig:
             raise ValueError(f"expected test_limit >= 0 (0 = all), got {self.test_limit}")
         if self.batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {self.batch_size}")
+        if isinstance(self.invariant_samples, bool) or self.invariant_samples < 0:
+            raise ValueError(
+                f"expected invariant_samples >= 0 (0 = no invariant checks), got {self.invariant_samples!r}"
+            )
 
     @property
     def alpha_fraction(self) -> float:
@@ -316,6 +328,9 @@ class AttackConfig:
             recorded["attacks"] = [grid.as_table() for grid in self.attacks]
         else:
             del recorded["attacks"]
+        if self.invariant_samples == INVARIANT_SAMPLES:
+            # Likewise: a config at the default is hashed as before the key existed.
+            del recorded["invariant_samples"]
         return recorded
 
 

@@ -10,6 +10,8 @@ in the model.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from advparity.adapters import invariants
 from advparity.adapters import reference as reference_attacks
 from advparity.adapters.attacks import targets
 from advparity.adapters.base import AttackOutputError
@@ -27,6 +30,8 @@ from advparity.adapters.expected import (
     compare,
     identical,
 )
+from advparity.adapters.expected import expectation as expectation_of
+from advparity.adapters.spec import AttackSpec
 from advparity.harness.config import AttackConfig, eps_label
 from advparity.harness.judge import Judged, judge, predict
 from advparity.harness.plan import REFERENCE, grid_eps
@@ -46,6 +51,10 @@ class _CellBuffer:
     eval_seconds: float = 0.0
     forward_rows: float = 0.0
     backward_rows: float = 0.0
+    # The invariants' results on the cell's checked samples (invariants_json), and the checks each
+    # sample broke: {sample: [check names]}.
+    invariants: str = ""
+    broken: dict[int, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -249,6 +258,16 @@ def run_group(
                     departure=declaration.departure(spec),
                 )
                 buffer.eval_seconds += time.perf_counter() - eval_started
+            if start == 0 and config.invariant_samples and x_adv is not None and not store.has(cell):
+                invariants_started = time.perf_counter()
+                floor = (
+                    ref_floor(model, x, y, spec, config.invariant_samples)
+                    if cell.library == REFERENCE
+                    else expectation.grad_floor
+                )
+                checks = cell_invariants(cell, model, x, y, x_adv, floor, index, config.invariant_samples)
+                buffer.invariants, buffer.broken = invariants_json(checks, index[: config.invariant_samples])
+                buffer.eval_seconds += time.perf_counter() - invariants_started
             if stats is not None:
                 buffer.attack_seconds += stats.seconds
                 buffer.forward_rows += stats.forward_passes_per_sample * stats.n_samples
@@ -274,10 +293,75 @@ def run_group(
         frame["backward_passes"] = buffer.backward_rows / n
         frame["seconds"] = buffer.attack_seconds
         frame["eval_seconds"] = buffer.eval_seconds
+        frame["invariants"] = buffer.invariants
+        frame["invariant_broken"] = [", ".join(buffer.broken.get(int(i), [])) for i in frame["sample"]]
         if not store.has(cell):  # a resumed group recomputes the reference only to measure against it
             store.write_cell(cell, frame)
         bar.update()
     return attack_seconds
+
+
+def cell_invariants(
+    cell: Cell,
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_adv: torch.Tensor,
+    grad_floor: torch.Tensor,
+    index: np.ndarray,
+    k: int,
+) -> list[invariants.Check]:
+    """The invariants (``adapters/invariants.py``) of one cell on its first batch's first ``k`` samples
+    (``x_adv``: the library's output for the whole batch). A check that raises is recorded as not
+    run, with the error: a library's crash must not sink the cell (its own call did not crash)."""
+    adapter = adapters.get(cell.library)
+    part = slice(0, min(k, len(x)))
+    try:
+        checks = invariants.on_cell(
+            adapter, model, x[part], y[part], cell.spec, x_adv[part], grad_floor[part]
+        )
+    except Exception as err:
+        log.warning("%s: the invariant checks raised %r", cell.key, err, exc_info=True)
+        return [
+            invariants.Check("invariants", "", None, f"not run: the check raised {type(err).__name__}: {err}")
+        ]
+    # Positions in the checked batch → the samples' indices in the test set.
+    return [dataclasses.replace(c, samples=tuple(int(index[i]) for i in c.samples)) for c in checks]
+
+
+def ref_floor(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, k: int
+) -> torch.Tensor:
+    """The reference's gradient floor on the first ``k`` samples, padded to the batch: the reference
+    cell has no expectation of its own (it is one), and only the checked samples need it."""
+    part = slice(0, min(k, len(x)))
+    declaration = adapters.get(REFERENCE).declaration
+    floor = expectation_of(model, x[part], y[part], spec, declaration).grad_floor
+    return torch.cat([floor, torch.zeros_like(x[part.stop :])])
+
+
+def invariants_json(checks: list[invariants.Check], checked: np.ndarray) -> tuple[str, dict[int, list[str]]]:
+    """The checks as the rows' ``invariants`` (JSON: the checked samples and each check's result),
+    and the checks each sample broke."""
+    broken: dict[int, list[str]] = {}
+    for check in checks:
+        if check.passed is False:
+            for sample in check.samples:
+                broken.setdefault(sample, []).append(check.name)
+    record = {
+        "samples": [int(i) for i in checked],
+        "checks": [
+            {
+                "name": c.name,
+                "why": c.why,
+                "passed": c.passed,
+                "evidence": c.evidence,
+                "samples": list(c.samples),
+            }
+            for c in checks
+        ],
+    }
+    return json.dumps(record), broken
 
 
 def targets_for(

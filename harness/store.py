@@ -83,6 +83,8 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "departure",
     # The class a targeted attack pushed the sample towards (adapters/attacks/targets.py); -1 untargeted.
     "target",
+    # The invariants checked on the cell (adapters/invariants.py, as JSON) and the checks each row's sample broke.
+    "invariants", "invariant_broken",
 )  # fmt: skip
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean", "image", "class_name")
 

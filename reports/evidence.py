@@ -8,6 +8,7 @@ stated once.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,6 +81,52 @@ def invalid_rows(frame: pd.DataFrame) -> pd.Series:
         | (frame["error"].astype(str) != "")
         | (frame["state_changes"].astype(str) != "")
     )
+
+
+def invariant_rows(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose sample broke an invariant on the library's own calls (eps = 0, the batch, a second call)."""
+    return frame["invariant_broken"].astype(str) != ""
+
+
+def recorded_invariants(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The invariants recorded for a cell's rows, one record per seed that recorded them
+    (``{"seed", "samples", "checks": [{"name", "why", "passed", "evidence", "samples"}]}``)."""
+    records = []
+    for seed, sub in frame.groupby("seed", sort=True):
+        text = str(sub["invariants"].iloc[0])
+        if text:
+            records.append({"seed": int(seed), **json.loads(text)})
+    return records
+
+
+def invariant_failure(frame: pd.DataFrame) -> str:
+    """What broke, for the reason: each broken check with its samples and evidence ('' where none broke)."""
+    if not invariant_rows(frame).any():
+        return ""
+    parts = []
+    for record in recorded_invariants(frame):
+        for check in record["checks"]:
+            if check["passed"] is False:
+                parts.append(
+                    f"'{check['name']}' broke on sample(s) {check['samples']} (seed {record['seed']}): "
+                    f"{check['evidence']}"
+                )
+    return "; ".join(dict.fromkeys(parts))
+
+
+def invariants_summary(frame: pd.DataFrame) -> str:
+    """``3 held`` / ``1 broken, 2 held`` / ``2 held, 1 not run`` over the cell's recorded checks, or
+    ``not recorded``: the verdict table's column."""
+    records = recorded_invariants(frame)
+    if not records:
+        return "not recorded"
+    outcomes = [c["passed"] for r in records for c in r["checks"]]
+    counts = {
+        "broken": outcomes.count(False),
+        "held": outcomes.count(True),
+        "not run": outcomes.count(None),
+    }
+    return ", ".join(f"{n} {what}" for what, n in counts.items() if n)
 
 
 def pair(lib: pd.DataFrame, ref: pd.DataFrame, deterministic: bool) -> pd.DataFrame:
@@ -175,6 +222,9 @@ class CellEvidence:
     # How the cell's spec departs from the attack's definition where only some specs of the attack do
     # (the rows' ``departure``); a whole attack's departure comes from the manifest.
     departure: str = ""
+    # The invariants the cell's own calls broke, with samples and evidence ('' for none: see
+    # adapters/invariants.py).
+    invariant_failure: str = ""
     # The verdict table's numeric columns as far as the evidence goes (reports/crosscheck.py).
     columns: dict[str, Any] = field(default_factory=dict)
 
@@ -259,6 +309,7 @@ def gather(
         "exact": exact,
         "acc_library": accuracy(lib),
         "spread_pp": spread_pp,
+        "invariant_failure": invariant_failure(lib),
     }
     columns: dict[str, Any] = {
         "judged_on": "x_adv" if exact else "statistics",
@@ -279,6 +330,7 @@ def gather(
         "pvalue": math.nan,
         "detectable_shift_pp": math.nan,
         "ref_seed_spread_pp": spread_pp,
+        "invariants": invariants_summary(lib),
     }
     bad = invalid_rows(lib)
     if bad.any():
@@ -295,7 +347,7 @@ def gather(
         return CellEvidence(**base, columns={**columns, "delta_acc_pp": 0.0})
     if ref.empty:
         return CellEvidence(**base, reference_missing=True, columns=columns)
-    if invalid_rows(ref).any():
+    if invalid_rows(ref).any() or invariant_rows(ref).any():
         return CellEvidence(**base, reference_invalid=True, columns=columns)
     paired = pair(lib, ref, deterministic)
     unpaired = paired["pred_ref"].isna()

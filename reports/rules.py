@@ -66,6 +66,18 @@ def _invalid_output(e: CellEvidence) -> str:
     )
 
 
+def _invariant_broken(e: CellEvidence) -> str:
+    # What x_adv showed follows, where the cell was judged: a broken invariant does not hide it.
+    also = ""
+    if _judged(e):
+        rule = _xadv_verdict(e)
+        also = " Also: " + rule.reason(e).removeprefix(f"{e.name}: ")
+    return (
+        f"{e.name}: an invariant broke on the library's own calls: {e.invariant_failure}. A correct "
+        f"attack keeps every invariant: report the library bug before reading this cell.{also}"
+    )
+
+
 def _arbiter(e: CellEvidence) -> str:
     if not e.seeded:
         detail = f"accuracy {100 * e.acc_library:.2f} %"
@@ -217,6 +229,15 @@ RULES: tuple[Rule, ...] = (
         "Any output outside the eps-ball or [0, 1] (tolerance 1.2e-7), a library error, or a model left "
         "changed (a module out of eval mode, parameters or buffers) makes the cell invalid whatever its "
         "accuracy.",
+    ),
+    Rule(
+        "invariant broken",
+        "invalid",
+        lambda e: bool(e.invariant_failure),
+        _invariant_broken,
+        "An invariant broken on the library's own calls — eps = 0 not returning x, a sample's x_adv changing "
+        "with its batch, a second identical call returning other points — makes the cell invalid, with the "
+        "samples and what changed; the checks run on a few samples of every cell (the report says which).",
     ),
     Rule(
         "arbiter",

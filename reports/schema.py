@@ -63,6 +63,10 @@ OPTIONAL_RESULT_COLUMNS: dict[str, Any] = {
     "departure": "",
     # The class a targeted attack pushed the sample towards; -1 for an untargeted attack.
     "target": -1,
+    # The invariants checked on the cell (JSON: adapters/invariants.py's checks on a few samples; ''
+    # where none ran or a run recorded none), and per row the checks its sample broke ('' for none).
+    "invariants": "",
+    "invariant_broken": "",
 }
 
 CLEAN_COLUMNS: tuple[str, ...] = ("sample", "label", "pred_clean", "conf_clean")
@@ -145,6 +149,8 @@ def check_results(results: pd.DataFrame) -> pd.DataFrame:
     out["state_changes"] = out["state_changes"].fillna("").astype(str)
     out["arithmetic"] = out["arithmetic"].fillna("").astype(str)
     out["departure"] = out["departure"].fillna("").astype(str)
+    out["invariants"] = out["invariants"].fillna("").astype(str)
+    out["invariant_broken"] = out["invariant_broken"].fillna("").astype(str)
     # The runner writes -1 where it has no value (a library that crashed, a count it could not take);
     # NaN says "not recorded" to every check, where -1 would read as a prediction or a count.
     for column in ("pred_adv_8bit", "zero_grad", "pixels_differ", "pixels_differ_near_zero"):

@@ -6,15 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 from advparity.adapters import AttackSpec, get, runnable
+from advparity.adapters.expected import expectation
 from advparity.adapters.invariants import (
     INDEPENDENT,
     REPEATABLE,
     ZERO_BUDGET,
     batch_independent,
     check_all,
+    on_cell,
     repeatable,
     zero_budget,
 )
+from support.departures import BROKEN_AT_ZERO
 from support.small_nets import synthetic_batch
 from torch import nn
 
@@ -29,11 +32,6 @@ SPECS = [
     AttackSpec("mifgsm", EPS, steps=3),
     AttackSpec("apgd", EPS, steps=5, seed=1),
 ]
-
-
-# A finding, pinned: torchattacks' PGDL2 (also its FGM-L2, one step of it) returns NaN at eps = 0:
-# `factor = self.eps / delta_norms` (attacks/pgdl2.py) is 0 / 0 when the step, eps/4, moved nothing.
-BROKEN_AT_ZERO = {("torchattacks", "fgsm", "l2"), ("torchattacks", "pgd", "l2")}
 
 
 @pytest.mark.parametrize("library", runnable())
@@ -121,3 +119,26 @@ def test_a_step_at_zero_budget_breaks_it(small_net: nn.Module, monkeypatch: pyte
     monkeypatch.setattr(torchattacks.FGSM, "__init__", __init__)
     check = zero_budget(get("torchattacks"), small_net, x, y, spec)
     assert check.passed is False and "left the eps-ball" in check.evidence
+
+
+@pytest.mark.parametrize("library", runnable())
+@pytest.mark.parametrize("spec", SPECS[:4], ids=lambda s: f"{s.label}-{s.norm}")
+def test_a_cells_checks_reuse_its_call(library: str, spec: AttackSpec, small_net: nn.Module) -> None:
+    """``on_cell``, as every run cell calls it: 2 samples of a 7-image batch, the batch's own x_adv."""
+    adapter = get(library)
+    if not adapter.declaration.accepts(spec):
+        pytest.skip(f"{library} {adapter.declaration.refusal(spec)}")
+    x, y = synthetic_batch(7, seed=31)
+    whole = adapter.generate(small_net, x, y, spec)
+    floor = expectation(small_net, x, y, spec, adapter.declaration).grad_floor
+    checks = on_cell(adapter, small_net, x[:2], y[:2], spec, whole[:2], floor[:2])
+    assert [c.name for c in checks] == [ZERO_BUDGET, REPEATABLE, INDEPENDENT]
+    zero, same, independent = checks
+    assert (zero.passed is False) == ((library, spec.attack, spec.norm) in BROKEN_AT_ZERO), zero
+    assert same.passed is True, same
+    assert independent.passed is (None if spec.seeded else True), independent
+    # Another batch's x_adv is not this one's: the comparison can fail.
+    if not spec.seeded:
+        other = adapter.generate(small_net, x[2:4], y[2:4], spec)
+        broken = on_cell(adapter, small_net, x[:2], y[:2], spec, other, floor[:2])[2]
+        assert broken.passed is False and broken.samples == (0, 1)

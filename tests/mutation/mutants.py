@@ -1189,6 +1189,13 @@ import mutants_apgd  # noqa: E402
 COPIED_FROM.update(mutants_apgd.COPIED_FROM)
 MUTANTS = (*MUTANTS, *mutants_apgd.MUTANTS)
 
+# The mutants only the invariants (and the passes) need catch live in mutants_invariants.py, likewise.
+import mutants_invariants  # noqa: E402
+
+COPIED_FROM.update(mutants_invariants.COPIED_FROM)
+MUTANTS = (*MUTANTS, *mutants_invariants.MUTANTS)
+BUGS = (*BUGS, *mutants_invariants.BUGS)
+
 # The suite plants bugs in the releases `make install` pins (ATTACK_LIBS in the Makefile); under other
 # releases (tox's libs-oldest, a newer release) it says so instead of failing on stale copies. Defined
 # after the merge above, so that the optional libraries' releases are checked too.

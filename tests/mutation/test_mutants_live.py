@@ -3,7 +3,8 @@
 A mutant is live on a small BatchNorm CNN when the mutated call (1) raises AttackOutputError (the
 shared guard caught a bound), (2) returns an x_adv that differs from the unmutated one by more than
 float32 round-off, or (3) changed the model's parameters or buffers during the attack (the guard
-restores them and logs "changed the model's ..."), or wrote into the inputs it was given. The unmutated calls are checked to be
+restores them and logs "changed the model's ..."), or wrote into the inputs it was given. A bug that
+only the invariants can see is called where it shows: at eps = 0, or on the invariants' 2-sample batch. The unmutated calls are checked to be
 deterministic, bit for bit, so "differs" means the bug and not noise.
 """
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 from advparity.adapters import AttackOutputError, AttackSpec, attacks
 from advparity.adapters.base import EPS_TOLERANCE
+from advparity.adapters.invariants import with_eps
 from mutants import BUGS, COPIED_FROM, MUTANTS, Mutant, installed_differs, needs_copied_releases
 from suite import OPTIONS
 from support.departures import departs
@@ -144,7 +146,11 @@ def test_mutant_is_live(
     partial = mutant.bug == "last partial batch"
     baseline_full = _clean(clean_runs, net, lib, mutant.attack, mutant.norm, x, y, options)
     x_run, y_run = (x[:SMALL], y[:SMALL]) if partial else (x, y)
+    if mutant.bug == "batch dependence":  # the invariants' batch: 2 samples (AttackConfig.invariant_samples)
+        x_run, y_run = x[:2], y[:2]
     baseline = _clean(clean_runs, net, lib, mutant.attack, mutant.norm, x_run, y_run, options)
+    if mutant.bug == "zero budget":  # at eps = 0, where the unmutated library returns x itself
+        spec, baseline = with_eps(spec, 0.0), x_run
     state_before = _model_state(net)
     caplog.clear()  # only the mutated calls' warnings count
 

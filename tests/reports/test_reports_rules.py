@@ -40,6 +40,9 @@ def _statistical(pvalue: float, detectable_pp: float) -> StatisticalFacts:
 CASES: dict[str, CellEvidence] = {
     "unavailable": dataclasses.replace(JUDGED, unavailable="ImportError: gone", n=0),
     "invalid output": dataclasses.replace(JUDGED, n_invalid=2, first_error="boom"),
+    "invariant broken": dataclasses.replace(
+        JUDGED, invariant_failure="'eps = 0 returns x' broke on sample(s) [0] (seed 0): 1 of 2 samples moved"
+    ),
     "arbiter": dataclasses.replace(JUDGED, library="reference", name="reference PGD-10 @ 1/255"),
     "no reference": dataclasses.replace(JUDGED, reference_missing=True),
     "reference invalid": dataclasses.replace(JUDGED, reference_invalid=True),

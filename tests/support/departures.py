@@ -27,3 +27,13 @@ DEPARTURES: dict[tuple[str, str], str] = {
 def departs(library: str, attack: str) -> bool:
     """True where ``library``'s ``attack`` is known not to be the reference's attack (see DEPARTURES)."""
     return (library, attack) in DEPARTURES
+
+
+# Invariants a library is measured to break (adapters/invariants.py), pinned: (library, attack, norm) →
+# the check. torchattacks' FGM-L2 and PGDL2 return NaN at eps = 0 where their step is eps or a fraction
+# of it: `factor = self.eps / delta_norms` (attacks/pgdl2.py) is 0 / 0 when the step moved nothing. (A
+# PGD-L2 cell of a run steps by its own alpha, a number, at eps = 0: the norm is then > 0 and it holds.)
+BROKEN_AT_ZERO: dict[tuple[str, str, str], str] = {
+    ("torchattacks", "fgsm", "l2"): "eps = 0 returns x",
+    ("torchattacks", "pgd", "l2"): "eps = 0 returns x",
+}
