@@ -32,6 +32,7 @@ from advparity.reports.html_sections import (
     _tables_section,
     _verdict_details,
 )
+from advparity.reports.invariants_html import invariants_section
 from advparity.reports.load import Run
 from advparity.reports.optima_html import optima_section
 from advparity.reports.sanity import Finding, run_all
@@ -148,6 +149,7 @@ def write_report(
                 # The paper's Grad-CAM claim, measured: a part of the paper comparison (RUN_DIR/gradcam/).
                 _paper_section(t, report_block(run.run_dir)),
                 optima_section(run.run_dir),
+                invariants_section(run.results),
                 _verdict_details(v),
                 _rules_section(),
                 _findings_section(f),

@@ -65,3 +65,19 @@ def test_a_run_gains_the_section(smoke_demo: tuple[Path, str], tmp_path: Path) -
         "foolbox",
     }
     assert main(["-q", "optima", "--run", str(run), "--libraries", "art"]) == EXIT_BAD_INPUT
+
+
+def test_the_demo_report_shows_every_cells_invariants(smoke_demo: tuple[Path, str]) -> None:
+    """Every cell of the smoke demo recorded its invariants, none broken, and the report lists them."""
+    from advparity.reports.invariants import checks
+    from advparity.reports.load import load_run
+
+    demo, _ = smoke_demo
+    run = load_run(demo / "run")
+    found = checks(run.results)
+    cells = run.results.groupby(["library", "attack_label", "eps", "seed"]).ngroups
+    assert found.groupby(["library", "attack_label", "eps", "seed"]).ngroups == cells
+    assert set(found["outcome"]) <= {"held", "not run"} and "held" in set(found["outcome"])
+    report = (demo / "run" / "report.html").read_text()
+    assert "<h2>Invariants: what no reference is needed for</h2>" in report.replace(' id="invariants"', "")
+    assert f"{cells} cell(s) checked: no check broken." in report

@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from advparity.reports.crosscheck import verdicts
+from advparity.reports.invariants import monotone_success, on_target
+from advparity.reports.invariants_html import invariants_section
+from scipy.stats import binomtest
 from support.report_frames import LABELS, cell
 
 EPS = 1 / 255
@@ -71,3 +75,43 @@ def test_a_run_without_invariants_says_not_recorded() -> None:
     frame = pd.concat([cell("reference", "fgsm", EPS, LABELS), cell("torchattacks", "fgsm", EPS, LABELS)])
     row = _verdict(frame, "torchattacks")
     assert row["verdict"] == "agree" and row["invariants"] == "not recorded"
+
+
+def test_success_along_the_grid_counts_the_samples_lost_and_gained() -> None:
+    """Hand-made predictions: at 2/255, 30 samples fooled at 1/255 are no longer (and 2 new ones are)."""
+    small = LABELS.copy()
+    small[:40] = (LABELS[:40] + 1) % 4  # 40 fooled
+    large = LABELS.copy()
+    large[30:42] = (LABELS[30:42] + 1) % 4  # 10 of those still fooled, 2 more
+    frame = pd.concat(
+        [cell("reference", "fgsm", 1 / 255, small), cell("reference", "fgsm", 2 / 255, large)],
+        ignore_index=True,
+    )
+    (pair,) = monotone_success(frame).itertuples(index=False)
+    assert (pair.lost, pair.gained, pair.n) == (30, 2, len(LABELS))
+    assert pair.success_from == 40 / len(LABELS) and pair.success_to == 12 / len(LABELS)
+    assert pair.pvalue == pytest.approx(binomtest(2, 32, 0.5).pvalue)
+    assert bool(pair.falls)
+    # The reverse is no fall.
+    rising = frame.assign(eps=frame["eps"].map({1 / 255: 2 / 255, 2 / 255: 1 / 255}))
+    assert not monotone_success(rising)["falls"].any()
+
+
+def test_targeted_successes_are_split_by_their_target() -> None:
+    target = (LABELS + 1) % 4
+    pred = LABELS.copy()
+    pred[:10] = target[:10]  # on target
+    pred[10:15] = (LABELS[10:15] + 2) % 4  # fooled, elsewhere
+    frame = cell("reference", "pgd", 1 / 255, pred).assign(target=target)
+    (row,) = on_target(frame).itertuples(index=False)
+    assert (row.successes, row.on_target, row.off_target) == (15, 10, 5)
+    # Untargeted cells have no row.
+    assert on_target(cell("reference", "pgd", 1 / 255, pred)).empty
+
+
+def test_the_report_section_lists_each_check() -> None:
+    section = invariants_section(_run({1: "eps = 0 returns x"}, {}))
+    assert "<h2>Invariants: what no reference is needed for</h2>" in section.replace(' id="invariants"', "")
+    assert "1 broken check(s) in 1 cell(s)" in section
+    assert "samples 1: 1 of 2 samples moved" in section
+    assert invariants_section(cell("reference", "fgsm", EPS, LABELS)) == ""
