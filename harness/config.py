@@ -238,6 +238,9 @@ class AttackConfig:
     # The invariants (adapters/invariants.py) run on every cell, on this many of its first batch's
     # samples: a fixed subset bounds their cost (two or three calls on these samples). 0: none.
     invariant_samples: int = INVARIANT_SAMPLES
+    # The guaranteed-adversarial test (harness/guaranteed.py) on this many of the first test images,
+    # each attack variant at its largest eps, every library of the run: RUN_DIR/guaranteed.json. 0: off.
+    guaranteed_samples: int = 0
 
     def __post_init__(self) -> None:
         known = adapters.names()
@@ -288,6 +291,10 @@ class AttackConfig:
             raise ValueError(f"expected test_limit >= 0 (0 = all), got {self.test_limit}")
         if self.batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {self.batch_size}")
+        if isinstance(self.guaranteed_samples, bool) or self.guaranteed_samples < 0:
+            raise ValueError(
+                f"expected guaranteed_samples >= 0 (0 = no guaranteed-adversarial test), got {self.guaranteed_samples!r}"
+            )
         if isinstance(self.invariant_samples, bool) or self.invariant_samples < 0:
             raise ValueError(
                 f"expected invariant_samples >= 0 (0 = no invariant checks), got {self.invariant_samples!r}"
@@ -331,6 +338,8 @@ class AttackConfig:
         if self.invariant_samples == INVARIANT_SAMPLES:
             # Likewise: a config at the default is hashed as before the key existed.
             del recorded["invariant_samples"]
+        # It changes no cell (guaranteed.json records what it answers), so a finished run can take it.
+        del recorded["guaranteed_samples"]
         return recorded
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from advparity.adapters.optima import affine_model, margins, optimum
 from advparity.adapters.spec import AttackSpec
+from advparity.harness.store import write_atomic
 
 from advparity import adapters
 
@@ -129,5 +130,5 @@ def as_records(rows: Sequence[Gap]) -> list[dict[str, object]]:
 def write(rows: Sequence[Gap], path: Path) -> Path:
     """The rows as JSON at ``path``; ``RUN_DIR/optima.json`` is what the report reads
     (``reports/optima_html.py``'s ``OPTIMA_FILE``)."""
-    path.write_text(json.dumps(as_records(rows), indent=1) + "\n", encoding="utf-8")
+    write_atomic(path, (json.dumps(as_records(rows), indent=1) + "\n").encode())
     return path

@@ -28,6 +28,7 @@ from advparity.adapters.expected import (
     NEAR_ZERO_GRADIENT,
     PIXEL_ROUND_OFF,
 )
+from advparity.harness import guaranteed
 from advparity.harness.config import AttackConfig, Preset
 from advparity.harness.environment import check_kernels, configure_torch, environment
 from advparity.harness.group import clean_predictions, run_group
@@ -381,6 +382,8 @@ def _run_opened(
         attack_seconds = executor.run_groups([group for _, group in groups(todo)], context, bar)
     finally:
         bar.close()
+    if attack_config.guaranteed_samples:
+        guaranteed.update(model, x_all[: attack_config.guaranteed_samples].to(device), cells, store.run_dir)
     return RunSummary(
         run_dir=store.run_dir,
         cells_total=len(cells),

@@ -141,7 +141,9 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _write_atomic_bytes(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """``data`` at ``path`` through a temporary file and a rename: a killed process leaves the old file or
+    the new one, never half of one (readers of a run never see a partial file)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -224,13 +226,13 @@ class RunStore:
         ):
             raise RunDirError(f"{str(self.run_dir)!r} exists and is not a run directory; choose a new --out")
         self.cells_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic_bytes(path, json.dumps(manifest, indent=2, default=str).encode())
+        write_atomic(path, json.dumps(manifest, indent=2, default=str).encode())
         return False
 
     def write_library_status(self, not_run: dict[str, dict[str, str]]) -> Path:
         """Record which of the preset's libraries did not run here and why (:data:`LIBRARY_STATUS`)."""
         path = self.run_dir / LIBRARY_STATUS
-        _write_atomic_bytes(path, json.dumps(not_run, indent=2, sort_keys=True).encode())
+        write_atomic(path, json.dumps(not_run, indent=2, sort_keys=True).encode())
         return path
 
     def manifest(self) -> dict[str, Any]:
@@ -299,13 +301,13 @@ class RunStore:
         # An old record must not vouch for the new file; between the two writes below the cell has no
         # record, so a run stopped there leaves a cell that a resume redoes.
         record.unlink(missing_ok=True)
-        _write_atomic_bytes(path, data)
+        write_atomic(path, data)
         entry = {
             "sha256": hashlib.sha256(data).hexdigest(),
             "rows": len(frame),
             "columns": list(frame.columns),
         }
-        _write_atomic_bytes(record, json.dumps(entry, indent=2).encode())
+        write_atomic(record, json.dumps(entry, indent=2).encode())
         return path
 
     def has_clean(self) -> bool:

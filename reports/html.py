@@ -22,6 +22,7 @@ import pandas as pd
 from advparity.reports import figures
 from advparity.reports.crosscheck import run_verdicts
 from advparity.reports.gradcam_html import report_block
+from advparity.reports.guaranteed_html import guaranteed_section
 from advparity.reports.html_sections import (
     _findings_section,
     _first_screen,
@@ -150,6 +151,7 @@ def write_report(
                 _paper_section(t, report_block(run.run_dir)),
                 optima_section(run.run_dir),
                 invariants_section(run.results),
+                guaranteed_section(run.run_dir),
                 _verdict_details(v),
                 _rules_section(),
                 _findings_section(f),
