@@ -146,11 +146,15 @@ def on_cell(
     y: torch.Tensor,
     spec: AttackSpec,
     x_adv: torch.Tensor,
-    grad_floor: torch.Tensor,
+    grad_floor: torch.Tensor | None,
+    zero: Check | None = None,
 ) -> list[Check]:
     """The invariants of one run cell, on a few of its samples: ``x``, ``y`` and ``x_adv`` are those
     samples, ``x_adv`` what the library returned for them *inside the cell's whole batch*, and
-    ``grad_floor`` their expected gradient floor (which pixels' signs round-off can flip).
+    ``grad_floor`` their expected gradient floor (which pixels' signs round-off can flip; only a
+    deterministic spec's batch check reads it). ``zero``: the eps = 0 check of the same library and
+    samples made for another eps of an attack whose call at eps = 0 does not depend on the cell's eps
+    (FGSM: its parameters hold no step that scales with eps), reused instead of calling again.
 
     Cheaper than :func:`check_all`, which makes its own whole-batch calls: the cell's call is one of
     the two compared. A deterministic spec costs two calls on these samples — eps = 0, and the samples
@@ -158,13 +162,15 @@ def on_cell(
     same points also shows the call repeatable) — and a seeded one three: eps = 0 and the same call
     twice (another batch draws other starts, so it cannot be compared with the cell's).
     """
-    checks = [zero_budget(adapter, model, x, y, spec)]
+    checks = [zero if zero is not None else zero_budget(adapter, model, x, y, spec)]
     if spec.seeded:
         return [
             *checks,
             repeatable(adapter, model, x, y, spec),
             batch_independent(adapter, model, x, y, spec),  # says why it cannot run
         ]
+    if grad_floor is None:
+        raise ValueError("a deterministic spec's batch check needs the samples' gradient floor")
     independent = _reordered(adapter, model, x, y, spec, Expectation(x_adv, grad_floor, exact=True))
     why = (
         "an attack is a function of its inputs and seed: a second identical call must return the same points"

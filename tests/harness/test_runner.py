@@ -121,6 +121,34 @@ def test_reference_fgsm_pays_one_gradient_for_the_whole_grid(
     assert (per_cell.loc["art"]["backward_passes"] == 1.0).all()
 
 
+def test_fgsm_checks_eps_0_once_per_library_for_the_whole_grid(
+    trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FGSM's call at eps = 0 does not depend on the cell's eps: one per library, recorded in every cell."""
+    import json
+
+    from advparity.adapters import invariants
+
+    calls: list[str] = []
+    real = invariants.zero_budget
+
+    def counted(adapter, model, x, y, spec):  # type: ignore[no-untyped-def]
+        calls.append(adapter.name)
+        return real(adapter, model, x, y, spec)
+
+    monkeypatch.setattr(invariants, "zero_budget", counted)
+    checkpoint, root = trained
+    libraries = ("reference", "torchattacks", "foolbox")
+    run(_request(checkpoint, root, tmp_path / "run", attacks=("fgsm",), libraries=libraries), progress=False)
+    assert sorted(calls) == sorted(libraries)
+    results = RunStore(tmp_path / "run").read_results()
+    per_cell = results.groupby(["library", "eps"])["invariants"].first()
+    assert len(per_cell) == 3 * len(libraries)
+    for recorded in per_cell:
+        zero = next(c for c in json.loads(recorded)["checks"] if c["name"] == invariants.ZERO_BUDGET)
+        assert zero["passed"] is True, zero
+
+
 def test_test_images_are_a_fixed_class_mixed_subset(trained: tuple[Path, Path]) -> None:
     checkpoint, _ = trained
     split = load_split(checkpoint.parent / "split.csv")
