@@ -380,4 +380,6 @@ def _print_run(summary: RunSummary) -> None:
             for label, (attack, check) in summary.seconds_by_attack.items()
         ]
         print("checking each attack's x_adv costs, per attack: " + ", ".join(costs))
+    if summary.guaranteed:
+        print(summary.guaranteed)
     print(f"results: {summary.run_dir}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from advparity import adapters
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GUARANTEED_FILE", "Row", "Variant", "results", "update", "variants", "write"]
+__all__ = ["GUARANTEED_FILE", "Row", "Variant", "results", "summary", "update", "variants", "write"]
 
 
 @dataclass(frozen=True)
@@ -165,18 +164,21 @@ def update(model: torch.nn.Module, x: torch.Tensor, cells: Sequence[Cell], run_d
     plan = _plan(chosen, len(x))
     path = Path(run_dir) / GUARANTEED_FILE
     if recorded_plan(path) == plan:
-        log.info("guaranteed-adversarial test: kept %s (same images, attacks and libraries)", path)
         return None
-    started = time.perf_counter()
     calls = sum(len(v.libraries) for v in chosen)
     log.info("guaranteed-adversarial test: up to %d library attacks on %d images", calls, len(x))
     rows = [row for v in chosen for row in results(model, x, [v.spec], v.libraries)]
     write(rows, path, plan)
-    weak = sorted({f"{r.library} {r.attack_label}" for r in rows if r.weak})
-    log.info(
-        "guaranteed-adversarial test: %d library attacks in %.0f s; weak: %s",
-        len(rows),
-        time.perf_counter() - started,
-        ", ".join(weak) or "none",
-    )
     return rows
+
+
+def summary(rows: Sequence[Row] | None, seconds: float) -> str:
+    """The line ``run`` prints: the rows ``update`` computed, or None where it kept the record."""
+    if rows is None:
+        return f"guaranteed-adversarial test: kept {GUARANTEED_FILE} (the same images, attacks and libraries)"
+    weak = sorted({f"{r.library} {r.attack_label}" for r in rows if r.weak})
+    samples = max((r.samples for r in rows), default=0)
+    return (
+        f"guaranteed-adversarial test: {len(rows)} library attacks on {samples} images in {seconds:.0f} s; "
+        f"weak: {', '.join(weak) or 'none'}"
+    )

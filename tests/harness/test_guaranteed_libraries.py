@@ -4,13 +4,14 @@ two-class model cannot take is left out."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 from advparity.adapters import AttackSpec, runnable
-from advparity.harness.guaranteed import results, update, variants, write
+from advparity.harness.guaranteed import results, summary, update, variants, write
 from advparity.harness.store import Cell
 from support.small_nets import synthetic_batch
 from torch import nn
@@ -61,8 +62,10 @@ def test_a_library_that_returns_x_is_weak(mlp: nn.Module, monkeypatch: pytest.Mo
 
 def test_the_smoke_demo_runs_it_and_reports_every_library(smoke_demo: tuple[Path, str]) -> None:
     """CI's small case: the smoke preset's 4 images, each attack variant at its largest eps."""
-    demo, _ = smoke_demo
+    demo, printed = smoke_demo
     rows = json.loads((demo / "run" / "guaranteed.json").read_text())["rows"]
+    assert f"guaranteed-adversarial test: {len(rows)} library attacks on 4 images in " in printed
+    assert "; weak: none" in printed
     assert {r["library"] for r in rows} == {"reference", "art", "torchattacks", "foolbox"}
     assert {r["attack_label"] for r in rows} == {"FGSM", "PGD-3", "APGD-CE-10"}
     assert all(r["samples"] == 4 and r["certified"] == 4 and not r["weak"] for r in rows), rows
@@ -73,8 +76,6 @@ def test_the_smoke_demo_runs_it_and_reports_every_library(smoke_demo: tuple[Path
 
 @pytest.mark.parametrize("value", [-1, True])
 def test_a_bad_sample_count_is_refused(value: object) -> None:
-    import dataclasses
-
     from advparity.harness.config import load_preset
 
     with pytest.raises(ValueError, match="guaranteed_samples"):
@@ -110,11 +111,16 @@ def test_a_resumed_run_keeps_the_record_unless_its_plan_changed(mlp: nn.Module, 
     assert fewer is not None and {r.samples for r in fewer} == {2}
     path.write_text("{not json")  # a damaged record is redone, not trusted
     assert update(mlp, x[:2], _cells(("reference", "torchattacks")), tmp_path) is not None
+    assert summary(None, 0.0) == (
+        "guaranteed-adversarial test: kept guaranteed.json (the same images, attacks and libraries)"
+    )
+    weak = [dataclasses.replace(r, missed=(1,)) if r.library == "torchattacks" else r for r in fewer]
+    assert summary(weak, 2.4).endswith(
+        "library attacks on 2 images in 2 s; weak: torchattacks FGSM, torchattacks PGD-3"
+    )
 
 
 def test_it_changes_no_cell_so_it_leaves_the_config_hash_alone() -> None:
-    import dataclasses
-
     from advparity.harness.config import load_preset
 
     attack = load_preset("smoke").attack
