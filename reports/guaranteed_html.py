@@ -15,10 +15,10 @@ from advparity.reports.schema import eps_label, library_label
 GUARANTEED_FILE = "guaranteed.json"
 
 _EXPLANATION = (
-    "The model's features with a new two-class readout, fitted on each test image, points inside half its "
-    "budget (class 0) and one point on its budget's boundary (class 1), so that an adversarial example within "
-    "eps provably exists: the boundary point, verified by the binarized model's own forward pass (the "
-    "certificate). Every library's attack, given each image with label 0, must find one (class 1, within eps "
+    "The model's features with a new two-class readout, one for all the images: each image and points "
+    "inside half its budget are class 0, one point on its budget's boundary class 1, so that an adversarial "
+    "example within eps provably exists: the boundary point, verified by the binarized model's own forward "
+    "pass (the certificate). Every library's attack, given each image with label 0, must find one (class 1, within eps "
     "and [0, 1]). A miss is <b>weak</b>: a sanity flag, not a verdict — an attack can agree with the reference "
     "and still be weak, the reference included. After Zimmermann, Brendel, Tramèr and Carlini, "
     "<i>Increasing Confidence in Adversarial Robustness Evaluations</i> (NeurIPS 2022)."
