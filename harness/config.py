@@ -213,6 +213,12 @@ def _parse_attack_grids(values: object) -> tuple[AttackGrid, ...]:
 INVARIANT_SAMPLES = 2
 
 
+def _check_sample_count(key: str, value: int, zero_means: str) -> None:
+    """``ValueError`` unless ``value`` is >= 0; a bool is refused (TOML's true is not a count)."""
+    if isinstance(value, bool) or value < 0:
+        raise ValueError(f"expected {key} >= 0 (0 = {zero_means}), got {value!r}")
+
+
 @dataclass(frozen=True)
 class AttackConfig:
     """The attack grid: every library x attack x eps (x seed) cell of a run.
@@ -291,14 +297,8 @@ class AttackConfig:
             raise ValueError(f"expected test_limit >= 0 (0 = all), got {self.test_limit}")
         if self.batch_size < 1:
             raise ValueError(f"expected batch_size >= 1, got {self.batch_size}")
-        if isinstance(self.guaranteed_samples, bool) or self.guaranteed_samples < 0:
-            raise ValueError(
-                f"expected guaranteed_samples >= 0 (0 = no guaranteed-adversarial test), got {self.guaranteed_samples!r}"
-            )
-        if isinstance(self.invariant_samples, bool) or self.invariant_samples < 0:
-            raise ValueError(
-                f"expected invariant_samples >= 0 (0 = no invariant checks), got {self.invariant_samples!r}"
-            )
+        _check_sample_count("guaranteed_samples", self.guaranteed_samples, "no guaranteed-adversarial test")
+        _check_sample_count("invariant_samples", self.invariant_samples, "no invariant checks")
 
     @property
     def alpha_fraction(self) -> float:

@@ -51,14 +51,22 @@ class Row:
         return bool(self.missed) or bool(self.note)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One attack variant of a run at its largest eps (seed 0), with the libraries that run it."""
+
+    spec: AttackSpec
+    libraries: tuple[str, ...]
+
+
 def results(
     model: torch.nn.Module,
     x: torch.Tensor,
-    specs: Sequence[AttackSpec],
-    libraries: Sequence[str],
+    variants: Sequence[Variant],
     samples: Sequence[int] | None = None,
 ) -> list[Row]:
-    """Each library of ``libraries`` that offers a spec of ``specs`` on the binarized ``model`` for ``x``.
+    """Each variant's spec, by each of its libraries that offers it, on the binarized ``model`` for
+    ``x``: one binarized model per (norm, eps), shared by the variants that have it.
 
     A spec that cannot attack a two-class model (APGD-DLR, APGD-T, targets listed per class of the
     original: their definitions say so) is left out with one log line. A targeted attack is given class 1
@@ -67,7 +75,8 @@ def results(
     names = list(samples) if samples is not None else list(range(len(x)))
     rows = []
     binarized = {}
-    for spec in specs:
+    for variant in variants:
+        spec = variant.spec
         try:
             spec.definition.check_classes(spec.params, 2)
         except ValueError as err:
@@ -78,7 +87,7 @@ def results(
             binarized[key] = binarize(model, x, spec.eps, spec.norm)
         test = binarized[key]
         y = 1 - test.labels if targeted_of(spec.params) else test.labels
-        for library in libraries:
+        for library in variant.libraries:
             adapter = adapters.get(library)
             if not adapter.declaration.accepts(spec):
                 continue
@@ -107,14 +116,6 @@ def results(
                 )
             )
     return rows
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One attack variant of a run at its largest eps (seed 0), with the libraries that run it."""
-
-    spec: AttackSpec
-    libraries: tuple[str, ...]
 
 
 def variants(cells: Sequence[Cell]) -> list[Variant]:
@@ -167,7 +168,7 @@ def update(model: torch.nn.Module, x: torch.Tensor, cells: Sequence[Cell], run_d
         return None
     calls = sum(len(v.libraries) for v in chosen)
     log.info("guaranteed-adversarial test: up to %d library attacks on %d images", calls, len(x))
-    rows = [row for v in chosen for row in results(model, x, [v.spec], v.libraries)]
+    rows = results(model, x, chosen)
     write(rows, path, plan)
     return rows
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from advparity.adapters import AttackSpec, runnable
-from advparity.harness.guaranteed import results, summary, update, variants, write
+from advparity.harness.guaranteed import Variant, results, summary, update, variants, write
 from advparity.harness.store import Cell
 from support.small_nets import synthetic_batch
 from torch import nn
@@ -32,7 +32,7 @@ def test_every_library_passes_on_a_small_network(mlp: nn.Module, tmp_path: Path)
         AttackSpec("pgd", EPS, steps=10, random_start=True, seed=0),
         AttackSpec("apgd", EPS, steps=10, loss="dlr"),  # DLR needs 3 classes: left out
     ]
-    rows = results(mlp, x, specs, runnable(), samples=[10, 11, 12, 13])
+    rows = results(mlp, x, [Variant(s, tuple(runnable())) for s in specs], samples=[10, 11, 12, 13])
     assert {r.attack for r in rows} == {"fgsm", "pgd"}
     assert {r.library for r in rows} >= {"reference", "art", "torchattacks", "foolbox"}
     for row in rows:
@@ -44,7 +44,7 @@ def test_every_library_passes_on_a_small_network(mlp: nn.Module, tmp_path: Path)
 def test_a_targeted_attack_is_sent_to_the_other_class(mlp: nn.Module) -> None:
     x, _ = synthetic_batch(4, seed=5)
     spec = AttackSpec("pgd", EPS, steps=10, random_start=True, seed=0, targeted="least-likely")
-    rows = results(mlp, x, [spec], ["reference", "torchattacks", "art"])
+    rows = results(mlp, x, [Variant(spec, ("reference", "torchattacks", "art"))])
     assert rows and all((r.certified, r.found, r.weak) == (4, 4, False) for r in rows), rows
 
 
@@ -56,7 +56,8 @@ def test_a_library_that_returns_x_is_weak(mlp: nn.Module, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(torchattacks.FGSM, "forward", forward)
     x, _ = synthetic_batch(4, seed=5)
-    (row,) = results(mlp, x, [AttackSpec("fgsm", EPS)], ["torchattacks"], samples=[10, 11, 12, 13])
+    variant = Variant(AttackSpec("fgsm", EPS), ("torchattacks",))
+    (row,) = results(mlp, x, [variant], samples=[10, 11, 12, 13])
     assert row.weak and row.found == 0 and row.missed == (10, 11, 12, 13)
 
 
@@ -74,12 +75,13 @@ def test_the_smoke_demo_runs_it_and_reports_every_library(smoke_demo: tuple[Path
     assert f"every one of the {len(rows)} library attacks found every certified sample" in report
 
 
+@pytest.mark.parametrize("key", ["guaranteed_samples", "invariant_samples"])
 @pytest.mark.parametrize("value", [-1, True])
-def test_a_bad_sample_count_is_refused(value: object) -> None:
+def test_a_bad_sample_count_is_refused(key: str, value: object) -> None:
     from advparity.harness.config import load_preset
 
-    with pytest.raises(ValueError, match="guaranteed_samples"):
-        dataclasses.replace(load_preset("smoke").attack, guaranteed_samples=value)
+    with pytest.raises(ValueError, match=f"expected {key} >= 0"):
+        dataclasses.replace(load_preset("smoke").attack, **{key: value})
 
 
 def _cells(libraries: tuple[str, ...]) -> list[Cell]:
@@ -97,6 +99,28 @@ def test_each_variant_runs_at_its_largest_eps_with_its_libraries() -> None:
         ("fgsm", EPS, 0, ("reference", "art")),
         ("pgd", EPS / 2, 0, ("reference", "art")),
     ]
+
+
+def test_variants_at_one_budget_share_one_binarized_model(
+    mlp: nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advparity.harness import guaranteed
+
+    built: list[tuple[str, float]] = []
+    real = guaranteed.binarize
+
+    def counted(model, x, eps, norm):  # type: ignore[no-untyped-def]
+        built.append((norm, eps))
+        return real(model, x, eps, norm)
+
+    monkeypatch.setattr(guaranteed, "binarize", counted)
+    x, _ = synthetic_batch(3, seed=5)
+    both = [
+        Variant(AttackSpec("fgsm", EPS), ("reference",)),
+        Variant(AttackSpec("pgd", EPS, steps=3, random_start=True), ("reference",)),
+    ]
+    assert len(results(mlp, x, both)) == 2
+    assert built == [("linf", EPS)]
 
 
 def test_a_resumed_run_keeps_the_record_unless_its_plan_changed(mlp: nn.Module, tmp_path: Path) -> None:
